@@ -1,0 +1,116 @@
+"""One typed settings object, read once at each entry point from DIALQ_* and dialq.toml."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_ACCOUNT = "default"
+SYMBL_BASE_URL = "https://api.symbl.ai"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "dialq"
+
+
+class Account(BaseModel):
+    """One Symbl account: its credentials, where it lives, and how many live calls it allows."""
+
+    app_id: str = ""
+    app_secret: SecretStr = SecretStr("")
+    base_url: str = SYMBL_BASE_URL
+    max_concurrent_calls: int = Field(default=5, ge=1, le=10_000)
+
+
+class Settings(BaseSettings):
+    """Everything dialq reads from its environment. Units are in the names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DIALQ_",
+        env_nested_delimiter="__",
+        toml_file="dialq.toml",
+        extra="ignore",
+    )
+
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    # Empty means a SQLite file in data_dir (see database_url_resolved).
+    database_url: str = ""
+
+    # The default account, spelled flat because that is what most deployments need.
+    symbl_base_url: str = SYMBL_BASE_URL
+    symbl_app_id: str = ""
+    symbl_app_secret: SecretStr = SecretStr("")
+    max_concurrent_calls: int = Field(default=5, ge=1, le=10_000)
+    # Further accounts by name, e.g. DIALQ_ACCOUNTS='{"sales": {"app_id": ..., ...}}'.
+    accounts: dict[str, Account] = Field(default_factory=dict)
+
+    # Symbl only dials US/Canada numbers today; widen when that changes.
+    allowed_country_codes: list[int] = Field(default_factory=lambda: [1])
+
+    http_connect_timeout_s: float = Field(default=5.0, gt=0)
+    # A start request can take a while: Symbl dials in before it answers.
+    http_read_timeout_s: float = Field(default=30.0, gt=0)
+    # Tokens are renewed this long before they expire, so no request races the expiry.
+    token_renew_margin_s: float = Field(default=300.0, ge=0)
+
+    # Failures (5xx, errors before sending) retried this many times, then the call fails.
+    failure_retry_budget: int = Field(default=5, ge=0, le=50)
+    backoff_base_s: float = Field(default=2.0, gt=0)
+    backoff_max_s: float = Field(default=60.0, gt=0, le=60)
+    # 429 re-dispatch: short, jittered, never longer than a broker countdown may be.
+    capacity_retry_s: float = Field(default=5.0, gt=0, le=60)
+    # A call still not started this long after it became due fails with reason 'deadline'.
+    dial_deadline_s: float = Field(default=3600.0, gt=0)
+    default_max_duration_s: int = Field(default=3600, ge=10, le=4 * 3600)
+
+    # What to do with a call whose start request's outcome could not be known.
+    unknown_policy: Literal["alert", "redial"] = "alert"
+
+    # Redis visibility timeout: longer than any countdown we ever set (cap 60 s) plus a dial.
+    broker_visibility_timeout_s: int = Field(default=3600, ge=120)
+
+    @model_validator(mode="after")
+    def _default_account_is_known(self) -> Settings:
+        if DEFAULT_ACCOUNT not in self.accounts:
+            self.accounts[DEFAULT_ACCOUNT] = Account(
+                app_id=self.symbl_app_id,
+                app_secret=self.symbl_app_secret,
+                base_url=self.symbl_base_url,
+                max_concurrent_calls=self.max_concurrent_calls,
+            )
+        return self
+
+    @property
+    def database_url_resolved(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'dialq.db'}"
+
+    def account(self, name: str) -> Account:
+        try:
+            return self.accounts[name]
+        except KeyError:
+            raise KeyError(f"unknown account {name!r}; known: {sorted(self.accounts)}") from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments beat the environment, which beats dialq.toml.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
