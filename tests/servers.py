@@ -22,7 +22,7 @@ def missing_server(what: str) -> None:
 @contextmanager
 def private_pg_schema() -> Iterator[str]:
     """A fresh PostgreSQL schema for one test run; yields a SQLAlchemy URL bound to it."""
-    import psycopg  # noqa: PLC0415
+    import psycopg
 
     schema = f"dialq_test_{uuid.uuid4().hex[:12]}"
     try:

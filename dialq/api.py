@@ -1,0 +1,58 @@
+"""The Python API for producers: `enqueue_call(request)`."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from dialq.calls import CallHandle
+from dialq.config import Settings
+from dialq.models import CallRequest, parse_call_request
+
+if TYPE_CHECKING:
+    from dialq.runtime import Runtime
+
+_lock = threading.Lock()
+_runtimes: dict[str, Runtime] = {}
+
+
+def _key(settings: Settings) -> str:
+    # Equal settings share one runtime (pools, token cache). Hashed: the key holds secrets.
+    parts = [settings.broker_url, settings.database_url_resolved]
+    for name, account in sorted(settings.accounts.items()):
+        parts += [name, account.base_url, account.app_id, account.app_secret.get_secret_value()]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def producer_runtime(settings: Settings | None = None) -> Runtime:
+    """The process-wide runtime for these settings (default: from the environment)."""
+    from dialq.tasks import runtime_for
+    from dialq.worker import create_app
+
+    settings = settings or Settings()
+    key = _key(settings)
+    with _lock:
+        runtime = _runtimes.get(key)
+        if runtime is None:
+            runtime = runtime_for(create_app(settings))
+            _runtimes[key] = runtime
+    return runtime
+
+
+def enqueue_call(
+    request: CallRequest | Mapping[str, Any], *, settings: Settings | None = None
+) -> CallHandle:
+    """Record a call (queued) and publish its dial message; returns its handle.
+
+    A mapping is validated exactly as the by-name task payload is, and an invalid one raises
+    `InvalidCallRequest` naming the field, with nothing written or published. An
+    `idempotency_key` already used returns the existing call and places nothing new.
+    """
+    runtime = producer_runtime(settings)
+    if not isinstance(request, CallRequest):
+        request = parse_call_request(
+            request, allowed_country_codes=runtime.settings.allowed_country_codes
+        )
+    return runtime.service.enqueue(request)

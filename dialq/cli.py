@@ -1,0 +1,234 @@
+"""The `dialq` command.
+
+Exit codes: 0 success, 2 invalid input (the field is named on stderr), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dialq import names
+from dialq.config import Settings
+from dialq.durations import parse_duration
+from dialq.models import FieldError, InvalidCallRequest
+from dialq.sandbox.cli import sandbox_command
+from dialq.store import Database
+from dialq.store import calls_repo as repo
+from dialq.views import call_detail, call_summary
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(db_app, name="db")
+app.command("sandbox", help="Run the local Symbl API sandbox.")(sandbox_command)
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_INVALID = 2
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _database(settings: Settings) -> Database:
+    db = Database(settings.database_url_resolved)
+    if settings.auto_migrate:
+        db.upgrade()
+    return db
+
+
+@app.command()
+def call(
+    target: Annotated[str, typer.Argument(help="Phone number (E.164 or national) or sip: URI.")],
+    name: Annotated[str | None, typer.Option(help="Session name shown in Symbl.")] = None,
+    email: Annotated[list[str] | None, typer.Option(help="Summary e-mail recipient.")] = None,
+    dtmf: Annotated[
+        str | None, typer.Option(help="Keys to send once connected (0-9 * # ,).")
+    ] = None,
+    max_duration: Annotated[str | None, typer.Option(help="e.g. 30m, 1h30m.")] = None,
+    language: Annotated[str | None, typer.Option(help="e.g. en-US.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA zone, e.g. America/New_York.")] = None,
+    account: Annotated[str, typer.Option(help="Symbl account name.")] = "default",
+    priority: Annotated[int, typer.Option(help="0-9, higher dials sooner.")] = 5,
+    callback_url: Annotated[str | None, typer.Option(help="Webhook for state changes.")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Same key, same call.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Enqueue a call."""
+    from dialq.api import enqueue_call
+
+    payload: dict[str, Any] = {
+        "account": account,
+        "priority": priority,
+        "summary_emails": email or [],
+    }
+    payload["sip_uri" if target.lower().startswith(("sip:", "sips:")) else "phone_number"] = target
+    optional = {
+        "session_name": name,
+        "dtmf": dtmf,
+        "timezone": timezone,
+        "callback_url": callback_url,
+        "idempotency_key": idempotency_key,
+    }
+    payload.update({key: value for key, value in optional.items() if value is not None})
+    if language:
+        payload["languages"] = [language]
+    if max_duration:
+        try:
+            payload["max_duration_s"] = parse_duration(max_duration)
+        except ValueError as error:
+            raise InvalidCallRequest([FieldError("max_duration_s", str(error))]) from None
+    handle = enqueue_call(payload, settings=Settings())
+    result = {"id": handle.id, "status": handle.status, "created": handle.created}
+    if as_json:
+        _print_json(result)
+    else:
+        verb = "queued" if handle.created else "already exists (same idempotency key)"
+        out.print(f"call [bold]{handle.id}[/] {verb}: {handle.status}")
+
+
+@app.command("calls")
+def list_calls(
+    status: Annotated[str | None, typer.Option(help="Only calls in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List recent calls, newest first."""
+    db = _database(Settings())
+    with db.sessions() as session:
+        rows = [call_summary(c) for c in repo.list_calls(session, status=status, limit=limit)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "status", "target", "conversation", "attempts", "429s", "reason")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["status"],
+            _masked(row),
+            row["conversation_id"] or "",
+            str(row["start_attempts"]),
+            str(row["capacity_waits"]),
+            row["reason"] or "",
+        )
+    out.print(table)
+
+
+def _masked(row: dict[str, Any]) -> str:
+    from dialq.models import mask_phone
+
+    return mask_phone(row["phone_number"]) if row["phone_number"] else str(row["sip_uri"] or "")
+
+
+@app.command()
+def show(
+    call_id: Annotated[str, typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show a call, its HTTP attempts, and its state changes as a timeline."""
+    db = _database(Settings())
+    with db.sessions() as session:
+        found = repo.get_call(session, call_id)
+        if found is None:
+            err.print(f"no call {call_id}")
+            raise typer.Exit(1)
+        detail = call_detail(found)
+    if as_json:
+        _print_json(detail)
+        return
+    _print_detail(detail)
+
+
+def _print_detail(detail: dict[str, Any]) -> None:
+    out.print(f"[bold]{detail['id']}[/]  {detail['status']}  {detail['reason'] or ''}")
+    for key in ("phone_number", "sip_uri", "conversation_id", "connection_id", "event_url"):
+        if detail[key]:
+            out.print(f"  {key}: {detail[key]}")
+    timeline = Table("#", "at", "state", "detail", title="timeline")
+    for event in detail["events"]:
+        timeline.add_row(str(event["seq"]), event["at"], event["to"], event["detail"] or "")
+    out.print(timeline)
+    attempts = Table("operation", "at", "status", "ms", "error", title="HTTP attempts")
+    for attempt in detail["attempts"]:
+        attempts.add_row(
+            attempt["operation"],
+            attempt["started_at"],
+            str(attempt["status_code"] or "-"),
+            str(attempt["latency_ms"]),
+            attempt["error"] or "",
+        )
+    out.print(attempts)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the newest version."""
+    settings = Settings()
+    Database(settings.database_url_resolved).upgrade()
+    out.print("database is up to date")
+
+
+def _exec_celery(*args: str) -> None:
+    # Replace this process: signals (SIGTERM from a supervisor) reach Celery directly.
+    argv = [sys.executable, "-m", "celery", "-A", "dialq.worker", *args]
+    os.execv(sys.executable, argv)  # noqa: S606  (argv is ours, no shell involved)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(ctx: typer.Context) -> None:
+    """Run a worker on every dialq queue (extra arguments go to `celery worker`)."""
+    _exec_celery("worker", "-Q", ",".join(names.ALL_QUEUES), "--loglevel", "INFO", *ctx.args)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def beat(ctx: typer.Context) -> None:
+    """Run Celery beat (it only ticks idempotent dispatchers)."""
+    _exec_celery("beat", "--loglevel", "INFO", *ctx.args)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def flower(ctx: typer.Context) -> None:
+    """Run Flower, the Celery monitor."""
+    _exec_celery("flower", *ctx.args)
+
+
+@app.command()
+def demo(
+    calls: Annotated[int, typer.Option(min=1, max=200, help="How many calls to place.")] = 12,
+    limit: Annotated[int, typer.Option(min=1, help="The sandbox's concurrent-call limit.")] = 3,
+) -> None:
+    """Start a private Redis, the sandbox, a worker and beat; place calls; watch them live."""
+    from dialq.demo import run_demo
+
+    raise typer.Exit(run_demo(calls=calls, limit=limit))
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except InvalidCallRequest as error:
+        err.print(f"invalid input: {error}", highlight=False)
+        sys.exit(EXIT_INVALID)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(1)
+    except Exception as error:  # click usage errors carry their own exit code (2)
+        exit_code = getattr(error, "exit_code", None)
+        if exit_code is not None and hasattr(error, "show"):
+            error.show()
+            sys.exit(exit_code)
+        err.print(f"error: {type(error).__name__}: {error}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

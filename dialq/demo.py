@@ -1,0 +1,214 @@
+"""`dialq demo`: a private Redis, SQLite, the sandbox, a worker and beat, placing real calls."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from dialq import names
+from dialq.api import enqueue_call
+from dialq.config import Settings
+from dialq.models import InvalidCallRequest, mask_phone
+from dialq.redis_server import PrivateRedis
+from dialq.sandbox import SandboxConfig, start_sandbox
+from dialq.store import Database
+from dialq.store import calls_repo as repo
+from dialq.views import call_summary
+
+# Fictional-range North American numbers (555-01xx): valid in form, reach nobody.
+DEMO_TARGETS = [f"+1 415 555 01{n:02d}" for n in range(10, 99)]
+SETTLED = {"connected", "completed", "failed", "canceled", "unknown"}
+STYLE = {"queued": "white", "waiting": "yellow", "dialing": "cyan", "connected": "green"}
+TIMEOUT_S = 180.0
+
+console = Console()
+
+
+@contextmanager
+def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as sink:
+        process = subprocess.Popen(args, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _environment(
+    redis_url: str, sandbox_url: str, workdir: Path, secret: str, limit: int
+) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DIALQ_BROKER_URL": redis_url,
+            "DIALQ_DATA_DIR": str(workdir),
+            "DIALQ_DATABASE_URL": f"sqlite:///{workdir / 'dialq.db'}",
+            "DIALQ_SYMBL_BASE_URL": sandbox_url,
+            "DIALQ_SYMBL_APP_ID": "demo-app",
+            "DIALQ_SYMBL_APP_SECRET": secret,
+            "DIALQ_MAX_CONCURRENT_CALLS": str(limit),
+            # Short waits so the demo shows a full account draining within a minute.
+            "DIALQ_CAPACITY_RETRY_S": "2",
+        }
+    )
+    return env
+
+
+def run_demo(*, calls: int = 12, limit: int = 3) -> int:
+    secret = secrets.token_urlsafe(24)
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dialq-demo-")))
+        console.print(
+            "[bold]dialq demo[/]: starting a private Redis, the Symbl sandbox, a worker and beat"
+        )
+        redis = PrivateRedis().start()
+        stack.callback(redis.stop)
+        sandbox = start_sandbox(
+            SandboxConfig(
+                app_id="demo-app",
+                app_secret=secret,
+                max_concurrent=limit,
+                call_seconds=(4.0, 9.0),
+                seed=7,
+            ),
+            host="127.0.0.1",
+            port=0,
+        )
+        stack.callback(sandbox.stop)
+        env = _environment(redis.url, sandbox.url, workdir, secret, limit)
+        os.environ.update(env)  # this process produces calls with the same settings
+        settings = Settings()
+        Database(settings.database_url_resolved).upgrade()
+        celery = [sys.executable, "-m", "celery", "-A", "dialq.worker"]
+        stack.enter_context(
+            _process(
+                [
+                    *celery,
+                    "worker",
+                    "-Q",
+                    ",".join(names.ALL_QUEUES),
+                    "-c",
+                    "4",
+                    "--loglevel",
+                    "INFO",
+                ],
+                env,
+                workdir / "worker.log",
+            )
+        )
+        stack.enter_context(
+            _process(
+                [*celery, "beat", "-s", str(workdir / "beat-schedule"), "--loglevel", "INFO"],
+                env,
+                workdir / "beat.log",
+            )
+        )
+        console.print(f"sandbox at {sandbox.url} allows {limit} live calls; placing {calls} calls")
+        _show_rejection(settings)
+        ids = [_enqueue(settings, index) for index in range(calls)]
+        rows = _watch(settings, ids, sandbox)
+        _report(rows, sandbox.control.requests())
+        return 0 if all(row["status"] in SETTLED for row in rows) else 1
+    return 1
+
+
+def _show_rejection(settings: Settings) -> None:
+    try:
+        enqueue_call(
+            {"phone_number": "+44 20 7946 0958", "session_name": "London"}, settings=settings
+        )
+    except InvalidCallRequest as error:
+        console.print(f"[dim]a non-NANP number is refused before anything is queued: {error}[/]")
+
+
+def _enqueue(settings: Settings, index: int) -> str:
+    request: dict[str, Any] = {
+        "phone_number": DEMO_TARGETS[index % len(DEMO_TARGETS)],
+        "session_name": f"Demo call {index + 1}",
+        "idempotency_key": f"demo-{index}",
+        "priority": 9 if index == 0 else 5,
+    }
+    if index % 4 == 1:
+        request["dtmf"] = ",,123456#,,4321#"
+    if index % 5 == 2:
+        request = {
+            "sip_uri": f"sip:room{index}@meet.example.com",
+            "session_name": f"SIP room {index}",
+            "idempotency_key": f"demo-{index}",
+        }
+    return enqueue_call(request, settings=settings).id
+
+
+def _rows(settings: Settings, ids: list[str]) -> list[dict[str, Any]]:
+    db = Database(settings.database_url_resolved)
+    try:
+        with db.sessions() as session:
+            found = [repo.get_call(session, call_id) for call_id in ids]
+            return [call_summary(call) for call in found if call is not None]
+    finally:
+        db.dispose()
+
+
+def _table(rows: list[dict[str, Any]], live_calls: int, limit: int) -> Group:
+    table = Table("#", "target", "status", "attempts", "429s", "conversation", "reason")
+    for index, row in enumerate(rows, start=1):
+        status = row["status"]
+        target = mask_phone(row["phone_number"]) if row["phone_number"] else row["sip_uri"]
+        table.add_row(
+            str(index),
+            target,
+            f"[{STYLE.get(status, 'red')}]{status}[/]",
+            str(row["start_attempts"]),
+            str(row["capacity_waits"]),
+            row["conversation_id"] or "",
+            (row["reason"] or "")[:40],
+        )
+    counts = Counter(row["status"] for row in rows)
+    line = "  ".join(f"{state}: {count}" for state, count in sorted(counts.items()))
+    return Group(table, f"live calls at the sandbox: {live_calls}/{limit}    {line}")
+
+
+def _watch(settings: Settings, ids: list[str], sandbox: Any) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + TIMEOUT_S
+    rows = _rows(settings, ids)
+    limit = settings.max_concurrent_calls
+    with Live(_table(rows, 0, limit), console=console, refresh_per_second=4) as live:
+        while time.monotonic() < deadline:
+            rows = _rows(settings, ids)
+            live.update(_table(rows, sandbox.control.live_count(), limit))
+            if all(row["status"] in SETTLED for row in rows):
+                break
+            time.sleep(0.25)
+    return rows
+
+
+def _report(rows: list[dict[str, Any]], requests: list[dict[str, Any]]) -> None:
+    starts = [r for r in requests if r.get("operation") == "start"]
+    by_status = Counter(r.get("status") for r in starts)
+    connected = sum(1 for row in rows if row["status"] == "connected")
+    console.print(
+        f"\n[bold]{connected}/{len(rows)} calls connected[/]; the sandbox saw {len(starts)} start "
+        f"requests: {by_status.get(201, 0)} x 201, {by_status.get(429, 0)} x 429 "
+        "(429s are capacity signals: the call waits, nothing is lost or dialed twice)."
+    )
+    per_call = Counter(r.get("call_id") for r in starts if r.get("status") == 201)
+    doubled = [call_id for call_id, count in per_call.items() if count > 1]
+    console.print(f"calls started twice: {len(doubled)}")

@@ -1,0 +1,138 @@
+"""Queries on calls: every state change is one conditional UPDATE plus its event row."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from dialq.store.tables import Attempt, Call, CallStatus, Event
+
+
+def add_call(session: Session, call: Call, *, detail: str | None = None) -> Call:
+    """Insert a new call row with its first event (seq 1)."""
+    session.add(call)
+    session.flush()
+    session.add(
+        Event(
+            call_id=call.id,
+            seq=1,
+            at=call.created_at,
+            from_status=None,
+            to_status=call.status,
+            detail=detail,
+        )
+    )
+    return call
+
+
+def get_call(session: Session, call_id: str) -> Call | None:
+    return session.get(Call, call_id)
+
+
+def find_by_idempotency_key(session: Session, key: str) -> Call | None:
+    return session.scalars(select(Call).where(Call.idempotency_key == key)).one_or_none()
+
+
+def transition(
+    session: Session,
+    call_id: str,
+    *,
+    from_: Collection[CallStatus],
+    to: CallStatus,
+    now: datetime,
+    detail: str | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> bool:
+    """Move a call from one of `from_` to `to` in one conditional UPDATE.
+
+    Returns False, changing nothing, when the row is in no state of `from_`: that is how a
+    second delivery of the same message learns that another worker already claimed the call.
+    """
+    result = session.execute(
+        update(Call)
+        .where(Call.id == call_id, Call.status.in_([s.value for s in from_]))
+        .values(status=to.value, updated_at=now, **(values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    # The UPDATE holds the row lock, so no other transition can interleave a sequence number.
+    seq = session.scalar(
+        select(func.coalesce(func.max(Event.seq), 0) + 1).where(Event.call_id == call_id)
+    )
+    previous = next(iter(from_)).value if len(from_) == 1 else None
+    session.add(
+        Event(
+            call_id=call_id,
+            seq=seq,
+            at=now,
+            from_status=previous,
+            to_status=to.value,
+            detail=detail,
+        )
+    )
+    return True
+
+
+def record_attempt(
+    session: Session,
+    call_id: str,
+    *,
+    operation: str,
+    started_at: datetime,
+    status_code: int | None,
+    latency_ms: float,
+    error: str | None,
+) -> None:
+    session.add(
+        Attempt(
+            call_id=call_id,
+            operation=operation,
+            started_at=started_at,
+            status_code=status_code,
+            latency_ms=latency_ms,
+            error=error,
+        )
+    )
+
+
+def list_calls(session: Session, *, status: str | None = None, limit: int = 50) -> list[Call]:
+    query = select(Call).order_by(Call.created_at.desc(), Call.id).limit(limit)
+    if status:
+        query = query.where(Call.status == status)
+    return list(session.scalars(query))
+
+
+def due_for_dispatch(
+    session: Session, *, now: datetime, horizon: datetime, limit: int = 500
+) -> list[tuple[str, datetime | None]]:
+    """Dialable calls due before `horizon` whose latest dial message is missing or stale.
+
+    A message is stale once the moment it was due has passed by more than a sweep interval
+    (`now` is expected to already be shifted back by that grace): it was lost with a crashed
+    producer or worker, or never published because the call was due too far ahead.
+    """
+    query = (
+        select(Call.id, Call.not_before)
+        .where(
+            Call.status.in_([CallStatus.QUEUED.value, CallStatus.WAITING.value]),
+            or_(Call.not_before.is_(None), Call.not_before <= horizon),
+            or_(Call.dispatch_due_at.is_(None), Call.dispatch_due_at < now),
+        )
+        .order_by(Call.priority.desc(), Call.created_at)
+        .limit(limit)
+    )
+    return [(row.id, row.not_before) for row in session.execute(query)]
+
+
+def mark_dispatched(session: Session, call_id: str, due_at: datetime) -> None:
+    session.execute(
+        update(Call)
+        .where(Call.id == call_id)
+        .values(dispatch_due_at=due_at)
+        .execution_options(synchronize_session=False)
+    )

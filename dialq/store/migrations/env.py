@@ -1,0 +1,25 @@
+"""Alembic environment: runs on the connection dialq hands over, or opens one from the URL."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection, create_engine
+
+from dialq.store.tables import Base
+
+config = context.config
+connection = config.attributes.get("connection")
+
+
+def run(conn: Connection) -> None:
+    context.configure(connection=conn, target_metadata=Base.metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if connection is not None:
+    run(connection)
+else:
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    with engine.begin() as conn:
+        run(conn)

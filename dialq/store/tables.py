@@ -1,0 +1,114 @@
+"""The tables: calls (one row per requested call), attempts (one per HTTP attempt), events."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from dialq.store.types import UTCDateTime
+
+
+class CallStatus(enum.StrEnum):
+    QUEUED = "queued"
+    WAITING = "waiting"  # no capacity yet; redialed when a slot frees
+    DIALING = "dialing"  # claimed by a worker; the start request is (about to be) in flight
+    CONNECTED = "connected"
+    STOPPING = "stopping"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    UNKNOWN = "unknown"  # the start request's outcome could not be known
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELED})
+DIALABLE = frozenset({CallStatus.QUEUED, CallStatus.WAITING})
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class Call(Base):
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    account: Mapped[str] = mapped_column(String(64))
+    # The one place a full phone number is kept (personal data: never in tasks or logs).
+    phone_number: Mapped[str | None] = mapped_column(String(32))
+    sip_uri: Mapped[str | None] = mapped_column(String(512))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    max_duration_s: Mapped[int] = mapped_column(Integer)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+
+    not_before: Mapped[datetime | None]
+    deadline_at: Mapped[datetime]
+    # When the latest dial message becomes due; the sweeper republishes rows whose message is stale.
+    dispatch_due_at: Mapped[datetime | None]
+
+    start_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    capacity_waits: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
+
+    conversation_id: Mapped[str | None] = mapped_column(String(64))
+    connection_id: Mapped[str | None] = mapped_column(String(64))
+    event_url: Mapped[str | None] = mapped_column(Text)
+    result_websocket_url: Mapped[str | None] = mapped_column(Text)
+
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    connected_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+
+    attempts: Mapped[list[Attempt]] = relationship(
+        back_populates="call", order_by="Attempt.id", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[Event]] = relationship(
+        back_populates="call", order_by="Event.seq", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_calls_dispatch", "status", "not_before"),)
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    operation: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    call: Mapped[Call] = relationship(back_populates="attempts")
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    # Per-call sequence number: webhooks and the timeline order by it.
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    call: Mapped[Call] = relationship(back_populates="events")
+
+    __table_args__ = (Index("uq_events_call_seq", "call_id", "seq", unique=True),)

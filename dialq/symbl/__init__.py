@@ -1,0 +1,1 @@
+"""The Symbl API client: auth, errors, retry policy, request bodies and endpoints."""

@@ -1,0 +1,90 @@
+"""Thin Celery tasks: unpack ids, call the service, nothing else (style.md habit 1)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery, Task, shared_task
+from celery.worker.request import Request
+
+from dialq import names
+from dialq.config import Settings
+from dialq.models import InvalidCallRequest, parse_call_request
+from dialq.runtime import Runtime
+
+log = logging.getLogger("dialq.tasks")
+_lock = threading.Lock()
+
+
+class CeleryPublisher:
+    """Publishes dial messages by name, carrying only the call id."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def publish_dial(self, call_id: str, countdown_s: float) -> None:
+        self.app.send_task(
+            names.DIAL,
+            args=[call_id],
+            queue=names.QUEUE_DIAL,
+            countdown=countdown_s if countdown_s > 0 else None,
+        )
+
+
+def runtime_for(app: Celery) -> Runtime:
+    """One Runtime per process and app, built on first use (after a prefork fork, if any)."""
+    runtime: Runtime | None = getattr(app, "dialq_runtime", None)
+    if runtime is None:
+        with _lock:
+            runtime = getattr(app, "dialq_runtime", None)
+            if runtime is None:
+                settings: Settings = app.conf.dialq_settings or Settings()
+                runtime = Runtime(settings, CeleryPublisher(app))
+                app.dialq_runtime = runtime
+    return runtime
+
+
+class RedactedRequest(Request):  # type: ignore[misc]
+    """The by-name payload carries a phone number: keep it out of Flower and worker events."""
+
+    @property
+    def argsrepr(self) -> str:
+        return "(...)"
+
+    @property
+    def kwargsrepr(self) -> str:
+        return "{'request': '<redacted>'}"
+
+
+@shared_task(name=names.DIAL, bind=True, ignore_result=True)
+def dial(self: Task, call_id: str) -> str:
+    """Place the call `call_id` (claimed first, so a duplicate delivery does nothing)."""
+    return runtime_for(self.app).service.dial(call_id)
+
+
+@shared_task(name=names.PLACE_CALL, bind=True, ignore_result=True, Request=RedactedRequest)
+def place_call(self: Task, request: dict[str, Any]) -> dict[str, Any]:
+    """Intake for any Celery client: validate the payload like the Python API, then enqueue."""
+    runtime = runtime_for(self.app)
+    if isinstance(request, dict) and not request.get("idempotency_key"):
+        # Redis may deliver this message twice; without a key of the producer's, the message's
+        # own id makes the second delivery find the first call instead of writing another.
+        request = {**request, "idempotency_key": f"celery-task:{self.request.id}"}
+    try:
+        call_request = parse_call_request(
+            request, allowed_country_codes=runtime.settings.allowed_country_codes
+        )
+        handle = runtime.service.enqueue(call_request)
+    except InvalidCallRequest as error:
+        # Nothing is written or dialed; the message names the field and never the number.
+        log.warning("rejected %s payload: %s", names.PLACE_CALL, error)
+        return {"error": str(error)}
+    return {"id": handle.id, "status": handle.status, "created": handle.created}
+
+
+@shared_task(name=names.SWEEP, bind=True, ignore_result=True)
+def sweep(self: Task) -> int:
+    """Beat tick: publish due calls whose dial message is missing or stale."""
+    return runtime_for(self.app).service.sweep()

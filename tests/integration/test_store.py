@@ -1,0 +1,133 @@
+"""The store on SQLite and PostgreSQL: conditional transitions, event sequence, dispatch queries."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from dialq.store import Call, CallStatus, Database
+from dialq.store import calls_repo as repo
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.upgrade()
+    with database.transaction() as session:
+        for table in ("attempts", "events", "calls"):
+            session.execute(text(f"DELETE FROM {table}"))
+    yield database
+    database.dispose()
+
+
+def new_call(call_id: str, **overrides: object) -> Call:
+    fields: dict[str, object] = {
+        "id": call_id,
+        "status": CallStatus.QUEUED.value,
+        "account": "default",
+        "phone_number": "+14155550123",
+        "request": {"phone_number": "+14155550123"},
+        "priority": 5,
+        "max_duration_s": 3600,
+        "deadline_at": T0 + timedelta(hours=1),
+        "start_attempts": 0,
+        "failures": 0,
+        "capacity_waits": 0,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    fields.update(overrides)
+    return Call(**fields)
+
+
+def test_upgrade_twice_is_harmless(db: Database) -> None:
+    db.upgrade()
+    with db.sessions() as session:
+        assert repo.list_calls(session) == []
+
+
+def test_a_transition_from_the_wrong_state_changes_nothing(db: Database) -> None:
+    # given a call that is already dialing
+    with db.transaction() as session:
+        repo.add_call(session, new_call("c1"))
+    with db.transaction() as session:
+        assert repo.transition(
+            session, "c1", from_={CallStatus.QUEUED}, to=CallStatus.DIALING, now=T0
+        )
+    # when a second claim tries the same move
+    with db.transaction() as session:
+        moved = repo.transition(
+            session, "c1", from_={CallStatus.QUEUED}, to=CallStatus.DIALING, now=T0
+        )
+    # then it is refused, and the timeline has one claim
+    assert moved is False
+    with db.sessions() as session:
+        call = repo.get_call(session, "c1")
+        assert call is not None
+        assert [(e.seq, e.to_status) for e in call.events] == [(1, "queued"), (2, "dialing")]
+
+
+def test_concurrent_claims_of_one_call_let_exactly_one_win(db: Database) -> None:
+    with db.transaction() as session:
+        repo.add_call(session, new_call("c2"))
+    wins: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def claim() -> None:
+        barrier.wait()
+        with db.transaction() as session:
+            wins.append(
+                repo.transition(
+                    session, "c2", from_={CallStatus.QUEUED}, to=CallStatus.DIALING, now=T0
+                )
+            )
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_times_come_back_as_aware_utc(db: Database) -> None:
+    local = datetime(2026, 11, 24, 4, 0, tzinfo=UTC).astimezone()
+    with db.transaction() as session:
+        repo.add_call(session, new_call("c3", not_before=local))
+    with db.sessions() as session:
+        call = repo.get_call(session, "c3")
+        assert call is not None
+        assert call.not_before == local
+        assert call.not_before.tzinfo is not None
+
+
+def test_an_idempotency_key_is_unique(db: Database) -> None:
+    with db.transaction() as session:
+        repo.add_call(session, new_call("c4", idempotency_key="k"))
+    with pytest.raises(IntegrityError), db.transaction() as session:
+        repo.add_call(session, new_call("c5", idempotency_key="k"))
+    with db.sessions() as session:
+        found = repo.find_by_idempotency_key(session, "k")
+        assert found is not None
+        assert found.id == "c4"
+
+
+def test_due_for_dispatch_finds_due_calls_without_a_live_message_in_priority_order(
+    db: Database,
+) -> None:
+    with db.transaction() as session:
+        repo.add_call(session, new_call("never-published"))
+        repo.add_call(session, new_call("urgent", priority=9))
+        repo.add_call(session, new_call("fresh-message", dispatch_due_at=T0 + timedelta(seconds=5)))
+        repo.add_call(session, new_call("far-future", not_before=T0 + timedelta(hours=2)))
+        repo.add_call(session, new_call("done", status=CallStatus.CONNECTED.value))
+    with db.sessions() as session:
+        due = repo.due_for_dispatch(session, now=T0, horizon=T0 + timedelta(seconds=10))
+    assert [call_id for call_id, _ in due] == ["urgent", "never-published"]

@@ -1,0 +1,152 @@
+"""A running dialq stack for integration tests: settings, the sandbox, and worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dialq import names
+from dialq.config import Settings
+from dialq.sandbox import RunningSandbox
+from dialq.store import Database
+from dialq.store import calls_repo as repo
+from dialq.views import call_detail
+
+APP_ID = "test-app"
+APP_SECRET = "test-secret-never-logged"
+
+
+def stack_env(
+    redis_url: str, database_url: str, sandbox_url: str, data_dir: Path
+) -> dict[str, str]:
+    """DIALQ_* for fast tests: short waits, short timeouts."""
+    return {
+        "DIALQ_BROKER_URL": redis_url,
+        "DIALQ_DATABASE_URL": database_url,
+        "DIALQ_DATA_DIR": str(data_dir),
+        "DIALQ_SYMBL_BASE_URL": sandbox_url,
+        "DIALQ_SYMBL_APP_ID": APP_ID,
+        "DIALQ_SYMBL_APP_SECRET": APP_SECRET,
+        "DIALQ_CAPACITY_RETRY_S": "0.3",
+        "DIALQ_BACKOFF_BASE_S": "0.2",
+        "DIALQ_BACKOFF_MAX_S": "1",
+        "DIALQ_HTTP_CONNECT_TIMEOUT_S": "2",
+        "DIALQ_HTTP_READ_TIMEOUT_S": "2",
+    }
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    sandbox: RunningSandbox
+    workdir: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            broker_url=self.env["DIALQ_BROKER_URL"],
+            database_url=self.env["DIALQ_DATABASE_URL"],
+            data_dir=Path(self.env["DIALQ_DATA_DIR"]),
+            symbl_base_url=self.env["DIALQ_SYMBL_BASE_URL"],
+            symbl_app_id=APP_ID,
+            symbl_app_secret=APP_SECRET,
+            capacity_retry_s=float(self.env["DIALQ_CAPACITY_RETRY_S"]),
+            backoff_base_s=float(self.env["DIALQ_BACKOFF_BASE_S"]),
+            backoff_max_s=float(self.env["DIALQ_BACKOFF_MAX_S"]),
+            http_connect_timeout_s=2,
+            http_read_timeout_s=float(self.env["DIALQ_HTTP_READ_TIMEOUT_S"]),
+        )
+
+    def process_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DIALQ_")}
+        env.update(self.env)
+        return env
+
+    def start_worker(
+        self, *, concurrency: int = 8, timeout_s: float = 30.0
+    ) -> subprocess.Popen[bytes]:
+        """A real `celery worker` process; returns once it is consuming."""
+        log = self.workdir / f"worker-{len(self.workers)}.log"
+        args = [
+            sys.executable, "-m", "celery", "-A", "dialq.worker", "worker",
+            "-Q", ",".join(names.ALL_QUEUES), "-c", str(concurrency),
+            "--loglevel", "INFO", "-n", f"w{len(self.workers)}@%h", "--without-gossip",
+            "--without-mingle",
+        ]  # fmt: skip
+        sink = log.open("wb")
+        process = subprocess.Popen(
+            args, env=self.process_env(), stdout=sink, stderr=subprocess.STDOUT
+        )
+        sink.close()
+        self.workers.append(process)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited: {log.read_text()[-3000:]}")
+            if b" ready." in log.read_bytes():
+                return process
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready in {timeout_s}s: {log.read_text()[-3000:]}")
+
+    def stop_workers(self) -> None:
+        for process in self.workers:
+            process.terminate()
+        for process in self.workers:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.workers.clear()
+
+    def worker_logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.workdir.glob("worker-*.log")))
+
+    def call(self, call_id: str) -> dict[str, Any]:
+        db = Database(self.env["DIALQ_DATABASE_URL"])
+        try:
+            with db.sessions() as session:
+                found = repo.get_call(session, call_id)
+                assert found is not None, f"no call {call_id}"
+                return call_detail(found)
+        finally:
+            db.dispose()
+
+    def wait_for(self, call_id: str, statuses: set[str], timeout_s: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            detail = self.call(call_id)
+            if detail["status"] in statuses:
+                return detail
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"call stayed {detail['status']}, wanted {statuses}; events {detail['events']}"
+                    f"\n{self.worker_logs()[-4000:]}"
+                )
+            time.sleep(0.1)
+
+    def starts_for(self, call_id: str) -> list[dict[str, Any]]:
+        """Start requests the sandbox received for this call, whatever it answered."""
+        return [
+            r
+            for r in self.sandbox.control.requests()
+            if r.get("operation") == "start" and r.get("call_id") == call_id
+        ]
+
+
+@contextmanager
+def running_stack(env: dict[str, str], sandbox: RunningSandbox, workdir: Path) -> Iterator[Stack]:
+    stack = Stack(env=env, sandbox=sandbox, workdir=workdir)
+    Database(env["DIALQ_DATABASE_URL"]).upgrade()
+    try:
+        yield stack
+    finally:
+        stack.stop_workers()
