@@ -1,0 +1,84 @@
+"""The sandbox's whole state, owned by one event loop: config, tokens, calls, log, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from dialq.sandbox.config import SandboxConfig
+from dialq.sandbox.faults import FaultPlan, RandomFaults
+from dialq.sandbox.requestlog import RequestLog
+from dialq.sandbox.state import CallBook, Clock
+from dialq.sandbox.tokens import TokenIssuer
+from dialq.sandbox.wire import retry_after_value
+
+
+class Sandbox:
+    """Everything a request can see or change.
+
+    Only the server's event loop touches it (the control API included), so no locks are needed
+    and a capacity check and its insert are never interleaved with another request.
+    """
+
+    def __init__(self, config: SandboxConfig, clock: Clock = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.tokens = TokenIssuer(clock)
+        self.book = CallBook(clock, config.seed)
+        self.log = RequestLog(config.request_log_limit)
+        self.faults = FaultPlan()
+        self._arm_configured_faults()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+
+    def reset(self) -> None:
+        """Forget calls, faults and the log; keep the config and every token issued."""
+        self.book = CallBook(self.clock, self.config.seed)
+        self.log.clear(self.config.request_log_limit)
+        self.faults.clear()
+        self._arm_configured_faults()
+
+    def configure(self, changes: dict[str, Any]) -> SandboxConfig:
+        old, new = self.config, self.config.updated(changes)
+        self.config = new
+        if new.seed != old.seed:
+            self.book.reseed(new.seed)
+        if new.request_log_limit != old.request_log_limit:
+            self.log.clear(new.request_log_limit)
+        if new.fault_rates != old.fault_rates or new.seed != old.seed:
+            self._arm_configured_faults()
+        return new
+
+    def capacity_headers(self) -> dict[str, str]:
+        """Retry-After for a capacity 429, only when configured: the real API sends none."""
+        config = self.config
+        if config.retry_after_s is None:
+            return {}
+        if config.retry_after_format == "date":
+            return {"retry-after": retry_after_value(f"date:{config.retry_after_s}", self.clock())}
+        return {"retry-after": retry_after_value(config.retry_after_s)}
+
+    def loop_started(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        if self._stopping is None:
+            self.loop_started()
+        assert self._stopping is not None
+        return self._stopping
+
+    def begin_shutdown(self) -> None:
+        """From any thread: release held replies so the server can finish its requests."""
+        if self._loop is None or self._stopping is None:
+            return
+        # A closed loop raises RuntimeError; then nothing is held any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._stopping.set)
+
+    def _arm_configured_faults(self) -> None:
+        rates = self.config.fault_rates
+        self.faults.random = RandomFaults.parse(self.config.seed, rates) if rates else None
