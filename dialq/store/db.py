@@ -77,7 +77,8 @@ class Database:
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7242917)")
             config = alembic_config(self.url)
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            # "heads": features add migrations on branches of their own; all of them apply.
+            command.upgrade(config, "heads")
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
