@@ -41,6 +41,14 @@ def producer_runtime(settings: Settings | None = None) -> Runtime:
     return runtime
 
 
+def close_runtimes() -> None:
+    """Release every cached runtime's connections (tests, and producers shutting down)."""
+    with _lock:
+        for runtime in _runtimes.values():
+            runtime.close()
+        _runtimes.clear()
+
+
 def enqueue_call(
     request: CallRequest | Mapping[str, Any], *, settings: Settings | None = None
 ) -> CallHandle:

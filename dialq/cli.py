@@ -19,6 +19,7 @@ from dialq.config import Settings
 from dialq.durations import parse_duration
 from dialq.models import FieldError, InvalidCallRequest
 from dialq.sandbox.cli import sandbox_command
+from dialq.schedule_cli import schedule_app
 from dialq.store import Database
 from dialq.store import calls_repo as repo
 from dialq.views import call_detail, call_summary
@@ -27,6 +28,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
 app.command("sandbox", help="Run the local Symbl API sandbox.")(sandbox_command)
+app.add_typer(schedule_app, name="schedule")
 
 out = Console()
 err = Console(stderr=True)
@@ -152,6 +154,8 @@ def _print_detail(detail: dict[str, Any]) -> None:
     for key in ("phone_number", "sip_uri", "conversation_id", "connection_id", "event_url"):
         if detail[key]:
             out.print(f"  {key}: {detail[key]}")
+    if scheduled := detail.get("schedule"):
+        out.print(f"  schedule: {scheduled['name']}, occurrence {scheduled['occurrence_at']}")
     timeline = Table("#", "at", "state", "detail", title="timeline")
     for event in detail["events"]:
         timeline.add_row(str(event["seq"]), event["at"], event["to"], event["detail"] or "")
@@ -213,7 +217,8 @@ def demo(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode Click hands back the code of a `typer.Exit` instead of exiting.
+        code = app(standalone_mode=False)
     except InvalidCallRequest as error:
         err.print(f"invalid input: {error}", highlight=False)
         sys.exit(EXIT_INVALID)
@@ -228,6 +233,7 @@ def main() -> None:
             sys.exit(exit_code)
         err.print(f"error: {type(error).__name__}: {error}", highlight=False)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dialq import names
+from dialq.api import close_runtimes
 from dialq.config import Settings
 from dialq.sandbox import RunningSandbox
 from dialq.store import Database
@@ -145,8 +146,11 @@ class Stack:
 @contextmanager
 def running_stack(env: dict[str, str], sandbox: RunningSandbox, workdir: Path) -> Iterator[Stack]:
     stack = Stack(env=env, sandbox=sandbox, workdir=workdir)
-    Database(env["DIALQ_DATABASE_URL"]).upgrade()
+    db = Database(env["DIALQ_DATABASE_URL"])
+    db.upgrade()
+    db.dispose()
     try:
         yield stack
     finally:
         stack.stop_workers()
+        close_runtimes()

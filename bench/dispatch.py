@@ -1,0 +1,182 @@
+"""Dispatch speed: dialq against a bare Celery task sending the same POST, in the same run.
+
+With free capacity and a sandbox that answers at once, measures for each system:
+- latency: from the producer's enqueue call to the start request arriving at the sandbox
+  (p50, p99), over calls enqueued one at a time;
+- throughput: calls placed per second end to end for a burst (dialq: until every row is
+  `connected` in the database; baseline: until the sandbox answered every start).
+Prints each figure beside the baseline and their ratio; the last line is JSON.
+
+    .venv/bin/python bench/dispatch.py [--latency-calls 100] [--burst 300] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import celery_worker, median, percentile, sandbox_process
+from dialq import names
+from dialq.config import Settings
+from dialq.redis_server import PrivateRedis
+from dialq.sandbox import SandboxControl
+from dialq.store import Database
+from dialq.store import calls_repo as repo
+
+APP_ID, APP_SECRET = "bench-app", "bench-secret"
+NUMBER = "+14155550123"
+BODY = {"operation": "start", "endpoint": {"type": "pstn", "phoneNumber": "14155550123"}}
+
+
+def arrivals(control: SandboxControl) -> dict[str, float]:
+    """call id -> when its (first) start request reached the sandbox."""
+    seen: dict[str, float] = {}
+    for entry in control.requests():
+        if entry.get("operation") == "start" and entry.get("call_id"):
+            seen.setdefault(entry["call_id"], entry["time"])
+    return seen
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark stalled")
+        time.sleep(0.02)
+
+
+def measure(
+    send: Callable[[], str],
+    done: Callable[[list[str]], bool],
+    control: SandboxControl,
+    latency_calls: int,
+    burst: int,
+) -> dict[str, float]:
+    for _ in range(5):  # warm up connections, tokens, imports
+        send()
+    time.sleep(1.0)
+    control.reset()
+    sent_at: dict[str, float] = {}
+    for _ in range(latency_calls):
+        started = time.time()
+        sent_at[send()] = started
+        time.sleep(0.02)
+    wait_until(lambda: len(arrivals(control).keys() & sent_at.keys()) == len(sent_at), 120)
+    seen = arrivals(control)
+    latencies = [seen[call_id] - t for call_id, t in sent_at.items()]
+    control.reset()
+    first = time.time()
+    ids = [send() for _ in range(burst)]
+    wait_until(lambda: done(ids), 300)
+    elapsed = time.time() - first
+    return {
+        "latency_p50_ms": 1000 * median(latencies),
+        "latency_p99_ms": 1000 * percentile(latencies, 0.99),
+        "calls_per_s": burst / elapsed,
+    }
+
+
+def run_baseline(
+    redis_url: str, sandbox_url: str, control: SandboxControl, args: Any, workdir: Path
+) -> dict[str, float]:
+    env = {
+        "BENCH_BROKER_URL": redis_url,
+        "BENCH_SANDBOX_URL": sandbox_url,
+        "BENCH_APP_ID": APP_ID,
+        "BENCH_APP_SECRET": APP_SECRET,
+    }
+    os.environ.update(env)
+    from bench.baseline_tasks import app  # reads BENCH_BROKER_URL at import
+
+    def send() -> str:
+        call_id = str(uuid.uuid4())
+        app.send_task("bench.bare_start", args=[call_id, BODY], queue="bench.baseline")
+        return call_id
+
+    def done(ids: list[str]) -> bool:
+        return len(arrivals(control).keys() & set(ids)) == len(ids)
+
+    with celery_worker(
+        "bench.baseline_tasks", "bench.baseline", env, workdir / "baseline.log", args.concurrency
+    ):
+        return measure(send, done, control, args.latency_calls, args.burst)
+
+
+def run_dialq(
+    redis_url: str, sandbox_url: str, control: SandboxControl, args: Any, workdir: Path
+) -> dict[str, float]:
+    from dialq.api import enqueue_call
+
+    env = {
+        "DIALQ_BROKER_URL": redis_url,
+        "DIALQ_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        "DIALQ_SYMBL_BASE_URL": sandbox_url,
+        "DIALQ_SYMBL_APP_ID": APP_ID,
+        "DIALQ_SYMBL_APP_SECRET": APP_SECRET,
+        "DIALQ_MAX_CONCURRENT_CALLS": "10000",
+    }
+    if args.database_url:
+        env["DIALQ_DATABASE_URL"] = args.database_url
+    os.environ.update(env)
+    settings = Settings()
+    db = Database(settings.database_url_resolved)
+    db.upgrade()
+
+    def send() -> str:
+        return enqueue_call({"phone_number": NUMBER}, settings=settings).id
+
+    def done(ids: list[str]) -> bool:
+        with db.sessions() as session:
+            connected = {c.id for c in repo.list_calls(session, status="connected", limit=100_000)}
+        return connected.issuperset(ids)
+
+    queues = ",".join(names.ALL_QUEUES)
+    with celery_worker("dialq.worker", queues, env, workdir / "dialq.log", args.concurrency):
+        return measure(send, done, control, args.latency_calls, args.burst)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--latency-calls", type=int, default=100)
+    parser.add_argument("--burst", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--database-url", default="", help="default: a SQLite file")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="dialq-bench-"))
+    redis = PrivateRedis().start()
+    try:
+        sandbox_args = [
+            "--max-concurrent",
+            "100000",
+            "--app-id",
+            APP_ID,
+            "--app-secret",
+            APP_SECRET,
+        ]
+        with sandbox_process(*sandbox_args, log=workdir / "sandbox.log") as (url, control):
+            baseline = run_baseline(redis.url, url, control, args, workdir)
+            control.reset()
+            dialq = run_dialq(redis.url, url, control, args, workdir)
+    finally:
+        redis.stop()
+    print(f"{'':28}{'dialq':>12}{'baseline':>12}{'ratio':>10}")
+    for key in ("latency_p50_ms", "latency_p99_ms", "calls_per_s"):
+        ratio = dialq[key] / baseline[key] if baseline[key] else float("nan")
+        print(f"{key:28}{dialq[key]:12.1f}{baseline[key]:12.1f}{ratio:10.2f}")
+    print(json.dumps({"dialq": dialq, "baseline": baseline}))
+
+
+if __name__ == "__main__":
+    main()
