@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dialq.calls import CallHandle
 from dialq.config import Settings
+from dialq.lifecycle import CancelResult
 from dialq.models import CallRequest, parse_call_request
 
 if TYPE_CHECKING:
@@ -20,10 +21,9 @@ _runtimes: dict[str, Runtime] = {}
 
 def _key(settings: Settings) -> str:
     # Equal settings share one runtime (pools, token cache). Hashed: the key holds secrets.
-    parts = [settings.broker_url, settings.database_url_resolved]
-    for name, account in sorted(settings.accounts.items()):
-        parts += [name, account.base_url, account.app_id, account.app_secret.get_secret_value()]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    secrets = [a.app_secret.get_secret_value() for _, a in sorted(settings.accounts.items())]
+    text = settings.model_dump_json() + "\0".join(secrets)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def producer_runtime(settings: Settings | None = None) -> Runtime:
@@ -64,3 +64,9 @@ def enqueue_call(
             request, allowed_country_codes=runtime.settings.allowed_country_codes
         )
     return runtime.service.enqueue(request)
+
+
+def cancel_call(call_id: str, *, settings: Settings | None = None) -> CancelResult:
+    """Cancel a call: a queued or waiting one is never dialed, a live one is stopped, a
+    finished one is left as it is; the result says which."""
+    return producer_runtime(settings).service.cancel(call_id)

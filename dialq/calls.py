@@ -13,26 +13,17 @@ from typing import Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dialq import names
+from dialq.cancel import cancel_call
 from dialq.config import Settings
-from dialq.dispatch import MAX_COUNTDOWN_S, Publisher, capacity_delay_s
-from dialq.models import CallRequest, FieldError, InvalidCallRequest, parse_call_request
+from dialq.dialing import Dial
+from dialq.dispatch import MAX_COUNTDOWN_S, Publisher
+from dialq.lifecycle import CancelResult, Lifecycle
+from dialq.models import CallRequest, FieldError, InvalidCallRequest
 from dialq.store import Call, CallStatus, Database
 from dialq.store import calls_repo as repo
-from dialq.store.tables import DIALABLE
-from dialq.symbl.client import AttemptRecord, StartResult, SymblClient
-from dialq.symbl.errors import (
-    APIStatusError,
-    AuthenticationError,
-    BadRequestError,
-    CapacityError,
-    NotSentError,
-    OutcomeUnknownError,
-    ServerError,
-    SymblError,
-    UnexpectedResponseError,
-)
-from dialq.symbl.payloads import start_body
-from dialq.symbl.retry import backoff_seconds
+from dialq.symbl.client import AttemptRecord, SymblClient
+from dialq.watchdog import run_watchdog
 
 log = logging.getLogger("dialq.calls")
 
@@ -80,11 +71,15 @@ class CallService:
 
     # -- producing ---------------------------------------------------------------------------
 
-    def enqueue(self, request: CallRequest) -> CallHandle:
+    def enqueue(
+        self, request: CallRequest, *, also: Callable[[Session, Call], None] | None = None
+    ) -> CallHandle:
         """Write the call row (queued) and publish its dial message.
 
         The same idempotency key returns the existing call and places nothing new. If the
         broker is down the row stays queued and the sweeper publishes it later (invariant 6).
+        `also` writes more rows in the call's own transaction (a schedule's occurrence), so
+        both are committed or neither is.
         """
         if request.account not in self.settings.accounts:
             raise InvalidCallRequest([FieldError("account", "names no configured account")])
@@ -96,6 +91,8 @@ class CallService:
         try:
             with self.db.transaction() as session:
                 repo.add_call(session, call)
+                if also is not None:
+                    also(session, call)
         except IntegrityError:
             # Lost a race with a concurrent producer using the same idempotency key.
             existing = self._by_key(request.idempotency_key or "")
@@ -103,7 +100,8 @@ class CallService:
                 raise
             return CallHandle(existing.id, existing.status, created=False)
         log.info("call %s queued for %s", call.id, request.masked_target)
-        self._dispatch(call.id, call.not_before)
+        if call.dispatch_due_at is not None:
+            self._publish(call.id, call.dispatch_due_at)
         return CallHandle(call.id, call.status, created=True)
 
     def _by_key(self, key: str) -> Call | None:
@@ -126,6 +124,8 @@ class CallService:
             idempotency_key=request.idempotency_key,
             not_before=request.not_before,
             deadline_at=due + timedelta(seconds=self.settings.dial_deadline_s),
+            # Marked before the publish: if the publish fails, the sweeper finds it stale.
+            dispatch_due_at=self._message_due_at(request.not_before, now),
             start_attempts=0,
             failures=0,
             capacity_waits=0,
@@ -135,19 +135,29 @@ class CallService:
 
     # -- dispatching -------------------------------------------------------------------------
 
-    def _dispatch(self, call_id: str, not_before: datetime | None) -> None:
-        """Publish a dial message now, or with a short countdown; farther out, leave it to sweep."""
-        now = self._clock()
-        delay_s = max(0.0, (not_before - now).total_seconds()) if not_before else 0.0
-        if delay_s > MAX_COUNTDOWN_S:
-            return  # invariant 4: long waits live in the database, not in a broker countdown
+    def _message_due_at(self, not_before: datetime | None, now: datetime) -> datetime | None:
+        """When a dial message published now would run; None when too far out for a countdown."""
+        if not_before is None or not_before <= now:
+            return now
+        if (not_before - now).total_seconds() > MAX_COUNTDOWN_S:
+            return None  # invariant 4: long waits live in the database, not in a broker countdown
+        return not_before
+
+    def _publish(self, call_id: str, due_at: datetime) -> None:
+        delay_s = max(0.0, (due_at - self._clock()).total_seconds())
         try:
             self._publisher.publish_dial(call_id, delay_s)
         except Exception:
             log.warning("could not publish call %s; the sweeper will retry", call_id, exc_info=True)
+
+    def _dispatch(self, call_id: str, not_before: datetime | None) -> None:
+        """Mark, then publish a dial message now or with a short countdown; farther out, wait."""
+        due_at = self._message_due_at(not_before, self._clock())
+        if due_at is None:
             return
         with self.db.transaction() as session:
-            repo.mark_dispatched(session, call_id, now + timedelta(seconds=delay_s))
+            repo.mark_dispatched(session, call_id, due_at)
+        self._publish(call_id, due_at)
 
     def sweep(self, *, grace_s: float = 60.0, horizon_s: float = 10.0) -> int:
         """Publish dialable calls that are due and whose message is missing or stale."""
@@ -170,202 +180,54 @@ class CallService:
         Returns the status the call was left in, or "skipped" when this delivery had nothing
         to do (already claimed, finished, not yet due, or unknown).
         """
-        request = self._claim(call_id)
-        if request is None:
-            return "skipped"
-        client = self._clients(request.account, self._attempt_recorder(call_id))
+        return Dial(self, call_id).run()
+
+    # -- what the lifecycle pieces share ---------------------------------------------------------
+
+    @property
+    def worker_id(self) -> str:
+        return self._worker_id
+
+    @property
+    def rng(self) -> random.Random:
+        return self._rng
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def clients(self, account: str, on_attempt: Callable[[AttemptRecord], None]) -> SymblClient:
+        return self._clients(account, on_attempt)
+
+    def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
+        """Publish a call-id task; a broker failure is logged, and a sweeper catches up later."""
         try:
-            result = client.start(start_body(request), call_id=call_id)
-        except SymblError as error:
-            return self._after_error(call_id, error)
-        except Exception as error:
-            # The request may have gone out: a second call is worse than a call to reconcile.
-            log.exception("call %s: unexpected error while starting", call_id)
-            return self._set_unknown(call_id, f"unexpected error: {type(error).__name__}")
-        return self._connected(call_id, result)
+            self._publisher.publish(task, call_id, countdown_s)
+        except Exception:
+            log.warning("could not publish %s for call %s", task, call_id, exc_info=True)
 
-    def _claim(self, call_id: str) -> CallRequest | None:
-        """Move the call to `dialing` and commit; None when this delivery must not dial."""
-        now = self._clock()
-        with self.db.transaction() as session:
-            call = repo.get_call(session, call_id)
-            if call is None or CallStatus(call.status) not in DIALABLE:
-                return None
-            early = call.not_before if call.not_before and call.not_before > now else None
-            if early is None:
-                return self._claim_due(session, call, now)
-        # Early delivery (clock skew between hosts, or a stale duplicate): come back when due.
-        self._dispatch(call_id, early)
-        return None
+    def publish_dial(self, call_id: str, due_at: datetime) -> None:
+        self._publish(call_id, due_at)
 
-    def _claim_due(self, session: Session, call: Call, now: datetime) -> CallRequest | None:
-        if now >= call.deadline_at:
-            self._fail(session, call, now, "deadline passed before the call could start")
-            return None
-        attempt = call.start_attempts + 1
-        claimed = repo.transition(
-            session,
-            call.id,
-            from_={CallStatus(call.status)},
-            to=CallStatus.DIALING,
-            now=now,
-            detail=f"start attempt {attempt} by {self._worker_id}",
-            values={"start_attempts": attempt, "claimed_by": self._worker_id, "claimed_at": now},
-        )
-        if not claimed:
-            return None
-        try:
-            return parse_call_request(
-                call.request, allowed_country_codes=self.settings.allowed_country_codes
-            )
-        except InvalidCallRequest as error:
-            # Settings narrowed since the call was accepted (e.g. a country removed).
-            reason = f"rejected: {error}"
-            repo.transition(
-                session,
-                call.id,
-                from_={CallStatus.DIALING},
-                to=CallStatus.FAILED,
-                now=now,
-                detail=reason,
-                values={"reason": reason, "ended_at": now},
-            )
-            return None
+    def message_due_at(self, not_before: datetime | None, now: datetime) -> datetime | None:
+        return self._message_due_at(not_before, now)
 
-    def _fail(self, session: Session, call: Call, now: datetime, reason: str) -> None:
-        repo.transition(
-            session,
-            call.id,
-            from_={CallStatus(call.status)},
-            to=CallStatus.FAILED,
-            now=now,
-            detail=reason,
-            values={"reason": reason, "ended_at": now},
-        )
-
-    def _attempt_recorder(self, call_id: str) -> Callable[[AttemptRecord], None]:
-        def record(attempt: AttemptRecord) -> None:
-            with self.db.transaction() as session:
-                repo.record_attempt(
-                    session,
-                    call_id,
-                    operation=attempt.operation,
-                    started_at=attempt.started_at,
-                    status_code=attempt.status,
-                    latency_ms=attempt.latency_ms,
-                    error=attempt.error,
-                )
-
-        return record
-
-    def _connected(self, call_id: str, result: StartResult) -> str:
-        now = self._clock()
-        with self.db.transaction() as session:
-            repo.transition(
-                session,
-                call_id,
-                from_={CallStatus.DIALING},
-                to=CallStatus.CONNECTED,
-                now=now,
-                detail=f"conversation {result.conversation_id}",
-                values={
-                    "conversation_id": result.conversation_id,
-                    "connection_id": result.connection_id,
-                    "event_url": result.event_url,
-                    "result_websocket_url": result.result_websocket_url,
-                    "connected_at": now,
-                    "reason": None,
-                },
-            )
-        log.info("call %s connected: conversation %s", call_id, result.conversation_id)
-        return CallStatus.CONNECTED.value
-
-    def _after_error(self, call_id: str, error: SymblError) -> str:
-        if isinstance(error, CapacityError):
-            return self._wait_for_capacity(call_id, error)
-        if isinstance(error, NotSentError | ServerError):
-            return self._retry_failure(call_id, error)
-        if isinstance(error, OutcomeUnknownError | UnexpectedResponseError):
-            return self._set_unknown(call_id, describe(error))
-        if isinstance(error, BadRequestError):
-            return self._set_failed(call_id, f"rejected: {error.message}")
-        if isinstance(error, AuthenticationError):
-            return self._set_failed(call_id, f"unauthorized: {error.message}")
-        if isinstance(error, APIStatusError):
-            return self._set_failed(call_id, f"http {error.status}: {error.message}")
-        return self._set_unknown(call_id, describe(error))
-
-    def _wait_for_capacity(self, call_id: str, error: CapacityError) -> str:
-        """A 429 is a capacity signal, not a failure: it spends no failure budget."""
-        delay_s = capacity_delay_s(error.retry_after_s, self.settings.capacity_retry_s, self._rng)
-        return self._redial_later(
-            call_id, CallStatus.WAITING, delay_s, "no capacity (429)", counter="capacity_waits"
-        )
-
-    def _retry_failure(self, call_id: str, error: SymblError) -> str:
-        with self.db.sessions() as session:
-            call = repo.get_call(session, call_id)
-            failures = (call.failures if call else 0) + 1
-        if failures > self.settings.failure_retry_budget:
-            return self._set_failed(call_id, f"retries exhausted: {describe(error)}")
-        delay_s = backoff_seconds(
-            failures, self._rng, self.settings.backoff_base_s, self.settings.backoff_max_s
-        )
-        return self._redial_later(
-            call_id, CallStatus.QUEUED, delay_s, describe(error), counter="failures"
-        )
-
-    def _redial_later(
-        self, call_id: str, to: CallStatus, delay_s: float, detail: str, *, counter: str
-    ) -> str:
-        now = self._clock()
-        not_before = now + timedelta(seconds=delay_s)
-        with self.db.transaction() as session:
-            call = repo.get_call(session, call_id)
-            if call is None:
-                return "skipped"
-            if not_before >= call.deadline_at:
-                self._fail(session, call, now, f"deadline passed: {detail}")
-                return CallStatus.FAILED.value
-            repo.transition(
-                session,
-                call_id,
-                from_={CallStatus.DIALING},
-                to=to,
-                now=now,
-                detail=f"{detail}; redial in {delay_s:.1f}s",
-                values={counter: getattr(call, counter) + 1, "not_before": not_before},
-            )
+    def dispatch(self, call_id: str, not_before: datetime | None) -> None:
         self._dispatch(call_id, not_before)
-        return to.value
 
-    def _set_failed(self, call_id: str, reason: str) -> str:
-        return self._finish(call_id, CallStatus.FAILED, reason)
+    def call_ended(self, call_id: str) -> None:
+        """A live call ended (seen ended, stopped, canceled): collect transcript and insights."""
+        self.publish(names.HARVEST_INSIGHTS, call_id)
 
-    def _set_unknown(self, call_id: str, reason: str) -> str:
-        # Invariant 3: never redialed on its own; the reconciler applies the configured policy.
-        log.warning("call %s: outcome of the start request unknown (%s)", call_id, reason)
-        return self._finish(call_id, CallStatus.UNKNOWN, reason)
+    # -- after the start ---------------------------------------------------------------------
 
-    def _finish(self, call_id: str, to: CallStatus, reason: str) -> str:
-        now = self._clock()
-        values: dict[str, object] = {"reason": reason}
-        if to is CallStatus.FAILED:
-            values["ended_at"] = now
-        with self.db.transaction() as session:
-            repo.transition(
-                session,
-                call_id,
-                from_={CallStatus.DIALING},
-                to=to,
-                now=now,
-                detail=reason,
-                values=values,
-            )
-        return to.value
+    def watch(self, call_id: str) -> str:
+        """One look at a live call (see dialq.lifecycle)."""
+        return Lifecycle(self).watch(call_id)
 
+    def cancel(self, call_id: str) -> CancelResult:
+        """Cancel a call: never dialed if not started, stopped if live, untouched if finished."""
+        return cancel_call(self, call_id)
 
-def describe(error: SymblError) -> str:
-    """A short, secret-free description for reasons and events."""
-    text = str(error) or type(error).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+    def watchdog(self) -> dict[str, int]:
+        """The beat tick that repairs stuck states (see dialq.watchdog)."""
+        return run_watchdog(self)

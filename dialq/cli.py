@@ -17,11 +17,13 @@ from rich.table import Table
 from dialq import names
 from dialq.config import Settings
 from dialq.durations import parse_duration
+from dialq.insights_cli import print_insights, transcript_command
 from dialq.models import FieldError, InvalidCallRequest
 from dialq.sandbox.cli import sandbox_command
 from dialq.schedule_cli import schedule_app
 from dialq.store import Database
 from dialq.store import calls_repo as repo
+from dialq.store.insights_repo import load_insights
 from dialq.views import call_detail, call_summary
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -29,6 +31,7 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
 app.command("sandbox", help="Run the local Symbl API sandbox.")(sandbox_command)
 app.add_typer(schedule_app, name="schedule")
+app.command("transcript")(transcript_command)
 
 out = Console()
 err = Console(stderr=True)
@@ -135,7 +138,7 @@ def show(
     call_id: Annotated[str, typer.Argument()],
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Show a call, its HTTP attempts, and its state changes as a timeline."""
+    """Show a call, its HTTP attempts, its state changes as a timeline, and its insights."""
     db = _database(Settings())
     with db.sessions() as session:
         found = repo.get_call(session, call_id)
@@ -143,10 +146,12 @@ def show(
             err.print(f"no call {call_id}")
             raise typer.Exit(1)
         detail = call_detail(found)
+        detail["insights"] = load_insights(session, call_id)
     if as_json:
         _print_json(detail)
         return
     _print_detail(detail)
+    print_insights(out, detail["insights"])
 
 
 def _print_detail(detail: dict[str, Any]) -> None:
@@ -170,6 +175,30 @@ def _print_detail(detail: dict[str, Any]) -> None:
             attempt["error"] or "",
         )
     out.print(attempts)
+
+
+@app.command()
+def cancel(
+    call_id: Annotated[str, typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Cancel a call: never dialed if queued, stopped if live, untouched if finished."""
+    from dialq.api import cancel_call  # imports Celery only when needed
+
+    result = cancel_call(call_id, settings=Settings())
+    if as_json:
+        _print_json(
+            {
+                "id": call_id,
+                "status": result.status,
+                "changed": result.changed,
+                "message": result.message,
+            }
+        )
+    else:
+        out.print(f"{call_id}: {result.message}")
+    if result.status == "missing":
+        raise typer.Exit(1)
 
 
 @db_app.command("upgrade")

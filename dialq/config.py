@@ -77,11 +77,53 @@ class Settings(BaseSettings):
     dial_deadline_s: float = Field(default=3600.0, gt=0)
     default_max_duration_s: int = Field(default=3600, ge=10, le=4 * 3600)
 
-    # What to do with a call whose start request's outcome could not be known.
+    # What to do with a call whose start request's outcome could not be known. "redial" risks
+    # a second call (Symbl has no way to look a call up), so it is never the default.
     unknown_policy: Literal["alert", "redial"] = "alert"
+    unknown_redial_delay_s: float = Field(default=300.0, ge=0)
+
+    # How often a live call is looked at (end seen, maximum duration, cancel asked).
+    watch_interval_s: float = Field(default=5.0, gt=0, le=60)
+    # A call still `dialing` this long after its claim lost its worker: the watchdog
+    # hands it to the reconciler (`unknown`). Must exceed the HTTP timeouts with retries.
+    dialing_stale_s: float = Field(default=120.0, gt=0)
+
+    # Webhooks to the producer (README "Webhooks"). The HMAC key signing every body; while it
+    # is empty nothing is sent (an unsigned event could be forged by anyone who finds the URL).
+    webhook_secret: SecretStr = SecretStr("")
+    # Receiver for calls that name no callback_url; empty: only calls that name one get events.
+    default_callback_url: str = ""
+    # CIDRs a callback may resolve into although private or loopback (SSRF guard), e.g.
+    # ["127.0.0.0/8"] in tests or ["10.20.0.0/16"] for a receiver inside your own network.
+    webhook_allow_networks: list[str] = Field(default_factory=list)
+    # Per connect/read; a slow receiver only ever holds one thread of the webhooks queue.
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # An event not accepted this long after it happened is given up (recorded) and skipped.
+    webhook_retry_window_s: float = Field(default=86400.0, gt=0)
+    # Retries back off exponentially with jitter up to the max; waits over 60 s live in the
+    # database (next_attempt_at) and the webhook sweeper picks them up (invariant 4).
+    webhook_backoff_base_s: float = Field(default=5.0, gt=0)
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
+
+    # Insights (docs: Conversation API): retried while not ready, for this long after the call
+    # ended; then recorded as unavailable with the reason. Symbl takes seconds to minutes.
+    insights_deadline_s: float = Field(default=900.0, gt=0)
+    # Harvest retries back off exponentially with jitter; each wait is a broker countdown,
+    # so it stays at or under 60 s (invariant 4).
+    insights_backoff_base_s: float = Field(default=2.0, gt=0)
+    insights_backoff_max_s: float = Field(default=30.0, gt=0, le=60)
 
     # Redis visibility timeout: longer than any countdown we ever set (cap 60 s) plus a dial.
     broker_visibility_timeout_s: int = Field(default=3600, ge=120)
+
+    # Planned and recurring calls (docs/schedules.md). Declared schedules, upserted by name
+    # whenever the file changes; beat ticks the dispatcher this often.
+    schedules_file: Path | None = None
+    schedule_tick_s: float = Field(default=1.0, gt=0, le=30)
+    # An occurrence more late than this (an outage, a stopped beat) is skipped, not dialed.
+    schedule_misfire_grace_s: int = Field(default=300, ge=0)
+    # Due schedules one tick handles; the rest are handled by the next tick.
+    schedule_tick_batch: int = Field(default=500, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _default_account_is_known(self) -> Settings:

@@ -3,7 +3,13 @@
 # Tasks. Renaming one strands the messages already queued under the old name.
 PLACE_CALL = "dialq.place_call"  # by-name intake from any Celery client: kwargs {"request": {...}}
 DIAL = "dialq.dial"  # internal: args [call_id]
-SWEEP = "dialq.sweep"  # beat: republish due calls whose message is missing or stale
+SWEEP = "dialq.sweep"  # beat, the watchdog: repair stuck states, republish lost messages
+DELIVER_WEBHOOKS = "dialq.deliver_webhooks"  # args [call_id]: send its pending events
+SWEEP_WEBHOOKS = "dialq.sweep_webhooks"  # beat: deliveries due again, or nudges that were lost
+DISPATCH_SCHEDULES = "dialq.dispatch_schedules"  # beat: turn due occurrences into calls
+WATCH_CALL = "dialq.watch_call"  # a live call: end seen? maximum duration? cancel? then again
+HARVEST_INSIGHTS = "dialq.harvest_insights"  # an ended call: fetch transcript and insights
+SWEEP_INSIGHTS = "dialq.sweep_insights"  # beat: harvests never started, or due again and lost
 
 # Queues, one per kind of work, so a backlog of one never delays another.
 QUEUE_DIAL = "dialq.dial"
@@ -14,3 +20,11 @@ ALL_QUEUES = (QUEUE_DIAL, QUEUE_LIFECYCLE, QUEUE_WEBHOOKS, QUEUE_SWEEP)
 
 # Redis keys all start here, so one Redis can serve several deployments side by side.
 REDIS_PREFIX = "dialq:"
+
+# Where each call-id task goes; publishing by name looks its queue up here.
+QUEUE_FOR = {
+    DIAL: QUEUE_DIAL,
+    DELIVER_WEBHOOKS: QUEUE_WEBHOOKS,
+    WATCH_CALL: QUEUE_LIFECYCLE,
+    HARVEST_INSIGHTS: QUEUE_LIFECYCLE,
+}

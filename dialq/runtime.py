@@ -14,6 +14,7 @@ from dialq import names
 from dialq.calls import CallService
 from dialq.config import Settings
 from dialq.dispatch import Publisher
+from dialq.insights import InsightsService
 from dialq.store import Database
 from dialq.symbl.auth import RedisTokenStore, TokenProvider
 from dialq.symbl.client import AttemptRecord, SymblClient
@@ -49,6 +50,7 @@ class Runtime:
             publisher,
             worker_id=f"{socket.gethostname()}:{os.getpid()}",
         )
+        self.insights = InsightsService(settings, self.db, self.client_for, publisher)
 
     def _session(self) -> requests.Session:
         # requests.Session is not documented as thread-safe: one per thread.

@@ -11,8 +11,10 @@ from celery.worker.request import Request
 
 from dialq import names
 from dialq.config import Settings
+from dialq.dispatch import MAX_COUNTDOWN_S
 from dialq.models import InvalidCallRequest, parse_call_request
 from dialq.runtime import Runtime
+from dialq.schedules import dispatch_due
 
 log = logging.getLogger("dialq.tasks")
 _lock = threading.Lock()
@@ -25,11 +27,16 @@ class CeleryPublisher:
         self.app = app
 
     def publish_dial(self, call_id: str, countdown_s: float) -> None:
+        self.publish(names.DIAL, call_id, countdown_s)
+
+    def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
+        # Invariant 4: a countdown never exceeds the cap, whatever the caller computed.
+        countdown = min(countdown_s, MAX_COUNTDOWN_S)
         self.app.send_task(
-            names.DIAL,
+            task,
             args=[call_id],
-            queue=names.QUEUE_DIAL,
-            countdown=countdown_s if countdown_s > 0 else None,
+            queue=names.QUEUE_FOR[task],
+            countdown=countdown if countdown > 0 else None,
         )
 
 
@@ -85,6 +92,31 @@ def place_call(self: Task, request: dict[str, Any]) -> dict[str, Any]:
 
 
 @shared_task(name=names.SWEEP, bind=True, ignore_result=True)
-def sweep(self: Task) -> int:
-    """Beat tick: publish due calls whose dial message is missing or stale."""
-    return runtime_for(self.app).service.sweep()
+def sweep(self: Task) -> dict[str, int]:
+    """Beat tick, the watchdog: repair stuck states, republish lost messages (idempotent)."""
+    return runtime_for(self.app).service.watchdog()
+
+
+@shared_task(name=names.WATCH_CALL, bind=True, ignore_result=True)
+def watch_call(self: Task, call_id: str) -> str:
+    """One look at a live call: ended? past its maximum duration? cancel asked? then again."""
+    return runtime_for(self.app).service.watch(call_id)
+
+
+@shared_task(name=names.HARVEST_INSIGHTS, bind=True, ignore_result=True)
+def harvest_insights(self: Task, call_id: str) -> str:
+    """An ended call's transcript and insights: stored, or re-published while not ready."""
+    return runtime_for(self.app).insights.harvest(call_id)
+
+
+@shared_task(name=names.SWEEP_INSIGHTS, bind=True, ignore_result=True)
+def sweep_insights(self: Task) -> int:
+    """Beat tick: publish harvests never started, or due again with their message lost."""
+    return runtime_for(self.app).insights.sweep()
+
+
+@shared_task(name=names.DISPATCH_SCHEDULES, bind=True, ignore_result=True)
+def dispatch_schedules(self: Task) -> dict[str, Any]:
+    """Beat tick: turn due schedule occurrences into calls (each occurrence at most once)."""
+    report = dispatch_due(runtime_for(self.app))
+    return {"due": report.due, **report.outcomes, "already_handled": report.already_handled}

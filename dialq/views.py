@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dialq.store import Call
+from sqlalchemy.orm import object_session
+
+from dialq.store import Call, schedules_repo
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -38,8 +40,9 @@ def call_summary(call: Call) -> dict[str, Any]:
 
 
 def call_detail(call: Call) -> dict[str, Any]:
-    """The summary plus every HTTP attempt and every state change."""
+    """The summary plus its schedule occurrence, every HTTP attempt and every state change."""
     detail = call_summary(call)
+    detail["schedule"] = schedule_of(call)
     detail["attempts"] = [
         {
             "operation": a.operation,
@@ -61,3 +64,17 @@ def call_detail(call: Call) -> dict[str, Any]:
         for e in call.events
     ]
     return detail
+
+
+def schedule_of(call: Call) -> dict[str, Any] | None:
+    """The schedule and occurrence that placed this call, if a schedule did."""
+    session = object_session(call)
+    found = schedules_repo.occurrence_of_call(session, call.id) if session else None
+    if found is None:
+        return None
+    occurrence, name = found
+    return {
+        "name": name,
+        "id": occurrence.schedule_id,
+        "occurrence_at": _iso(occurrence.occurrence_at),
+    }

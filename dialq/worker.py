@@ -40,9 +40,29 @@ def create_app(settings: Settings | None = None) -> Celery:
             names.PLACE_CALL: {"queue": names.QUEUE_DIAL},
             names.DIAL: {"queue": names.QUEUE_DIAL},
             names.SWEEP: {"queue": names.QUEUE_SWEEP},
+            names.WATCH_CALL: {"queue": names.QUEUE_LIFECYCLE},
+            names.HARVEST_INSIGHTS: {"queue": names.QUEUE_LIFECYCLE},
+            names.SWEEP_INSIGHTS: {"queue": names.QUEUE_SWEEP},
+            names.DISPATCH_SCHEDULES: {"queue": names.QUEUE_SWEEP},
         },
         beat_schedule={
-            "sweep-due-calls": {"task": names.SWEEP, "schedule": SWEEP_INTERVAL_S},
+            # A tick nobody ran in time is dropped: the next one does the same work.
+            "watchdog": {
+                "task": names.SWEEP,
+                "schedule": SWEEP_INTERVAL_S,
+                "options": {"expires": 2 * SWEEP_INTERVAL_S},
+            },
+            "sweep-insights": {
+                "task": names.SWEEP_INSIGHTS,
+                "schedule": SWEEP_INTERVAL_S,
+                "options": {"expires": 2 * SWEEP_INTERVAL_S},
+            },
+            # A tick nobody ran in time is dropped, not queued up behind a stopped worker.
+            "dispatch-schedules": {
+                "task": names.DISPATCH_SCHEDULES,
+                "schedule": settings.schedule_tick_s,
+                "options": {"expires": max(2.0, 2 * settings.schedule_tick_s)},
+            },
         },
         worker_hijack_root_logger=False,
     )

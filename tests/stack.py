@@ -40,6 +40,7 @@ def stack_env(
         "DIALQ_BACKOFF_MAX_S": "1",
         "DIALQ_HTTP_CONNECT_TIMEOUT_S": "2",
         "DIALQ_HTTP_READ_TIMEOUT_S": "2",
+        "DIALQ_WATCH_INTERVAL_S": "0.5",
     }
 
 
@@ -52,19 +53,16 @@ class Stack:
 
     @property
     def settings(self) -> Settings:
-        return Settings(
-            broker_url=self.env["DIALQ_BROKER_URL"],
-            database_url=self.env["DIALQ_DATABASE_URL"],
-            data_dir=Path(self.env["DIALQ_DATA_DIR"]),
-            symbl_base_url=self.env["DIALQ_SYMBL_BASE_URL"],
-            symbl_app_id=APP_ID,
-            symbl_app_secret=APP_SECRET,
-            capacity_retry_s=float(self.env["DIALQ_CAPACITY_RETRY_S"]),
-            backoff_base_s=float(self.env["DIALQ_BACKOFF_BASE_S"]),
-            backoff_max_s=float(self.env["DIALQ_BACKOFF_MAX_S"]),
-            http_connect_timeout_s=2,
-            http_read_timeout_s=float(self.env["DIALQ_HTTP_READ_TIMEOUT_S"]),
-        )
+        """Exactly what the worker processes read: built from the same DIALQ_* variables."""
+        saved = dict(os.environ)
+        try:
+            for key in [k for k in os.environ if k.startswith("DIALQ_")]:
+                del os.environ[key]
+            os.environ.update(self.env)
+            return Settings()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
     def process_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIALQ_")}

@@ -78,6 +78,34 @@ def transition(
     return True
 
 
+def append_event(
+    session: Session, call_id: str, status: str | None, now: datetime, detail: str
+) -> str | None:
+    """Record something that happened to a call without a state change (e.g. insights ready).
+
+    The event's from and to are `status`, or the call's current status when None. The row is
+    locked first (a no-op UPDATE), so no transition can interleave a sequence number. Returns
+    the status recorded, or None when the call does not exist.
+    """
+    current = session.execute(
+        update(Call)
+        .where(Call.id == call_id)
+        .values(status=Call.status)
+        .returning(Call.status)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if current is None:
+        return None
+    seq = session.scalar(
+        select(func.coalesce(func.max(Event.seq), 0) + 1).where(Event.call_id == call_id)
+    )
+    recorded = status or current
+    event = Event(call_id=call_id, seq=seq, at=now, detail=detail)
+    event.from_status = event.to_status = recorded
+    session.add(event)
+    return recorded
+
+
 def record_attempt(
     session: Session,
     call_id: str,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,21 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialq.store.tables import Event
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+_CHANGED = "dialq.changed_calls"
+log = logging.getLogger("dialq.store")
+
+
+def _collect_changed_calls(session: Session, _context: Any) -> None:
+    for item in session.new:
+        if isinstance(item, Event):
+            session.info.setdefault(_CHANGED, set()).add(item.call_id)
+
+
+def _forget_changed_calls(session: Session, _previous: Any) -> None:
+    session.info.pop(_CHANGED, None)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -22,6 +37,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # busy_timeout makes concurrent writers wait for the lock instead of failing at once.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # In WAL mode NORMAL loses no committed transaction on a process crash (only on power
+    # loss), and spares an fsync per commit: the difference between 50 and 300+ calls/s.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -61,13 +79,40 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+ChangeListener = Callable[[set[str]], None]
+
+
 class Database:
-    """One engine and its session factory, built once per process."""
+    """One engine and its session factory, built once per process.
+
+    Listeners added with `on_change` hear, after each commit, the ids of the calls that
+    gained an event in it: the events table is the outbox that webhooks and other
+    followers read, and this is how they learn there is something new without polling.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._listeners: list[ChangeListener] = []
+        event.listen(self.sessions, "after_flush", _collect_changed_calls)
+        event.listen(self.sessions, "after_commit", self._announce)
+        event.listen(self.sessions, "after_soft_rollback", _forget_changed_calls)
+
+    def on_change(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    def _announce(self, session: Session) -> None:
+        changed: set[str] = session.info.pop(_CHANGED, set())
+        if not changed:
+            return
+        for listener in self._listeners:
+            try:
+                listener(changed)
+            except Exception:
+                # A follower failing (broker down) must not undo or fail a committed change;
+                # its own sweeper picks the change up later.
+                log.warning("change listener failed", exc_info=True)
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration; safe when many processes start at once."""

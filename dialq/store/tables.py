@@ -73,6 +73,13 @@ class Call(Base):
     connected_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
 
+    # Lifecycle (migration 0005): when the next look at a live call is due (the watchdog
+    # republishes a lost one), a cancel asked for while the start request was in flight,
+    # and what the stop request answered.
+    watch_due_at: Mapped[datetime | None]
+    cancel_requested_at: Mapped[datetime | None]
+    summary_info: Mapped[list[Any] | None] = mapped_column(JSON)
+
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="call", order_by="Attempt.id", cascade="all, delete-orphan"
     )
@@ -80,7 +87,10 @@ class Call(Base):
         back_populates="call", order_by="Event.seq", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (Index("ix_calls_dispatch", "status", "not_before"),)
+    __table_args__ = (
+        Index("ix_calls_dispatch", "status", "not_before"),
+        Index("ix_calls_watch", "status", "watch_due_at"),
+    )
 
 
 class Attempt(Base):

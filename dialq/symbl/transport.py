@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from dialq.symbl.errors import (
     redact,
 )
 from dialq.symbl.retry import classify_transport_error
+
+log = logging.getLogger("dialq.symbl")
 
 USER_AGENT = f"dialq/{__version__}"
 Operation = Literal["start", "stop", "token", "conversation"]
@@ -76,8 +79,11 @@ def exchange(
             headers={"User-Agent": USER_AGENT, "Accept": "application/json", **request.headers},
             json=request.json_body,
             timeout=timeout_s,
+            # A redirect would carry x-api-key to wherever it points, and resend a start.
+            allow_redirects=False,
         )
-        text = response.text  # reads the whole body; a cut-off body raises here
+        # Reads the whole body (a cut-off body raises here). JSON is UTF-8 (RFC 8259).
+        text = response.content.decode("utf-8", errors="replace")
         result = _result(request, response, text, parse)
     except Exception as exc:
         status = None if response is None else response.status_code
@@ -109,16 +115,19 @@ def _report(
 ) -> None:
     if on_attempt is None:
         return
-    on_attempt(
-        AttemptRecord(
-            operation=request.operation,
-            started_at=started_at,
-            status=status,
-            latency_ms=(time.perf_counter() - began) * 1000.0,
-            error=None if error is None else describe(error),
-            retry_after_s=error.retry_after_s if isinstance(error, CapacityError) else None,
-        )
+    record = AttemptRecord(
+        operation=request.operation,
+        started_at=started_at,
+        status=status,
+        latency_ms=(time.perf_counter() - began) * 1000.0,
+        error=None if error is None else describe(error),
+        retry_after_s=error.retry_after_s if isinstance(error, CapacityError) else None,
     )
+    try:
+        on_attempt(record)
+    except Exception:
+        # Failing to record must not lose the answer: a started call would become "unknown".
+        log.exception("could not record a %s attempt", request.operation)
 
 
 def describe(error: Exception) -> str:

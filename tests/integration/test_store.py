@@ -131,3 +131,21 @@ def test_due_for_dispatch_finds_due_calls_without_a_live_message_in_priority_ord
     with db.sessions() as session:
         due = repo.due_for_dispatch(session, now=T0, horizon=T0 + timedelta(seconds=10))
     assert [call_id for call_id, _ in due] == ["urgent", "never-published"]
+
+
+def test_change_listeners_hear_committed_transitions_and_not_rolled_back_ones(db: Database) -> None:
+    heard: list[set[str]] = []
+    db.on_change(heard.append)
+    # given a committed insert and transition
+    with db.transaction() as session:
+        repo.add_call(session, new_call("c6"))
+    with db.transaction() as session:
+        repo.transition(session, "c6", from_={CallStatus.QUEUED}, to=CallStatus.DIALING, now=T0)
+    # when a transition is rolled back, and a claim that finds nothing happens
+    with pytest.raises(RuntimeError), db.transaction() as session:
+        repo.transition(session, "c6", from_={CallStatus.DIALING}, to=CallStatus.FAILED, now=T0)
+        raise RuntimeError("abort")
+    with db.transaction() as session:
+        repo.transition(session, "c6", from_={CallStatus.QUEUED}, to=CallStatus.DIALING, now=T0)
+    # then only the two committed changes were announced
+    assert heard == [{"c6"}, {"c6"}]

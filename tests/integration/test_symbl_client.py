@@ -47,6 +47,7 @@ from dialq.symbl.errors import (
     OutcomeUnknownError,
     ServerError,
     UnexpectedResponseError,
+    UnexpectedStatusError,
 )
 from dialq.symbl.retry import classify_transport_error
 
@@ -323,6 +324,40 @@ def test_conversation_reads_the_object_or_one_part(
     assert [r.operation for r in h.records] == ["token", "conversation", "conversation"]
     with pytest.raises(ValueError, match="unknown conversation part"):
         h.client.conversation("123", "../oauth2")
+
+
+def test_a_failing_attempt_recorder_does_not_lose_a_started_call(
+    symbl: ScriptedSymbl, session: requests.Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a recorder that fails (its database is down, say)
+    symbl.script(CONNECT, answer(201, STARTED))
+
+    def broken(record: AttemptRecord) -> None:
+        raise RuntimeError("database is down")
+
+    client = SymblClient(
+        account(symbl.url),
+        provider(symbl.url, MemoryTokenStore(), session),
+        session,
+        connect_timeout_s=1.0,
+        read_timeout_s=READ_TIMEOUT_S,
+        on_attempt=broken,
+    )
+    # when the call starts, then the result still comes back, and the failure is logged
+    with caplog.at_level(logging.ERROR, logger="dialq.symbl"):
+        assert client.start(START_BODY, call_id="call-1").connection_id == "c-1"
+    assert "could not record a start attempt" in caplog.text
+
+
+def test_a_redirect_is_not_followed_so_the_token_stays_with_the_api(
+    symbl: ScriptedSymbl, session: requests.Session
+) -> None:
+    symbl.script(CONNECT, answer(307, {}, Location="http://127.0.0.1:9/elsewhere"))
+    h = harness(symbl.url, session)
+    with pytest.raises(UnexpectedStatusError) as caught:
+        h.client.start(START_BODY, call_id="call-1")
+    assert caught.value.status == 307
+    assert len(symbl.requests_to(CONNECT)) == 1
 
 
 # -- tokens shared through Redis ---------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""Cancel a call in whatever state it is: never dialed, stopped if live, left alone if finished."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import update
+
+from dialq import names
+from dialq.lifecycle import CancelResult
+from dialq.store import Call, CallStatus
+from dialq.store import calls_repo as repo
+
+if TYPE_CHECKING:
+    from dialq.calls import CallService
+
+NOT_STARTED = frozenset({CallStatus.QUEUED, CallStatus.WAITING, CallStatus.UNKNOWN})
+IN_FLIGHT = frozenset({CallStatus.DIALING, CallStatus.CONNECTED})
+
+
+def cancel_call(service: CallService, call_id: str) -> CancelResult:
+    """Cancel `call_id` and say what that meant for it."""
+    now = service.now()
+    with service.db.transaction() as session:
+        call = repo.get_call(session, call_id)
+        if call is None:
+            return CancelResult(call_id, "missing", False, "no such call")
+        status = CallStatus(call.status)
+        if status in NOT_STARTED:
+            reason = (
+                "canceled (the start request's outcome was unknown: check Symbl)"
+                if status is CallStatus.UNKNOWN
+                else "canceled before dialing"
+            )
+            moved = repo.transition(
+                session,
+                call_id,
+                from_={status},
+                to=CallStatus.CANCELED,
+                now=now,
+                detail=reason,
+                values={"reason": reason, "ended_at": now},
+            )
+            if moved:
+                return CancelResult(call_id, "canceled", True, f"{reason}; it will never be dialed")
+        elif status in IN_FLIGHT:
+            # The worker that holds the call stops it: at once if live, or as soon as its start
+            # request answers. Flagged in the row, so a cancel racing a dial is never lost.
+            flagged = session.execute(
+                update(Call)
+                .where(Call.id == call_id, Call.status.in_([s.value for s in IN_FLIGHT]))
+                .values(cancel_requested_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if flagged:
+                repo.append_event(session, call_id, status.value, now, "cancel requested")
+                live = status is CallStatus.CONNECTED
+        else:
+            return CancelResult(
+                call_id, status.value, False, f"already {status.value}; left as it is"
+            )
+    if status in IN_FLIGHT and flagged:
+        if live:
+            service.publish(names.WATCH_CALL, call_id)
+        return CancelResult(
+            call_id, status.value, True, "cancel requested; the call will be stopped"
+        )
+    return cancel_call(service, call_id)  # the state moved under us: decide again

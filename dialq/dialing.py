@@ -1,0 +1,267 @@
+"""One delivery of a dial message: claim the call, send the start request once, record it.
+
+A `Dial` lives for one task run. It collects the HTTP attempts the client reports and writes
+them in the same transaction as the outcome, so a call's record is complete or not written.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from dialq import names
+from dialq.dispatch import capacity_delay_s
+from dialq.models import CallRequest, InvalidCallRequest, parse_call_request
+from dialq.store import Call, CallStatus
+from dialq.store import calls_repo as repo
+from dialq.store.tables import DIALABLE
+from dialq.symbl.client import AttemptRecord, StartResult
+from dialq.symbl.errors import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    CapacityError,
+    NotSentError,
+    OutcomeUnknownError,
+    ServerError,
+    SymblError,
+    UnexpectedResponseError,
+)
+from dialq.symbl.payloads import start_body
+from dialq.symbl.retry import backoff_seconds
+
+if TYPE_CHECKING:
+    from dialq.calls import CallService
+
+log = logging.getLogger("dialq.dialing")
+SKIPPED = "skipped"
+# An outcome may land on a call the watchdog already gave up on (`unknown`): the real answer
+# of a slow worker beats the watchdog's guess.
+RESOLVABLE = frozenset({CallStatus.DIALING, CallStatus.UNKNOWN})
+
+
+def describe(error: SymblError) -> str:
+    """A short, secret-free description for reasons and events."""
+    text = str(error) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+class Dial:
+    def __init__(self, service: CallService, call_id: str) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.db = service.db
+        self.call_id = call_id
+        self.attempts: list[AttemptRecord] = []
+
+    def run(self) -> str:
+        request = self._claim()
+        if request is None:
+            return SKIPPED
+        client = self.service.clients(request.account, self.attempts.append)
+        try:
+            result = client.start(start_body(request), call_id=self.call_id)
+        except SymblError as error:
+            return self._after_error(error)
+        except Exception as error:
+            # The request may have gone out: a second call is worse than a call to reconcile.
+            log.exception("call %s: unexpected error while starting", self.call_id)
+            return self._finish(CallStatus.UNKNOWN, f"unexpected error: {type(error).__name__}")
+        return self._connected(result)
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    def _claim(self) -> CallRequest | None:
+        """Move the call to `dialing` and commit; None when this delivery must not dial."""
+        now = self.service.now()
+        with self.db.transaction() as session:
+            call = repo.get_call(session, self.call_id)
+            if call is None or CallStatus(call.status) not in DIALABLE:
+                return None
+            early = call.not_before if call.not_before and call.not_before > now else None
+            if early is None:
+                return self._claim_due(session, call, now)
+        # Early delivery (clock skew between hosts, or a stale duplicate): come back when due.
+        self.service.dispatch(self.call_id, early)
+        return None
+
+    def _claim_due(self, session: Session, call: Call, now: datetime) -> CallRequest | None:
+        if now >= call.deadline_at:
+            self._move(session, {CallStatus(call.status)}, CallStatus.FAILED, now, "deadline")
+            return None
+        attempt = call.start_attempts + 1
+        worker = self.service.worker_id
+        claimed = repo.transition(
+            session,
+            call.id,
+            from_={CallStatus(call.status)},
+            to=CallStatus.DIALING,
+            now=now,
+            detail=f"start attempt {attempt} by {worker}",
+            values={"start_attempts": attempt, "claimed_by": worker, "claimed_at": now},
+        )
+        if not claimed:
+            return None
+        try:
+            return parse_call_request(
+                call.request, allowed_country_codes=self.settings.allowed_country_codes
+            )
+        except InvalidCallRequest as error:
+            # Settings narrowed since the call was accepted (e.g. a country removed).
+            self._move(session, {CallStatus.DIALING}, CallStatus.FAILED, now, f"rejected: {error}")
+            return None
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def _connected(self, result: StartResult) -> str:
+        now = self.service.now()
+        interval_s = self.settings.watch_interval_s
+        with self.db.transaction() as session:
+            self._record_attempts(session)
+            moved = repo.transition(
+                session,
+                self.call_id,
+                from_=RESOLVABLE,
+                to=CallStatus.CONNECTED,
+                now=now,
+                detail=f"conversation {result.conversation_id}",
+                values={
+                    "conversation_id": result.conversation_id,
+                    "connection_id": result.connection_id,
+                    "event_url": result.event_url,
+                    "result_websocket_url": result.result_websocket_url,
+                    "connected_at": now,
+                    "reason": None,
+                    "watch_due_at": now + timedelta(seconds=interval_s),
+                },
+            )
+        if not moved:
+            return self._orphan(result)
+        log.info("call %s connected: conversation %s", self.call_id, result.conversation_id)
+        # The lifecycle watcher takes over: end of call, maximum duration, cancel.
+        self.service.publish(names.WATCH_CALL, self.call_id, interval_s)
+        return CallStatus.CONNECTED.value
+
+    def _orphan(self, result: StartResult) -> str:
+        """A call started for a row that moved on (canceled meanwhile): stop it, never leak it."""
+        log.warning("call %s: started after it was closed; stopping it", self.call_id)
+        with self.db.sessions() as session:
+            call = repo.get_call(session, self.call_id)
+        account = call.account if call else "default"
+        try:
+            self.service.clients(account, self.attempts.append).stop(result.connection_id)
+        except SymblError as error:
+            log.error("call %s: could not stop the orphaned call: %s", self.call_id, error)
+        with self.db.transaction() as session:
+            self._record_attempts(session)
+            repo.append_event(
+                session,
+                self.call_id,
+                None,
+                self.service.now(),
+                f"started late (conversation {result.conversation_id}) and stopped at once",
+            )
+        return SKIPPED
+
+    def _after_error(self, error: SymblError) -> str:
+        if isinstance(error, CapacityError):
+            # A 429 is a capacity signal, not a failure: it spends no failure budget.
+            delay_s = capacity_delay_s(
+                error.retry_after_s, self.settings.capacity_retry_s, self.service.rng
+            )
+            return self._redial_later(
+                CallStatus.WAITING, delay_s, "no capacity (429)", "capacity_waits"
+            )
+        if isinstance(error, NotSentError | ServerError):
+            return self._retry_failure(error)
+        if isinstance(error, OutcomeUnknownError | UnexpectedResponseError):
+            return self._finish(CallStatus.UNKNOWN, describe(error))
+        if isinstance(error, BadRequestError):
+            return self._finish(CallStatus.FAILED, f"rejected: {error.message}")
+        if isinstance(error, AuthenticationError):
+            return self._finish(CallStatus.FAILED, f"unauthorized: {error.message}")
+        if isinstance(error, APIStatusError):
+            return self._finish(CallStatus.FAILED, f"http {error.status}: {error.message}")
+        return self._finish(CallStatus.UNKNOWN, describe(error))
+
+    def _retry_failure(self, error: SymblError) -> str:
+        with self.db.sessions() as session:
+            call = repo.get_call(session, self.call_id)
+            failures = (call.failures if call else 0) + 1
+        if failures > self.settings.failure_retry_budget:
+            return self._finish(CallStatus.FAILED, f"retries exhausted: {describe(error)}")
+        delay_s = backoff_seconds(
+            failures, self.service.rng, self.settings.backoff_base_s, self.settings.backoff_max_s
+        )
+        return self._redial_later(CallStatus.QUEUED, delay_s, describe(error), "failures")
+
+    def _redial_later(self, to: CallStatus, delay_s: float, detail: str, counter: str) -> str:
+        now = self.service.now()
+        not_before = now + timedelta(seconds=delay_s)
+        due_at = self.service.message_due_at(not_before, now)
+        with self.db.transaction() as session:
+            self._record_attempts(session)
+            call = repo.get_call(session, self.call_id)
+            if call is None:
+                return SKIPPED
+            if not_before >= call.deadline_at:
+                self._move(
+                    session, {CallStatus.DIALING}, CallStatus.FAILED, now, f"deadline: {detail}"
+                )
+                return CallStatus.FAILED.value
+            repo.transition(
+                session,
+                self.call_id,
+                from_={CallStatus.DIALING},
+                to=to,
+                now=now,
+                detail=f"{detail}; redial in {delay_s:.1f}s",
+                values={
+                    counter: getattr(call, counter) + 1,
+                    "not_before": not_before,
+                    "dispatch_due_at": due_at,
+                },
+            )
+        if due_at is not None:
+            self.service.publish_dial(self.call_id, due_at)
+        return to.value
+
+    def _finish(self, to: CallStatus, reason: str) -> str:
+        if to is CallStatus.UNKNOWN:
+            # Invariant 3: never redialed on its own; the watchdog applies the configured policy.
+            log.warning("call %s: outcome of the start request unknown (%s)", self.call_id, reason)
+        with self.db.transaction() as session:
+            self._record_attempts(session)
+            self._move(session, set(RESOLVABLE), to, self.service.now(), reason)
+        return to.value
+
+    def _move(
+        self,
+        session: Session,
+        from_: set[CallStatus],
+        to: CallStatus,
+        now: datetime,
+        reason: str,
+    ) -> None:
+        values: dict[str, object] = {"reason": reason}
+        if to.is_terminal:
+            values["ended_at"] = now
+        repo.transition(
+            session, self.call_id, from_=from_, to=to, now=now, detail=reason, values=values
+        )
+
+    def _record_attempts(self, session: Session) -> None:
+        for attempt in self.attempts:
+            repo.record_attempt(
+                session,
+                self.call_id,
+                operation=attempt.operation,
+                started_at=attempt.started_at,
+                status_code=attempt.status,
+                latency_ms=attempt.latency_ms,
+                error=attempt.error,
+            )
+        self.attempts.clear()

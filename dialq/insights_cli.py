@@ -1,0 +1,61 @@
+"""`dialq transcript` and the insights part of `dialq show`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from dialq.config import Settings
+from dialq.store import Database, calls_repo, insights_repo
+from dialq.transcript import TranscriptFormat, insights_lines, render
+
+err = Console(stderr=True)
+
+
+def print_insights(console: Console, insights: dict[str, Any] | None) -> None:
+    """After the timeline: the transcript and insights, or why there are none yet."""
+    if insights is None:
+        console.print("insights: not harvested yet", highlight=False)
+        return
+    for line in insights_lines(insights):
+        # Speech may hold [brackets]: never read it as console markup.
+        console.print(line, markup=False, highlight=False)
+
+
+def transcript_command(
+    call_id: Annotated[str, typer.Argument()],
+    fmt: Annotated[
+        TranscriptFormat, typer.Option("--format", help="text, srt (subtitles) or json.")
+    ] = TranscriptFormat.TEXT,
+) -> None:
+    """Print a call's transcript once its insights are harvested."""
+    settings = Settings()
+    db = Database(settings.database_url_resolved)
+    if settings.auto_migrate:
+        db.upgrade()
+    with db.sessions() as session:
+        if calls_repo.get_call(session, call_id) is None:
+            err.print(f"no call {call_id}", highlight=False)
+            raise typer.Exit(1)
+        insights = insights_repo.load_insights(session, call_id)
+    problem = _not_there(call_id, insights)
+    if problem:
+        err.print(problem, highlight=False, markup=False)
+        raise typer.Exit(1)
+    assert insights is not None
+    sys.stdout.write(render(insights["messages"], fmt))
+
+
+def _not_there(call_id: str, insights: dict[str, Any] | None) -> str | None:
+    """Why there is no transcript to print, or None when there is one."""
+    if insights is None:
+        return f"no transcript for {call_id} yet: insights not harvested (has the call ended?)"
+    if insights["status"] == "pending":
+        why = f" ({insights['reason']})" if insights["reason"] else ""
+        return f"no transcript for {call_id} yet: insights still pending{why}"
+    if not insights["messages"]:
+        return f"no transcript for {call_id}: insights {insights['status']} ({insights['reason']})"
+    return None

@@ -1,0 +1,229 @@
+"""After a call starts: watch it until it ends, stop it at its maximum duration, cancel it.
+
+Every look at a live call is one `dialq.watch_call` message that publishes the next one with
+a short countdown; `watch_due_at` records when that next look is due, so the watchdog can
+republish a lost one. Stopping is claimed (`connected → stopping`, committed) before the stop
+request, so duplicate deliveries send one stop.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import update
+
+from dialq import names
+from dialq.store import Call, CallStatus
+from dialq.store import calls_repo as repo
+from dialq.symbl.client import AttemptRecord
+from dialq.symbl.errors import NotFoundError, SymblError
+
+if TYPE_CHECKING:
+    from dialq.calls import CallService
+
+log = logging.getLogger("dialq.lifecycle")
+LIVE = frozenset({CallStatus.CONNECTED, CallStatus.STOPPING})
+# A stop claimed longer ago than this lost its worker (the HTTP timeouts plus a margin).
+STOP_STALE_MARGIN_S = 15.0
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What `cancel` did, in words for the CLI and the Python API."""
+
+    call_id: str
+    status: str
+    changed: bool
+    message: str
+
+
+def parse_end_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class Lifecycle:
+    def __init__(self, service: CallService) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.db = service.db
+
+    # -- watching ----------------------------------------------------------------------------
+
+    def watch(self, call_id: str) -> str:
+        """One look at a live call; publishes the next look unless the call ended."""
+        with self.db.sessions() as session:
+            call = repo.get_call(session, call_id)
+        if call is None or CallStatus(call.status) not in LIVE:
+            return "skipped"
+        now = self.service.now()
+        if call.status == CallStatus.STOPPING.value:
+            return self._retry_stale_stop(call, now)
+        if call.cancel_requested_at is not None:
+            return self.stop(call_id, "canceled: stopped while live", to=CallStatus.CANCELED)
+        if self._past_max_duration(call, now):
+            return self.stop(call_id, "max duration")
+        ended_at = self._end_seen(call)
+        if ended_at is not None:
+            return self._ended(call_id, ended_at, "ended")
+        self._schedule_next(call, now)
+        return "watching"
+
+    def _past_max_duration(self, call: Call, now: datetime) -> bool:
+        started = call.connected_at or call.created_at
+        return now >= started + timedelta(seconds=call.max_duration_s)
+
+    def _end_seen(self, call: Call) -> datetime | None:
+        if not call.conversation_id:
+            return None
+        client = self.service.clients(call.account, _ignore)
+        try:
+            conversation = client.conversation(call.conversation_id)
+        except SymblError as error:
+            # Not fatal: the next look tries again; the maximum duration still applies.
+            log.info("call %s: conversation lookup failed: %s", call.id, type(error).__name__)
+            return None
+        end = conversation.get("endTime") if isinstance(conversation, dict) else None
+        return parse_end_time(end)
+
+    def _schedule_next(self, call: Call, now: datetime) -> None:
+        started = call.connected_at or call.created_at
+        until_max_s = (started + timedelta(seconds=call.max_duration_s) - now).total_seconds()
+        delay_s = max(0.0, min(self.settings.watch_interval_s, until_max_s))
+        with self.db.transaction() as session:
+            session.execute(
+                update(Call)
+                .where(Call.id == call.id)
+                .values(watch_due_at=now + timedelta(seconds=delay_s))
+                .execution_options(synchronize_session=False)
+            )
+        self.service.publish(names.WATCH_CALL, call.id, delay_s)
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def _ended(self, call_id: str, ended_at: datetime, reason: str) -> str:
+        moved = self._finish(
+            call_id, {CallStatus.CONNECTED}, CallStatus.COMPLETED, reason, ended_at
+        )
+        return CallStatus.COMPLETED.value if moved else "skipped"
+
+    def _finish(
+        self,
+        call_id: str,
+        from_: set[CallStatus],
+        to: CallStatus,
+        reason: str,
+        ended_at: datetime,
+        summary_info: list[Any] | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {"reason": reason, "ended_at": ended_at, "watch_due_at": None}
+        if summary_info is not None:
+            values["summary_info"] = summary_info
+        with self.db.transaction() as session:
+            moved = repo.transition(
+                session,
+                call_id,
+                from_=from_,
+                to=to,
+                now=self.service.now(),
+                detail=reason,
+                values=values,
+            )
+        if moved:
+            log.info("call %s %s: %s", call_id, to.value, reason)
+            self.service.call_ended(call_id)
+        return moved
+
+    def stop(self, call_id: str, reason: str, *, to: CallStatus = CallStatus.COMPLETED) -> str:
+        """Claim the stop (connected → stopping), send it once, and record the outcome."""
+        now = self.service.now()
+        with self.db.transaction() as session:
+            claimed = repo.transition(
+                session,
+                call_id,
+                from_={CallStatus.CONNECTED},
+                to=CallStatus.STOPPING,
+                now=now,
+                detail=f"stopping: {reason}",
+                values={"reason": reason},
+            )
+        if not claimed:
+            return "skipped"
+        return self._send_stop(call_id, reason, to)
+
+    def _send_stop(self, call_id: str, reason: str, to: CallStatus) -> str:
+        with self.db.sessions() as session:
+            call = repo.get_call(session, call_id)
+        if call is None or not call.connection_id:
+            return "skipped"
+        attempts: list[AttemptRecord] = []
+        client = self.service.clients(call.account, attempts.append)
+        try:
+            result = client.stop(call.connection_id)
+        except NotFoundError:
+            # The call had already ended at Symbl's side: completed, not failed.
+            self._record(call_id, attempts)
+            self._finish(
+                call_id, {CallStatus.STOPPING}, to, f"{reason} (already ended)", self.service.now()
+            )
+            return to.value
+        except SymblError as error:
+            # Stopping twice is harmless (a second stop answers 404), so the next look retries.
+            self._record(call_id, attempts)
+            log.warning("call %s: stop failed (%s); will retry", call_id, type(error).__name__)
+            self.service.publish(names.WATCH_CALL, call_id, self.settings.watch_interval_s)
+            return CallStatus.STOPPING.value
+        self._record(call_id, attempts)
+        self._finish(
+            call_id, {CallStatus.STOPPING}, to, reason, self.service.now(), result.summary_info
+        )
+        return to.value
+
+    def _retry_stale_stop(self, call: Call, now: datetime) -> str:
+        stale_s = (
+            self.settings.http_connect_timeout_s
+            + self.settings.http_read_timeout_s
+            + STOP_STALE_MARGIN_S
+        )
+        if (now - call.updated_at).total_seconds() < stale_s:
+            self.service.publish(names.WATCH_CALL, call.id, self.settings.watch_interval_s)
+            return "stopping"
+        # Re-claim with the updated_at we saw, so only one of several deliveries retries.
+        with self.db.transaction() as session:
+            reclaimed = session.execute(
+                update(Call)
+                .where(Call.id == call.id, Call.status == CallStatus.STOPPING.value)
+                .where(Call.updated_at == call.updated_at)
+                .values(updated_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+        if not reclaimed:
+            return "skipped"
+        to = CallStatus.CANCELED if call.cancel_requested_at else CallStatus.COMPLETED
+        return self._send_stop(call.id, call.reason or "stop", to)
+
+    def _record(self, call_id: str, attempts: list[AttemptRecord]) -> None:
+        if not attempts:
+            return
+        with self.db.transaction() as session:
+            for attempt in attempts:
+                repo.record_attempt(
+                    session,
+                    call_id,
+                    operation=attempt.operation,
+                    started_at=attempt.started_at,
+                    status_code=attempt.status,
+                    latency_ms=attempt.latency_ms,
+                    error=attempt.error,
+                )
+
+
+def _ignore(_attempt: AttemptRecord) -> None:
+    """Polling GETs are not recorded as attempts: one a few seconds per live call is noise."""

@@ -1,0 +1,266 @@
+"""`dialq schedule ...`: planned and recurring calls from the command line.
+
+Invalid input exits 2 with the field named on stderr, and stores nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dialq.config import Settings
+from dialq.durations import parse_duration
+from dialq.schedule_file import sync_file
+from dialq.schedule_rules import local_iso, to_instant, utc_iso
+from dialq.schedule_spec import InvalidSchedule
+from dialq.schedules import ScheduleService, UnknownSchedule, service_for
+from dialq.store import schedules_repo as repo
+from dialq.store.schedule_tables import Schedule
+from dialq.validation_errors import FieldError
+
+schedule_app = typer.Typer(no_args_is_help=True, help="Planned and recurring calls.")
+out = Console()
+err = Console(stderr=True)
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _service() -> ScheduleService:
+    return service_for(Settings())
+
+
+def _or_exit(error: UnknownSchedule) -> typer.Exit:
+    err.print(str(error), highlight=False)
+    return typer.Exit(1)
+
+
+@schedule_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="Unique schedule name; adding it again updates it.")],
+    target: Annotated[str, typer.Argument(help="Phone number (E.164 or national) or sip: URI.")],
+    cron: Annotated[str | None, typer.Option(help="5-field cron, e.g. '0 9 * * 1-5'.")] = None,
+    every: Annotated[str | None, typer.Option(help="Fixed interval, e.g. 15m, 1h30m.")] = None,
+    at: Annotated[str | None, typer.Option(help="A single time, e.g. 2030-01-31T14:30.")] = None,
+    tz: Annotated[str, typer.Option(help="IANA zone the times are read in.")] = "UTC",
+    start: Annotated[str | None, typer.Option(help="First day or time (inclusive).")] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last day (inclusive) or time (exclusive).")
+    ] = None,
+    count: Annotated[int | None, typer.Option(help="Stop after this many occurrences.")] = None,
+    misfire_grace: Annotated[
+        str | None, typer.Option(help="Skip an occurrence this late, e.g. 5m.")
+    ] = None,
+    overlap: Annotated[str, typer.Option(help="skip or allow a live previous call.")] = "skip",
+    paused: Annotated[bool, typer.Option(help="Store it paused.")] = False,
+    session_name: Annotated[str | None, typer.Option("--name", help="Symbl session name.")] = None,
+    email: Annotated[list[str] | None, typer.Option(help="Summary e-mail recipient.")] = None,
+    dtmf: Annotated[str | None, typer.Option(help="Keys to send once connected.")] = None,
+    max_duration: Annotated[str | None, typer.Option(help="e.g. 30m, 1h30m.")] = None,
+    language: Annotated[str | None, typer.Option(help="e.g. en-US.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="The call's own time zone.")] = None,
+    account: Annotated[str, typer.Option(help="Symbl account name.")] = "default",
+    priority: Annotated[int, typer.Option(help="0-9, higher dials sooner.")] = 5,
+    callback_url: Annotated[str | None, typer.Option(help="Webhook for state changes.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Add or update a schedule (by name)."""
+    call: dict[str, Any] = {"account": account, "priority": priority}
+    call["sip_uri" if target.lower().startswith(("sip:", "sips:")) else "phone_number"] = target
+    extras: dict[str, object] = {"session_name": session_name, "dtmf": dtmf, "timezone": timezone}
+    extras |= {"callback_url": callback_url, "summary_emails": email or None}
+    extras |= {"languages": [language] if language else None}
+    call.update({key: value for key, value in extras.items() if value is not None})
+    spec: dict[str, Any] = {"name": name, "call": call, "timezone": tz, "overlap": overlap}
+    when = {"cron": cron, "every": every, "at": at, "start": start, "end": end, "count": count}
+    spec.update({key: value for key, value in when.items() if value is not None})
+    if misfire_grace is not None:
+        spec["misfire_grace"] = misfire_grace
+    if max_duration is not None:
+        call["max_duration_s"] = _duration_or_invalid(max_duration)
+    spec["enabled"] = not paused
+    saved = _service().upsert(spec, source="cli")
+    result = {"id": saved.id, "name": saved.name, "created": saved.created}
+    result["next_due_at"] = utc_iso(saved.next_due_at) if saved.next_due_at else None
+    if as_json:
+        _print_json(result)
+    else:
+        verb = "added" if saved.created else "updated"
+        out.print(f"schedule [bold]{name}[/] {verb}; next: {result['next_due_at'] or 'none'}")
+
+
+def _duration_or_invalid(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise InvalidSchedule([FieldError("call.max_duration_s", str(error))]) from None
+
+
+def schedule_view(row: Schedule) -> dict[str, Any]:
+    when = row.cron or (f"every {row.every_s}s" if row.every_s else f"at {row.at}")
+    state = "paused" if not row.enabled else "finished" if row.next_due_at is None else "active"
+    return {
+        "name": row.name,
+        "id": row.id,
+        "when": when,
+        "timezone": row.timezone,
+        "state": state,
+        "next": local_iso(row.next_due_at, row.timezone) if row.next_due_at else None,
+        "overlap": row.overlap,
+        "misfire_grace_s": row.misfire_grace_s,
+        "source": row.source,
+        "start_at": row.start_at.isoformat() if row.start_at else None,
+        "end_at": row.end_at.isoformat() if row.end_at else None,
+        "count": row.count,
+        "call": row.template,
+    }
+
+
+@schedule_app.command("list")
+def list_schedules(as_json: Json = False) -> None:
+    """List every schedule with its next occurrence."""
+    service = _service()
+    with service.db.sessions() as session:
+        rows = [schedule_view(row) for row in repo.list_schedules(session)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("name", "when", "zone", "state", "next (local)", "overlap", "source")
+    for r in rows:
+        table.add_row(
+            r["name"],
+            r["when"],
+            r["timezone"],
+            r["state"],
+            r["next"] or "",
+            r["overlap"],
+            r["source"],
+        )
+    out.print(table)
+
+
+@schedule_app.command("show")
+def show(
+    name: str,
+    recent: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: Json = False,
+) -> None:
+    """Show a schedule and what became of its recent occurrences."""
+    service = _service()
+    with service.db.sessions() as session:
+        row = repo.find(session, name)
+        if row is None:
+            raise _or_exit(UnknownSchedule(f"no schedule named {name!r}"))
+        view = schedule_view(row)
+        view["occurrences"] = [
+            {
+                "occurrence_at": local_iso(o.occurrence_at, row.timezone),
+                "utc": utc_iso(o.occurrence_at),
+                "outcome": o.outcome,
+                "call_id": o.call_id,
+                "call_status": repo.call_status(session, o.call_id) if o.call_id else None,
+                "detail": o.detail,
+            }
+            for o in repo.recent_occurrences(session, row.id, limit=recent)
+        ]
+    if as_json:
+        _print_json(view)
+        return
+    out.print(f"[bold]{view['name']}[/]  {view['when']} ({view['timezone']})  {view['state']}")
+    out.print(f"  next: {view['next'] or 'none'}   overlap: {view['overlap']}")
+    table = Table(
+        "occurrence (local)", "outcome", "call", "call status", title="recent occurrences"
+    )
+    for o in view["occurrences"]:
+        table.add_row(o["occurrence_at"], o["outcome"], o["call_id"] or "", o["call_status"] or "")
+    out.print(table)
+
+
+@schedule_app.command("pause")
+def pause(name: str) -> None:
+    """Pause a schedule: nothing is due until it is resumed."""
+    try:
+        _service().set_enabled(name, False)
+    except UnknownSchedule as error:
+        raise _or_exit(error) from None
+    out.print(f"schedule {name} paused")
+
+
+@schedule_app.command("resume")
+def resume(name: str) -> None:
+    """Resume a schedule from now on (occurrences missed while paused are not replayed)."""
+    try:
+        saved = _service().set_enabled(name, True)
+    except UnknownSchedule as error:
+        raise _or_exit(error) from None
+    following = utc_iso(saved.next_due_at) if saved.next_due_at else "none"
+    out.print(f"schedule {name} resumed; next: {following}")
+
+
+@schedule_app.command("remove")
+def remove(name: str) -> None:
+    """Remove a schedule and its occurrence records (its calls are kept)."""
+    try:
+        _service().remove(name)
+    except UnknownSchedule as error:
+        raise _or_exit(error) from None
+    out.print(f"schedule {name} removed")
+
+
+@schedule_app.command("next")
+def next_(
+    name: str,
+    count: Annotated[int, typer.Option(min=1, max=1000)] = 5,
+    after: Annotated[str | None, typer.Option(help="ISO time; naive means the zone's.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Print the next occurrences in the schedule's local time and in UTC."""
+    service = _service()
+    try:
+        row = service.get(name)
+    except UnknownSchedule as error:
+        raise _or_exit(error) from None
+    instants = service.next_occurrences(name, count, _after(after, row.timezone))
+    rows = [{"local": local_iso(i, row.timezone), "utc": utc_iso(i)} for i in instants]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(f"local ({row.timezone})", "UTC")
+    for r in rows:
+        table.add_row(r["local"], r["utc"])
+    out.print(table)
+
+
+def _after(text: str | None, timezone: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        rule = "must be an ISO 8601 date-time, e.g. 2030-01-31T09:00"
+        raise InvalidSchedule([FieldError("after", rule)]) from None
+    return value if value.tzinfo else to_instant(value, ZoneInfo(timezone))
+
+
+@schedule_app.command("load")
+def load(
+    path: Annotated[Path | None, typer.Argument(help="Default: DIALQ_SCHEDULES_FILE.")] = None,
+) -> None:
+    """Apply a schedules TOML file now (workers also apply it whenever it changes)."""
+    settings = Settings()
+    chosen = path or settings.schedules_file
+    if chosen is None:
+        raise InvalidSchedule([FieldError("path", "give a file or set DIALQ_SCHEDULES_FILE")])
+    names = sync_file(chosen, service_for(settings))
+    out.print(f"{len(names)} schedule(s) applied from {chosen}")

@@ -1,0 +1,253 @@
+"""A schedule as people write it (CLI flags, Python, TOML), validated into one definition.
+
+Every problem is reported as `field: rule`, and nothing is stored until all of it is valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dialq.durations import parse_duration
+from dialq.field_checks import check_timezone
+from dialq.models import parse_call_request
+from dialq.schedule_rules import EPOCH, MAX_COUNT, Kind, Rule, to_instant
+from dialq.validation_errors import (
+    FieldError,
+    InvalidCallRequest,
+    from_validation_error,
+    rule_error,
+)
+
+Overlap = Literal["skip", "allow"]
+# The dispatcher owns these call fields: each occurrence gets its own instant and its own key.
+_OWNED_BY_SCHEDULE = ("not_before", "idempotency_key")
+_MAX_EVERY_S = 366 * 86_400
+_PATTERN_RULES = {"name": "must be letters, digits and . _ : -, starting with a letter or digit"}
+_TIMING_FIELDS = ("kind", "timezone", "cron", "every_s", "at", "start_at", "end_at", "count")
+
+
+class InvalidSchedule(InvalidCallRequest):
+    """Raised when a schedule breaks one or more rules; nothing is stored."""
+
+
+class _Input(BaseModel):
+    """The accepted shape; values are checked further in `_resolve`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    call: dict[str, Any]
+    cron: str | None = Field(default=None, max_length=200)
+    every: str | int | None = None
+    at: datetime | date | None = None
+    timezone: str = "UTC"
+    start: datetime | date | None = None
+    end: datetime | date | None = None
+    count: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    misfire_grace: str | int | None = None
+    overlap: Overlap = "skip"
+    enabled: bool = True
+
+    @field_validator("at", "start", "end", mode="before")
+    @classmethod
+    def _iso_text(cls, value: object) -> object:
+        # "2026-03-01" is a date (a whole local day), anything longer a date-time; pydantic
+        # alone would read a bare date as midnight and lose that distinction.
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+            except ValueError:
+                rule = "must be an ISO 8601 date or date-time, e.g. 2030-01-31T09:00"
+                raise rule_error(rule) from None
+        return value
+
+    @field_validator("overlap", mode="before")
+    @classmethod
+    def _overlap(cls, value: object) -> object:
+        if value not in ("skip", "allow"):
+            raise rule_error("must be skip or allow")
+        return value
+
+
+class Timing(Protocol):
+    """What a rule is built from: a definition, or a stored schedule row."""
+
+    kind: str
+    cron: str | None
+    every_s: int | None
+    at: datetime | None
+    timezone: str
+    start_at: datetime | None
+    end_at: datetime | None
+    count: int | None
+
+
+@dataclass(frozen=True)
+class ScheduleDefinition:
+    """A valid schedule: resolved to aware UTC-comparable datetimes and a checked call template."""
+
+    name: str
+    template: dict[str, Any]
+    kind: Kind
+    timezone: str
+    cron: str | None = None
+    every_s: int | None = None
+    at: datetime | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    count: int | None = None
+    misfire_grace_s: int | None = None
+    overlap: Overlap = "skip"
+    enabled: bool = True
+
+    def timing_fingerprint(self) -> str:
+        """Changes when anything about *when* it fires changes (then next_due_at is recomputed)."""
+        timing = [getattr(self, name) for name in _TIMING_FIELDS]
+        return hashlib.sha256(json.dumps(timing, default=str).encode()).hexdigest()[:32]
+
+
+def rule_of(timing: Timing, created_at: datetime) -> Rule:
+    """The pure rule for a schedule; an open start means "from when it was first stored"."""
+    kind: Kind = "cron" if timing.kind == "cron" else "every" if timing.kind == "every" else "at"
+    window_start = timing.at if kind == "at" and timing.at else timing.start_at or created_at
+    return Rule(
+        kind=kind,
+        timezone=timing.timezone,
+        window_start=window_start,
+        cron=timing.cron,
+        every_s=timing.every_s,
+        at=timing.at,
+        anchor=timing.start_at or EPOCH,
+        end_at=timing.end_at,
+        count=timing.count,
+    )
+
+
+def parse_schedule(
+    data: Mapping[str, Any], *, allowed_country_codes: Collection[int] = (1,)
+) -> ScheduleDefinition:
+    """Validate a schedule; raises InvalidSchedule naming every broken field, storing nothing."""
+    try:
+        raw = _Input.model_validate(data)
+    except ValidationError as error:
+        found = from_validation_error(error, pattern_rules=_PATTERN_RULES)
+        raise InvalidSchedule(found.errors) from None
+    errors: list[FieldError] = []
+    timing = _resolve(raw, errors)
+    errors += _template_errors(raw.call, allowed_country_codes)
+    if errors or timing is None:
+        raise InvalidSchedule(errors)
+    template = parse_call_request(raw.call, allowed_country_codes=allowed_country_codes)
+    # Stored normalised (E.164 number, deduplicated e-mails), defaults left out so that a
+    # default changed later applies to templates that never chose a value.
+    stored = template.model_dump(mode="json", exclude_defaults=True)
+    return ScheduleDefinition(name=raw.name, template=stored, **timing)
+
+
+def _template_errors(call: dict[str, Any], codes: Collection[int]) -> list[FieldError]:
+    errors = [
+        FieldError(f"call.{key}", "is set by the schedule for each occurrence")
+        for key in _OWNED_BY_SCHEDULE
+        if key in call
+    ]
+    try:
+        parse_call_request(call, allowed_country_codes=codes)
+    except InvalidCallRequest as error:
+        errors += [FieldError(f"call.{e.field}", e.rule) for e in error.errors]
+    return errors
+
+
+def _resolve(raw: _Input, errors: list[FieldError]) -> dict[str, Any] | None:
+    try:
+        zone_name = check_timezone(raw.timezone)
+    except ValueError as error:
+        errors.append(FieldError("timezone", str(error)))
+        return None
+    zone = ZoneInfo(zone_name)
+    kind = _kind(raw, errors)
+    every_s = _every_s(raw.every, errors)
+    if raw.cron is not None and not _valid_cron(raw.cron):
+        errors.append(FieldError("cron", "must be a 5-field cron expression, e.g. '0 9 * * 1-5'"))
+    grace = _duration("misfire_grace", raw.misfire_grace, errors)
+    start_at = _instant(raw.start, zone, end_of_day=False)
+    end_at = _instant(raw.end, zone, end_of_day=True)
+    if start_at and end_at and end_at <= start_at:
+        errors.append(FieldError("end", "must be after start"))
+    if kind == "at" and (raw.start or raw.end or raw.count):
+        errors.append(FieldError("at", "a single time takes no start, end or count"))
+    if errors or kind is None:
+        return None
+    return {
+        "kind": kind,
+        "timezone": zone_name,
+        "cron": " ".join(raw.cron.split()) if raw.cron else None,
+        "every_s": every_s,
+        "at": _instant(raw.at, zone, end_of_day=False),
+        "start_at": start_at,
+        "end_at": end_at,
+        "count": raw.count,
+        "misfire_grace_s": grace,
+        "overlap": raw.overlap,
+        "enabled": raw.enabled,
+    }
+
+
+def _kind(raw: _Input, errors: list[FieldError]) -> Kind | None:
+    given: list[Kind] = []
+    if raw.cron is not None:
+        given.append("cron")
+    if raw.every is not None:
+        given.append("every")
+    if raw.at is not None:
+        given.append("at")
+    if len(given) != 1:
+        errors.append(FieldError("cron", "give exactly one of cron, every or at"))
+        return None
+    return given[0]
+
+
+def _valid_cron(expression: str) -> bool:
+    # Exactly five fields: croniter also reads a sixth (seconds) field, which we do not offer.
+    return len(expression.split()) == 5 and bool(croniter.is_valid(expression))
+
+
+def _duration(field: str, value: str | int | None, errors: list[FieldError]) -> int | None:
+    if value is None:
+        return None
+    try:
+        seconds = value if isinstance(value, int) else parse_duration(value)
+    except ValueError as error:
+        errors.append(FieldError(field, str(error)))
+        return None
+    if seconds < 0:
+        errors.append(FieldError(field, "must not be negative"))
+    return seconds
+
+
+def _every_s(value: str | int | None, errors: list[FieldError]) -> int | None:
+    seconds = _duration("every", value, errors)
+    if seconds is not None and not 1 <= seconds <= _MAX_EVERY_S:
+        errors.append(FieldError("every", "must be between 1s and 366 days"))
+    return seconds
+
+
+def _instant(value: datetime | date | None, zone: ZoneInfo, *, end_of_day: bool) -> datetime | None:
+    """A date means a whole local day (an end date includes it); a naive time is local."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        day = value + timedelta(days=1) if end_of_day else value
+        value = datetime.combine(day, time(0))
+    if value.tzinfo is None:
+        return to_instant(value, zone)
+    return value.astimezone(UTC)

@@ -1,0 +1,216 @@
+"""Planned and recurring calls: store schedules by name, preview them, tick the dispatcher.
+
+Python API::
+
+    from dialq.schedules import upsert_schedule
+    upsert_schedule({"name": "standup", "cron": "0 9 * * 1-5", "timezone": "America/New_York",
+                     "call": {"phone_number": "+14155550123", "session_name": "Standup"}})
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from dialq.config import Settings
+from dialq.schedule_dispatch import ScheduleDispatcher, TickReport, utcnow
+from dialq.schedule_rules import next_after, occurrences
+from dialq.schedule_spec import InvalidSchedule, ScheduleDefinition, parse_schedule, rule_of
+from dialq.store import Database
+from dialq.store import schedules_repo as repo
+from dialq.store.schedule_tables import Schedule
+from dialq.validation_errors import FieldError
+
+if TYPE_CHECKING:
+    from dialq.runtime import Runtime
+
+__all__ = [
+    "InvalidSchedule",
+    "SavedSchedule",
+    "ScheduleService",
+    "next_occurrences",
+    "pause_schedule",
+    "remove_schedule",
+    "resume_schedule",
+    "upsert_schedule",
+]
+
+
+class UnknownSchedule(LookupError):
+    """Raised when no schedule has the given name."""
+
+
+@dataclass(frozen=True)
+class SavedSchedule:
+    id: str
+    name: str
+    created: bool
+    next_due_at: datetime | None
+
+
+class ScheduleService:
+    """Schedules by name: upsert, pause, resume, remove, preview. Writes no calls itself."""
+
+    def __init__(
+        self, settings: Settings, db: Database, *, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self._clock = clock
+
+    def upsert(
+        self, data: Mapping[str, Any] | ScheduleDefinition, *, source: str = "api"
+    ) -> SavedSchedule:
+        """Create or update the schedule of this name; InvalidSchedule stores nothing."""
+        definition = data if isinstance(data, ScheduleDefinition) else self.parse(data)
+        try:
+            return self._upsert(definition, source)
+        except IntegrityError:
+            # Another process created the same name between our read and our insert.
+            return self._upsert(definition, source)
+
+    def parse(self, data: Mapping[str, Any]) -> ScheduleDefinition:
+        definition = parse_schedule(data, allowed_country_codes=self.settings.allowed_country_codes)
+        account = definition.template.get("account", "default")
+        if account not in self.settings.accounts:
+            raise InvalidSchedule([FieldError("call.account", "names no configured account")])
+        return definition
+
+    def _upsert(self, definition: ScheduleDefinition, source: str) -> SavedSchedule:
+        now = self._clock()
+        with self.db.transaction() as session:
+            row = repo.find(session, definition.name)
+            created = row is None
+            if row is None:
+                row = Schedule(id=str(uuid.uuid4()), name=definition.name, created_at=now)
+                session.add(row)
+            retimed = created or row.timing_fingerprint != definition.timing_fingerprint()
+            resumed = definition.enabled and not created and not row.enabled
+            _apply(row, definition, source, now)
+            if retimed or resumed:
+                row.next_due_at = self._first_due(row, now, check=retimed)
+            if not row.enabled:
+                row.next_due_at = None
+        return SavedSchedule(row.id, row.name, created, row.next_due_at)
+
+    def _first_due(self, row: Schedule, now: datetime, *, check: bool) -> datetime | None:
+        """The first occurrence after now; a new timing with none left is an error."""
+        first = next_after(rule_of(row, row.created_at), now)
+        if first is None and check:
+            field = "at" if row.kind == "at" else "end" if row.end_at else "count"
+            raise InvalidSchedule([FieldError(field, "leaves no occurrence in the future")])
+        return first
+
+    def set_enabled(self, name: str, enabled: bool) -> SavedSchedule:
+        """Pause (no occurrence is due while paused) or resume (from now on, none replayed)."""
+        now = self._clock()
+        with self.db.transaction() as session:
+            row = self._get(session, name)
+            if row.enabled != enabled:
+                row.enabled = enabled
+                row.updated_at = now
+                row.next_due_at = self._first_due(row, now, check=False) if enabled else None
+        return SavedSchedule(row.id, row.name, False, row.next_due_at)
+
+    def remove(self, name: str) -> None:
+        with self.db.transaction() as session:
+            if not repo.remove(session, name):
+                raise UnknownSchedule(f"no schedule named {name!r}")
+
+    def next_occurrences(
+        self, name: str, count: int, after: datetime | None = None
+    ) -> list[datetime]:
+        with self.db.sessions() as session:
+            row = self._get(session, name)
+        return occurrences(rule_of(row, row.created_at), after or self._clock(), count)
+
+    def get(self, name: str) -> Schedule:
+        with self.db.sessions() as session:
+            return self._get(session, name)
+
+    def _get(self, session: Any, name: str) -> Schedule:
+        row = repo.find(session, name)
+        if row is None:
+            raise UnknownSchedule(f"no schedule named {name!r}")
+        return row
+
+
+def _apply(row: Schedule, definition: ScheduleDefinition, source: str, now: datetime) -> None:
+    for name in ("kind", "cron", "every_s", "at", "timezone", "start_at", "end_at", "count"):
+        setattr(row, name, getattr(definition, name))
+    row.template = definition.template
+    row.timing_fingerprint = definition.timing_fingerprint()
+    row.misfire_grace_s = definition.misfire_grace_s
+    row.overlap = definition.overlap
+    row.enabled = definition.enabled
+    row.source = source
+    row.updated_at = now
+
+
+# -- the Python API ---------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_services: dict[str, ScheduleService] = {}
+
+
+def service_for(settings: Settings | None = None) -> ScheduleService:
+    """The process-wide schedule service for these settings' database."""
+    settings = settings or Settings()
+    url = settings.database_url_resolved
+    with _lock:
+        if url not in _services:
+            db = Database(url)
+            if settings.auto_migrate:
+                db.upgrade()
+            _services[url] = ScheduleService(settings, db)
+        return _services[url]
+
+
+def upsert_schedule(
+    data: Mapping[str, Any], *, settings: Settings | None = None, source: str = "api"
+) -> SavedSchedule:
+    """Create or update a schedule by name. Raises InvalidSchedule (nothing stored)."""
+    return service_for(settings).upsert(data, source=source)
+
+
+def pause_schedule(name: str, *, settings: Settings | None = None) -> SavedSchedule:
+    return service_for(settings).set_enabled(name, False)
+
+
+def resume_schedule(name: str, *, settings: Settings | None = None) -> SavedSchedule:
+    return service_for(settings).set_enabled(name, True)
+
+
+def remove_schedule(name: str, *, settings: Settings | None = None) -> None:
+    service_for(settings).remove(name)
+
+
+def next_occurrences(
+    name: str, count: int = 5, after: datetime | None = None, *, settings: Settings | None = None
+) -> list[datetime]:
+    return service_for(settings).next_occurrences(name, count, after)
+
+
+# -- the beat tick ----------------------------------------------------------------------------
+
+
+def dispatch_due(runtime: Runtime) -> TickReport:
+    """One dispatcher tick in a worker: reload the schedules file if it changed, then dispatch."""
+    from dialq.schedule_file import FileWatcher
+
+    with _lock:
+        parts = getattr(runtime, "dialq_schedules", None)
+        if parts is None:
+            service = ScheduleService(runtime.settings, runtime.db)
+            dispatcher = ScheduleDispatcher(runtime.settings, runtime.db, runtime.service.enqueue)
+            parts = (FileWatcher(service, runtime.settings.schedules_file), dispatcher)
+            runtime.dialq_schedules = parts  # type: ignore[attr-defined]
+    watcher, dispatcher = parts
+    watcher.sync_if_changed()
+    return dispatcher.tick()
