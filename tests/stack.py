@@ -22,6 +22,7 @@ from dialq.views import call_detail
 
 APP_ID = "test-app"
 APP_SECRET = "test-secret-never-logged"
+WEBHOOK_SECRET = "whsec-test-never-logged"
 
 
 def stack_env(
@@ -41,6 +42,12 @@ def stack_env(
         "DIALQ_HTTP_CONNECT_TIMEOUT_S": "2",
         "DIALQ_HTTP_READ_TIMEOUT_S": "2",
         "DIALQ_WATCH_INTERVAL_S": "0.5",
+        "DIALQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # The tests' receivers listen on 127.0.0.1, which the SSRF guard refuses by default.
+        "DIALQ_WEBHOOK_ALLOW_NETWORKS": '["127.0.0.0/8"]',
+        "DIALQ_WEBHOOK_TIMEOUT_S": "1",
+        "DIALQ_WEBHOOK_BACKOFF_BASE_S": "0.2",
+        "DIALQ_WEBHOOK_BACKOFF_MAX_S": "1",
     }
 
 
