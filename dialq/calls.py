@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from dialq import names
 from dialq.cancel import cancel_call
+from dialq.capacity import Capacity
 from dialq.config import Settings
 from dialq.dialing import Dial
 from dialq.dispatch import MAX_COUNTDOWN_S, Publisher
@@ -57,6 +58,7 @@ class CallService:
         clients: ClientFactory,
         publisher: Publisher,
         *,
+        capacity: Capacity,
         worker_id: str = "local",
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
@@ -66,6 +68,7 @@ class CallService:
         self._clients = clients
         self._publisher = publisher
         self._worker_id = worker_id
+        self.capacity = capacity
         self._clock = clock
         self._rng = rng or random.Random()
 
@@ -213,6 +216,15 @@ class CallService:
 
     def dispatch(self, call_id: str, not_before: datetime | None) -> None:
         self._dispatch(call_id, not_before)
+
+    def release_permit(self, account: str, call_id: str) -> None:
+        """Give a call's permit back and wake, at once, the waiting calls that may now start."""
+        try:
+            for waiting_id in self.capacity.release(account, call_id):
+                self.publish(names.DIAL, waiting_id)
+        except Exception:
+            # The lease runs out by itself and the watchdog wakes waiters: log, don't fail.
+            log.warning("could not release the permit of call %s", call_id, exc_info=True)
 
     def call_ended(self, call_id: str) -> None:
         """A live call ended (seen ended, stopped, canceled): collect transcript and insights."""

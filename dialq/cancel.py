@@ -42,6 +42,7 @@ def cancel_call(service: CallService, call_id: str) -> CancelResult:
                 values={"reason": reason, "ended_at": now},
             )
             if moved:
+                service.capacity.forget(call.account, call_id)
                 return CancelResult(call_id, "canceled", True, f"{reason}; it will never be dialed")
         elif status in IN_FLIGHT:
             # The worker that holds the call stops it: at once if live, or as soon as its start

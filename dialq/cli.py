@@ -201,6 +201,28 @@ def cancel(
         raise typer.Exit(1)
 
 
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per network check.")] = 3.0,
+    ping_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds for worker pings.")] = 1.0,
+) -> None:
+    """Check the broker, database, Symbl credentials, workers and queues (exit 1 on any FAIL)."""
+    from dialq import doctor as checks
+
+    found, elapsed_s = checks.timed(Settings(), timeout_s=timeout, ping_timeout_s=ping_timeout)
+    if as_json:
+        _print_json(checks.as_json(found, elapsed_s))
+    else:
+        table = Table("check", "status", "details")
+        for check in found:
+            colour = "green" if check.ok else "red"
+            table.add_row(check.name, f"[{colour}]{check.status}[/]", check.detail)
+        out.print(table)
+    if not all(check.ok for check in found):
+        raise typer.Exit(1)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest version."""

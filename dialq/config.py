@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     unknown_policy: Literal["alert", "redial"] = "alert"
     unknown_redial_delay_s: float = Field(default=300.0, ge=0)
 
+    # A permit's lease: the call's maximum duration plus this margin, renewed while it is
+    # live, so a permit held by a dead worker comes back by itself.
+    permit_lease_margin_s: float = Field(default=60.0, ge=0)
+
     # How often a live call is looked at (end seen, maximum duration, cancel asked).
     watch_interval_s: float = Field(default=5.0, gt=0, le=60)
     # A call still `dialing` this long after its claim lost its worker: the watchdog
@@ -124,6 +128,15 @@ class Settings(BaseSettings):
     schedule_misfire_grace_s: int = Field(default=300, ge=0)
     # Due schedules one tick handles; the rest are handled by the next tick.
     schedule_tick_batch: int = Field(default=500, ge=1, le=100_000)
+
+    # Operations (README "Operations"). JSON lines are what log shippers parse; readable lines
+    # are for a terminal. Either way phone numbers are masked and secrets replaced (dialq.logs).
+    log_format: Literal["text", "json"] = "text"
+    # Empty: the command's --loglevel (INFO for `dialq worker` and `dialq beat`).
+    log_level: str = ""
+    # Prometheus metrics from each worker process on this port (0: off). One port per host:
+    # several workers on one host each need their own.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
     @model_validator(mode="after")
     def _default_account_is_known(self) -> Settings:

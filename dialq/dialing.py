@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from dialq import names
+from dialq.capacity import Verdict, waiting_score
 from dialq.dispatch import capacity_delay_s
 from dialq.models import CallRequest, InvalidCallRequest, parse_call_request
 from dialq.store import Call, CallStatus
@@ -43,6 +44,10 @@ SKIPPED = "skipped"
 RESOLVABLE = frozenset({CallStatus.DIALING, CallStatus.UNKNOWN})
 
 
+def permit_score(call: Call) -> int:
+    return waiting_score(call.priority, int(call.created_at.timestamp() * 1000))
+
+
 def describe(error: SymblError) -> str:
     """A short, secret-free description for reasons and events."""
     text = str(error) or type(error).__name__
@@ -56,6 +61,7 @@ class Dial:
         self.db = service.db
         self.call_id = call_id
         self.attempts: list[AttemptRecord] = []
+        self.account = "default"
 
     def run(self) -> str:
         request = self._claim()
@@ -89,8 +95,16 @@ class Dial:
         return None
 
     def _claim_due(self, session: Session, call: Call, now: datetime) -> CallRequest | None:
+        self.account = call.account
         if now >= call.deadline_at:
             self._move(session, {CallStatus(call.status)}, CallStatus.FAILED, now, "deadline")
+            self.service.capacity.forget(call.account, call.id)
+            return None
+        verdict = self.service.capacity.acquire(
+            call.account, call.id, score=permit_score(call), lease_s=self._lease_s(call)
+        )
+        if verdict is not Verdict.GRANTED:
+            self._wait_for_permit(session, call, verdict, now)
             return None
         attempt = call.start_attempts + 1
         worker = self.service.worker_id
@@ -113,6 +127,32 @@ class Dial:
             # Settings narrowed since the call was accepted (e.g. a country removed).
             self._move(session, {CallStatus.DIALING}, CallStatus.FAILED, now, f"rejected: {error}")
             return None
+
+    def _lease_s(self, call: Call) -> float:
+        # Expires by itself after the longest the call may live, so a dead worker's permit
+        # comes back; the lifecycle watcher renews it while the call is live.
+        return call.max_duration_s + self.settings.permit_lease_margin_s
+
+    def _wait_for_permit(
+        self, session: Session, call: Call, verdict: Verdict, now: datetime
+    ) -> None:
+        """No permit: the call waits, holding no thread; a released permit wakes it."""
+        why = (
+            "account cooling down after a 429" if verdict is Verdict.COOLDOWN else "no free permit"
+        )
+        if call.status == CallStatus.QUEUED.value:
+            repo.transition(
+                session,
+                call.id,
+                from_={CallStatus.QUEUED},
+                to=CallStatus.WAITING,
+                now=now,
+                detail=f"waiting for capacity: {why}",
+                values={"not_before": None, "dispatch_due_at": None},
+            )
+        elif call.not_before is not None:
+            # A timed wait (after a 429) that found no permit becomes a permit wait.
+            repo.clear_not_before(session, call.id)
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -138,6 +178,7 @@ class Dial:
                     "watch_due_at": now + timedelta(seconds=interval_s),
                 },
             )
+        self.service.capacity.saw_success(self.account)
         if not moved:
             return self._orphan(result)
         log.info("call %s connected: conversation %s", self.call_id, result.conversation_id)
@@ -168,10 +209,13 @@ class Dial:
 
     def _after_error(self, error: SymblError) -> str:
         if isinstance(error, CapacityError):
-            # A 429 is a capacity signal, not a failure: it spends no failure budget.
+            # A 429 is a capacity signal, not a failure: it spends no failure budget. With a
+            # permit in hand it means the API is fuller than our permits say: cool down, learn.
             delay_s = capacity_delay_s(
                 error.retry_after_s, self.settings.capacity_retry_s, self.service.rng
             )
+            learned = self.service.capacity.saw_429(self.account, self.call_id, delay_s)
+            log.warning("account %s answered 429; learned limit now %d", self.account, learned)
             return self._redial_later(
                 CallStatus.WAITING, delay_s, "no capacity (429)", "capacity_waits"
             )
@@ -196,6 +240,7 @@ class Dial:
         delay_s = backoff_seconds(
             failures, self.service.rng, self.settings.backoff_base_s, self.settings.backoff_max_s
         )
+        self.service.release_permit(self.account, self.call_id)
         return self._redial_later(CallStatus.QUEUED, delay_s, describe(error), "failures")
 
     def _redial_later(self, to: CallStatus, delay_s: float, detail: str, counter: str) -> str:
@@ -232,7 +277,10 @@ class Dial:
     def _finish(self, to: CallStatus, reason: str) -> str:
         if to is CallStatus.UNKNOWN:
             # Invariant 3: never redialed on its own; the watchdog applies the configured policy.
+            # The call may be live: its permit stays taken until its lease runs out.
             log.warning("call %s: outcome of the start request unknown (%s)", self.call_id, reason)
+        else:
+            self.service.release_permit(self.account, self.call_id)
         with self.db.transaction() as session:
             self._record_attempts(session)
             self._move(session, set(RESOLVABLE), to, self.service.now(), reason)

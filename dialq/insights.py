@@ -165,7 +165,7 @@ class InsightsService:
             if decision.status.is_final:
                 calls_repo.append_event(session, call_id, None, now, event_detail(decision))
         if decision.retry_in_s is not None:
-            self._publisher.publish(names.HARVEST_INSIGHTS, call_id, decision.retry_in_s)
+            self._publish(call_id, decision.retry_in_s)
         log.info("insights for %s: %s (%s)", call_id, decision.status, decision.reason or "-")
         return decision.status.value
 
@@ -209,8 +209,15 @@ class InsightsService:
                 if insights_repo.mark_republished(session, row, now=now):
                     due.append(row.call_id)
         for call_id in due:
-            self._publisher.publish(names.HARVEST_INSIGHTS, call_id)
+            self._publish(call_id, 0.0)
         return len(due)
+
+    def _publish(self, call_id: str, countdown_s: float) -> None:
+        try:
+            self._publisher.publish(names.HARVEST_INSIGHTS, call_id, countdown_s)
+        except Exception:
+            # The row already says when the harvest is due: the sweeper publishes it again.
+            log.warning("could not publish the harvest of %s", call_id, exc_info=True)
 
 
 def fetch(client: SymblClient, conversation_id: str) -> Fetched:

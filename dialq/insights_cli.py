@@ -18,11 +18,11 @@ err = Console(stderr=True)
 def print_insights(console: Console, insights: dict[str, Any] | None) -> None:
     """After the timeline: the transcript and insights, or why there are none yet."""
     if insights is None:
-        console.print("insights: not harvested yet", highlight=False)
+        console.print("insights: not harvested yet", highlight=False, soft_wrap=True)
         return
     for line in insights_lines(insights):
         # Speech may hold [brackets]: never read it as console markup.
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def transcript_command(
@@ -38,12 +38,12 @@ def transcript_command(
         db.upgrade()
     with db.sessions() as session:
         if calls_repo.get_call(session, call_id) is None:
-            err.print(f"no call {call_id}", highlight=False)
+            err.print(f"no call {call_id}", highlight=False, soft_wrap=True)
             raise typer.Exit(1)
         insights = insights_repo.load_insights(session, call_id)
     problem = _not_there(call_id, insights)
     if problem:
-        err.print(problem, highlight=False, markup=False)
+        err.print(problem, highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     assert insights is not None
     sys.stdout.write(render(insights["messages"], fmt))

@@ -73,8 +73,15 @@ class Lifecycle:
         ended_at = self._end_seen(call)
         if ended_at is not None:
             return self._ended(call_id, ended_at, "ended")
+        self._renew_permit(call, now)
         self._schedule_next(call, now)
         return "watching"
+
+    def _renew_permit(self, call: Call, now: datetime) -> None:
+        started = call.connected_at or call.created_at
+        remaining_s = (started + timedelta(seconds=call.max_duration_s) - now).total_seconds()
+        lease_s = max(0.0, remaining_s) + self.settings.permit_lease_margin_s
+        self.service.capacity.renew(call.account, call.id, lease_s)
 
     def _past_max_duration(self, call: Call, now: datetime) -> bool:
         started = call.connected_at or call.created_at
@@ -138,6 +145,10 @@ class Lifecycle:
             )
         if moved:
             log.info("call %s %s: %s", call_id, to.value, reason)
+            with self.db.sessions() as session:
+                call = repo.get_call(session, call_id)
+            if call is not None:
+                self.service.release_permit(call.account, call_id)
             self.service.call_ended(call_id)
         return moved
 

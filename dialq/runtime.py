@@ -12,12 +12,15 @@ import requests
 
 from dialq import names
 from dialq.calls import CallService
+from dialq.capacity import Capacity
 from dialq.config import Settings
 from dialq.dispatch import Publisher
 from dialq.insights import InsightsService
 from dialq.store import Database
+from dialq.store.insights_repo import insights_summary
 from dialq.symbl.auth import RedisTokenStore, TokenProvider
 from dialq.symbl.client import AttemptRecord, SymblClient
+from dialq.webhooks import WebhookService, register
 
 
 class Runtime:
@@ -43,14 +46,21 @@ class Runtime:
             )
             for name, account in settings.accounts.items()
         }
+        self.capacity = Capacity(
+            self.redis,
+            {name: account.max_concurrent_calls for name, account in settings.accounts.items()},
+        )
         self.service = CallService(
             settings,
             self.db,
             self.client_for,
             publisher,
+            capacity=self.capacity,
             worker_id=f"{socket.gethostname()}:{os.getpid()}",
         )
         self.insights = InsightsService(settings, self.db, self.client_for, publisher)
+        self.webhooks = WebhookService(settings, self.db, publisher, insights=insights_summary)
+        register(self.db, publisher, settings)  # every committed event nudges its delivery
 
     def _session(self) -> requests.Session:
         # requests.Session is not documented as thread-safe: one per thread.

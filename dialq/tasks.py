@@ -115,6 +115,18 @@ def sweep_insights(self: Task) -> int:
     return runtime_for(self.app).insights.sweep()
 
 
+@shared_task(name=names.DELIVER_WEBHOOKS, bind=True, ignore_result=True)
+def deliver_webhooks(self: Task, call_id: str) -> str:
+    """Send the call's undelivered events to its callback, in order (one sender per call)."""
+    return runtime_for(self.app).webhooks.deliver(call_id)
+
+
+@shared_task(name=names.SWEEP_WEBHOOKS, bind=True, ignore_result=True)
+def sweep_webhooks(self: Task) -> int:
+    """Beat tick: publish deliveries due again (backoff over 60 s) or whose nudge was lost."""
+    return runtime_for(self.app).webhooks.sweep()
+
+
 @shared_task(name=names.DISPATCH_SCHEDULES, bind=True, ignore_result=True)
 def dispatch_schedules(self: Task) -> dict[str, Any]:
     """Beat tick: turn due schedule occurrences into calls (each occurrence at most once)."""

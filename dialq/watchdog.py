@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import or_, select
 
 from dialq import names
+from dialq.capacity import waiting_score
 from dialq.store import Call, CallStatus
 from dialq.store import calls_repo as repo
 
@@ -37,6 +38,7 @@ def run_watchdog(service: CallService) -> dict[str, int]:
         "unknown_waiting_for_a_person": _count(service, CallStatus.UNKNOWN),
         "watches_republished": _overdue_watches(service),
         "dials_republished": service.sweep(),
+        **capacity_backstop(service),
     }
     if report["unknown_waiting_for_a_person"] and service.settings.unknown_policy == "alert":
         log.warning(
@@ -106,3 +108,68 @@ def _overdue_watches(service: CallService) -> int:
     for call_id in overdue:
         service.publish(names.WATCH_CALL, call_id)
     return len(overdue)
+
+
+def capacity_backstop(service: CallService) -> dict[str, int]:
+    """Per account: rebuild the waiting index from the database, free permits held by calls
+    that are over, fail waiters past their deadline, and wake as many as permits allow."""
+    woken = freed = expired = 0
+    for account in service.settings.accounts:
+        expired += _fail_expired_waiters(service, account)
+        freed += _free_permits_of_finished_calls(service, account)
+        with service.db.sessions() as session:
+            rows = session.execute(
+                select(Call.id, Call.priority, Call.created_at).where(
+                    Call.account == account,
+                    Call.status == CallStatus.WAITING.value,
+                    Call.not_before.is_(None),
+                )
+            ).all()
+        service.capacity.index_waiting(
+            account,
+            {
+                row.id: waiting_score(row.priority, int(row.created_at.timestamp() * 1000))
+                for row in rows
+            },
+        )
+        for call_id in service.capacity.waiting_head(account):
+            service.publish(names.DIAL, call_id)
+            woken += 1
+    return {"permit_waiters_woken": woken, "permits_freed": freed, "waiters_expired": expired}
+
+
+def _free_permits_of_finished_calls(service: CallService, account: str) -> int:
+    holders = service.capacity.holders(account)
+    if not holders:
+        return 0
+    # dialing, connected, stopping and unknown calls may be live at the API: they keep theirs.
+    over = {CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELED}
+    over |= {CallStatus.QUEUED, CallStatus.WAITING}
+    stale = _ids(service, Call.id.in_(holders), Call.status.in_([s.value for s in over]))
+    for call_id in stale:
+        service.release_permit(account, call_id)
+    return len(stale)
+
+
+def _fail_expired_waiters(service: CallService, account: str) -> int:
+    now = service.now()
+    expired = _ids(
+        service,
+        Call.account == account,
+        Call.status == CallStatus.WAITING.value,
+        Call.deadline_at <= now,
+    )
+    for call_id in expired:
+        reason = "deadline passed while waiting for capacity"
+        with service.db.transaction() as session:
+            repo.transition(
+                session,
+                call_id,
+                from_={CallStatus.WAITING},
+                to=CallStatus.FAILED,
+                now=now,
+                detail=reason,
+                values={"reason": reason, "ended_at": now},
+            )
+        service.capacity.forget(account, call_id)
+    return len(expired)

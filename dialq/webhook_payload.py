@@ -26,9 +26,16 @@ def is_insights_event(event: Event) -> bool:
 
 
 def build_payload(
-    call: Call, event: Event, insights: Mapping[str, Any] | None = None
+    call: Call,
+    event: Event,
+    insights: Mapping[str, Any] | None = None,
+    *,
+    previous_state: str | None = None,
 ) -> dict[str, Any]:
     """The JSON object sent for ``event`` of ``call``.
+
+    ``previous_state`` fills in for an event recorded without its ``from_status`` (a
+    transition allowed from several states); ``insights`` is the summary for an insights event.
 
     The phone number and SIP URI are left out on purpose: the producer gave them and keeps
     them, and webhook bodies end up in receivers' logs and queues that dialq does not control.
@@ -40,7 +47,7 @@ def build_payload(
         "call_id": call.id,
         "sequence": event.seq,
         "state": event.to_status,
-        "previous_state": event.from_status,
+        "previous_state": event.from_status or previous_state,
         "at": iso_utc(event.at),
         "detail": event.detail,
         "conversation_id": call.conversation_id,

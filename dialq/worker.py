@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from celery import Celery
+import threading
+from typing import Any
+
+from celery import Celery, signals
 from kombu.entity import Queue
 
-from dialq import names
+from dialq import logs, names
 from dialq.config import Settings
 
 SWEEP_INTERVAL_S = 5.0
@@ -30,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_ignore_result=True,  # the database holds every outcome
         worker_send_task_events=True,  # Flower sees every task
         task_send_sent_event=True,
+        task_track_started=True,  # Flower shows STARTED while a dial is in flight
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
         enable_utc=True,
@@ -44,11 +48,18 @@ def create_app(settings: Settings | None = None) -> Celery:
             names.HARVEST_INSIGHTS: {"queue": names.QUEUE_LIFECYCLE},
             names.SWEEP_INSIGHTS: {"queue": names.QUEUE_SWEEP},
             names.DISPATCH_SCHEDULES: {"queue": names.QUEUE_SWEEP},
+            names.DELIVER_WEBHOOKS: {"queue": names.QUEUE_WEBHOOKS},
+            names.SWEEP_WEBHOOKS: {"queue": names.QUEUE_SWEEP},
         },
         beat_schedule={
             # A tick nobody ran in time is dropped: the next one does the same work.
             "watchdog": {
                 "task": names.SWEEP,
+                "schedule": SWEEP_INTERVAL_S,
+                "options": {"expires": 2 * SWEEP_INTERVAL_S},
+            },
+            "sweep-webhooks": {
+                "task": names.SWEEP_WEBHOOKS,
                 "schedule": SWEEP_INTERVAL_S,
                 "options": {"expires": 2 * SWEEP_INTERVAL_S},
             },
@@ -71,3 +82,49 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 
 app = create_app()
+
+
+# -- operations (README "Operations"): logging, call context on log lines, metrics ----------
+
+
+@signals.setup_logging.connect
+def _configure_logging(loglevel: int | None = None, **_: Any) -> None:
+    """With a receiver here Celery leaves logging to dialq: JSON or text, masked, no secrets."""
+    logs.configure_from(app.conf.dialq_settings, loglevel)
+
+
+_task_tokens = threading.local()  # prerun and postrun of one task run on the same thread
+
+
+@signals.task_prerun.connect
+def _bind_task_context(task_id: str, task: Any, args: Any = (), **_: Any) -> None:
+    """Every line a call-id task logs carries the call's id, account, state and attempt."""
+    fields: dict[str, Any] = {"task": task.name}
+    if task.name in names.QUEUE_FOR and args:
+        fields["call_id"] = str(args[0])
+        try:
+            from dialq.tasks import runtime_for
+
+            fields.update(logs.call_fields(runtime_for(task.app).db, fields["call_id"]))
+        except Exception:  # context is a nicety: never fail a task over it
+            logs.log_context_failure(fields["call_id"])
+    _task_tokens.__dict__.setdefault("tokens", {})[task_id] = logs.push(**fields)
+
+
+@signals.task_postrun.connect
+def _unbind_task_context(task_id: str, **_: Any) -> None:
+    token = _task_tokens.__dict__.get("tokens", {}).pop(task_id, None)
+    if token is not None:
+        logs.pop(token)
+
+
+@signals.worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    """Prometheus metrics on DIALQ_METRICS_PORT, from the worker's main process (0: off)."""
+    settings: Settings = app.conf.dialq_settings
+    if settings.metrics_port:
+        from dialq import metrics
+        from dialq.store import Database
+
+        # An engine of its own: scrapes never take a connection a task is waiting for.
+        metrics.serve(settings.metrics_port, Database(settings.database_url_resolved))

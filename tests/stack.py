@@ -42,6 +42,7 @@ def stack_env(
         "DIALQ_HTTP_CONNECT_TIMEOUT_S": "2",
         "DIALQ_HTTP_READ_TIMEOUT_S": "2",
         "DIALQ_WATCH_INTERVAL_S": "0.5",
+        "DIALQ_MAX_CONCURRENT_CALLS": "50",  # what the test sandbox allows
         "DIALQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
         # The tests' receivers listen on 127.0.0.1, which the SSRF guard refuses by default.
         "DIALQ_WEBHOOK_ALLOW_NETWORKS": '["127.0.0.0/8"]',

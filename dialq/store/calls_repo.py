@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialq.store.tables import Attempt, Call, CallStatus, Event
@@ -147,7 +147,11 @@ def due_for_dispatch(
     query = (
         select(Call.id, Call.not_before)
         .where(
-            Call.status.in_([CallStatus.QUEUED.value, CallStatus.WAITING.value]),
+            # Waiting for a permit (no not_before) is woken by a release, not by this sweep.
+            or_(
+                Call.status == CallStatus.QUEUED.value,
+                and_(Call.status == CallStatus.WAITING.value, Call.not_before.is_not(None)),
+            ),
             or_(Call.not_before.is_(None), Call.not_before <= horizon),
             or_(Call.dispatch_due_at.is_(None), Call.dispatch_due_at < now),
         )
@@ -155,6 +159,15 @@ def due_for_dispatch(
         .limit(limit)
     )
     return [(row.id, row.not_before) for row in session.execute(query)]
+
+
+def clear_not_before(session: Session, call_id: str) -> None:
+    session.execute(
+        update(Call)
+        .where(Call.id == call_id)
+        .values(not_before=None, dispatch_due_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def mark_dispatched(session: Session, call_id: str, due_at: datetime) -> None:

@@ -70,6 +70,15 @@ def next_event(session: Session, call_id: str, after_seq: int) -> Event | None:
     return session.scalars(query).first()
 
 
+def state_before(session: Session, call_id: str, seq: int) -> str | None:
+    """The state the call was in before event ``seq``: the previous event's ``to_status``.
+
+    Needed because a transition allowed from several states records ``from_status`` NULL.
+    """
+    query = select(Event.to_status).where(Event.call_id == call_id, Event.seq < seq)
+    return session.scalars(query.order_by(Event.seq.desc()).limit(1)).first()
+
+
 def record_attempt(session: Session, attempt: WebhookAttempt) -> None:
     session.add(attempt)
 

@@ -1,0 +1,146 @@
+"""Capacity: permits keep live calls within the limit; a dead worker's permit comes back."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import redis
+
+from dialq.api import enqueue_call, producer_runtime
+from dialq.capacity import Capacity, Verdict, waiting_score
+from tests.stack import Stack
+
+NUMBER = "+14155550110"
+
+
+def live_peak(calls: list[dict[str, object]]) -> int:
+    """The most calls live at once at the sandbox, from its own start and end times."""
+    edges = []
+    for call in calls:
+        edges.append((float(call["started_at"]), 1))  # type: ignore[arg-type]
+        if call["ended_at"] is not None:
+            edges.append((float(call["ended_at"]), -1))  # type: ignore[arg-type]
+    live = peak = 0
+    for _, step in sorted(edges, key=lambda edge: (edge[0], edge[1])):
+        live += step
+        peak = max(peak, live)
+    return peak
+
+
+def test_with_a_limit_of_3_ten_calls_all_complete_never_more_than_3_live_and_no_429(
+    stack: Stack,
+) -> None:
+    # given an account limit of 3 (dialq and the API agree) and calls lasting 1 s
+    stack.env["DIALQ_MAX_CONCURRENT_CALLS"] = "3"
+    stack.sandbox.control.configure(max_concurrent=3, call_seconds=1.0)
+    stack.start_worker()
+    # when ten calls are enqueued at once
+    handles = [enqueue_call({"phone_number": NUMBER}, settings=stack.settings) for _ in range(10)]
+    # then all complete, never more than 3 were live, and the API never had to say 429
+    for handle in handles:
+        stack.wait_for(handle.id, {"completed"}, timeout_s=40)
+    calls = stack.sandbox.control.calls()
+    assert len(calls) == 10
+    assert live_peak(calls) <= 3
+    starts = [r for r in stack.sandbox.control.requests() if r.get("operation") == "start"]
+    assert [r["status"] for r in starts].count(429) == 0
+    assert producer_runtime(stack.settings).capacity.usage("default").permits_in_use == 0
+
+
+def test_a_lower_api_limit_is_learned_and_every_call_still_completes(stack: Stack) -> None:
+    # given dialq believes in 4 slots but the API (shared with someone else) allows 2
+    stack.env["DIALQ_MAX_CONCURRENT_CALLS"] = "4"
+    stack.env["DIALQ_CAPACITY_RETRY_S"] = "0.2"
+    stack.sandbox.control.configure(max_concurrent=2, call_seconds=1.0)
+    stack.start_worker()
+    # when eight calls are enqueued
+    handles = [enqueue_call({"phone_number": NUMBER}, settings=stack.settings) for _ in range(8)]
+    # then all complete, and the learned limit came down to what the API accepts
+    for handle in handles:
+        stack.wait_for(handle.id, {"completed"}, timeout_s=60)
+    usage = producer_runtime(stack.settings).capacity.usage("default")
+    assert usage.learned_limit <= 3
+    assert usage.http_429_last_hour >= 1
+    starts = [r for r in stack.sandbox.control.requests() if r.get("operation") == "start"]
+    assert [r["status"] for r in starts].count(429) <= 4  # learned quickly, not hammered
+    assert live_peak(stack.sandbox.control.calls()) <= 2
+
+
+def test_a_worker_killed_while_holding_a_permit_gets_it_back_when_the_lease_expires(
+    stack: Stack,
+) -> None:
+    # given a limit of 1, short leases, and a start request the API answers slowly
+    stack.env["DIALQ_MAX_CONCURRENT_CALLS"] = "1"
+    stack.env["DIALQ_PERMIT_LEASE_MARGIN_S"] = "1"
+    stack.sandbox.control.script(
+        [{"match": {"operation": "start"}, "times": 1, "action": {"type": "hang", "seconds": 30}}]
+    )
+    worker = stack.start_worker()
+    first = enqueue_call({"phone_number": NUMBER, "max_duration_s": 10}, settings=stack.settings)
+    stack.wait_for(first.id, {"dialing"})
+    # when the worker is killed while it holds the only permit
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    capacity = producer_runtime(stack.settings).capacity
+    assert capacity.usage("default").permits_in_use == 1
+    # then the permit is free again once its lease (max duration + margin) has run out
+    deadline = time.monotonic() + 20
+    while capacity.usage("default").permits_in_use and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert capacity.usage("default").permits_in_use == 0
+    # and another call can use it
+    stack.start_worker()
+    second = enqueue_call({"phone_number": NUMBER}, settings=stack.settings)
+    stack.wait_for(second.id, {"connected"})
+
+
+def test_permits_are_idempotent_per_call_and_newcomers_do_not_barge_past_waiters(
+    redis_url: str,
+) -> None:
+    capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 2})
+    # given two calls holding both permits (one of them asking twice)
+    assert capacity.acquire("a", "c1", score=waiting_score(5, 1), lease_s=60) is Verdict.GRANTED
+    assert capacity.acquire("a", "c1", score=waiting_score(5, 1), lease_s=60) is Verdict.GRANTED
+    assert capacity.acquire("a", "c2", score=waiting_score(5, 2), lease_s=60) is Verdict.GRANTED
+    # when an old call and then a newer one ask
+    assert capacity.acquire("a", "old", score=waiting_score(5, 3), lease_s=60) is Verdict.FULL
+    assert capacity.acquire("a", "new", score=waiting_score(5, 4), lease_s=60) is Verdict.FULL
+    # then a release offers the slot to the old one, and the newcomer cannot take it first
+    assert capacity.release("a", "c1") == ["old"]
+    assert capacity.acquire("a", "new", score=waiting_score(5, 4), lease_s=60) is Verdict.FULL
+    assert capacity.acquire("a", "old", score=waiting_score(5, 3), lease_s=60) is Verdict.GRANTED
+
+
+def test_a_higher_priority_waiter_goes_first(redis_url: str) -> None:
+    capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 1})
+    capacity.acquire("a", "busy", score=waiting_score(5, 1), lease_s=60)
+    capacity.acquire("a", "low", score=waiting_score(1, 2), lease_s=60)
+    capacity.acquire("a", "high", score=waiting_score(9, 3), lease_s=60)
+    assert capacity.release("a", "busy") == ["high"]
+
+
+def test_accounts_have_separate_permits(redis_url: str) -> None:
+    capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 1, "b": 1})
+    assert capacity.acquire("a", "x", score=1, lease_s=60) is Verdict.GRANTED
+    assert capacity.acquire("b", "y", score=1, lease_s=60) is Verdict.GRANTED
+    assert capacity.acquire("a", "z", score=2, lease_s=60) is Verdict.FULL
+
+
+def test_a_429_cools_the_account_down_and_clean_starts_raise_the_learned_limit_again(
+    redis_url: str,
+) -> None:
+    capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 4})
+    for name in ("c1", "c2", "c3"):
+        capacity.acquire("a", name, score=1, lease_s=60)
+    # when the third call's start answers 429
+    learned = capacity.saw_429("a", "c3", cooldown_s=0.3)
+    # then the limit learned is what the API holds, and nobody starts during the cooldown
+    assert learned == 2
+    assert capacity.acquire("a", "c4", score=2, lease_s=60) is Verdict.COOLDOWN
+    time.sleep(0.35)
+    capacity.release("a", "c1")
+    assert capacity.acquire("a", "c4", score=2, lease_s=60) is Verdict.GRANTED
+    # and after a full turnover of clean starts the limit grows back one step
+    assert [capacity.saw_success("a") for _ in range(2)][-1] == 3
+    assert capacity.usage("a").http_429_last_hour == 1
