@@ -36,6 +36,8 @@ sandbox: $(STAMP)
 ## bench: every benchmark, each printing its ratio to a baseline measured in the same run
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox.py
+	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/saturation.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -223,6 +223,43 @@ def doctor(
         raise typer.Exit(1)
 
 
+@app.command()
+def capacity(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Per account: permits in use, waiting calls, learned limit, 429s in the last hour."""
+    from dialq.api import producer_runtime  # imports Celery only when needed
+
+    runtime = producer_runtime(Settings())
+    with runtime.db.sessions() as session:
+        waiting = dict(repo.count_by_account(session, status="waiting"))
+    rows: list[dict[str, Any]] = []
+    for account in runtime.settings.accounts:
+        usage = runtime.capacity.usage(account)
+        rows.append(
+            {
+                "account": account,
+                "configured_limit": usage.configured_limit,
+                "learned_limit": usage.learned_limit,
+                "permits_in_use": usage.permits_in_use,
+                "waiting_calls": waiting.get(account, 0),
+                "cooldown_ms": usage.cooldown_ms,
+                "http_429_last_hour": usage.http_429_last_hour,
+            }
+        )
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("account", "in use", "limit (learned/configured)", "waiting", "429s (1h)")
+    for row in rows:
+        table.add_row(
+            row["account"],
+            str(row["permits_in_use"]),
+            f"{row['learned_limit']}/{row['configured_limit']}",
+            str(row["waiting_calls"]),
+            str(row["http_429_last_hour"]),
+        )
+    out.print(table)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest version."""

@@ -130,6 +130,10 @@ class WebhookService:
             outcome, retry_in = self._drain(call_id, url, token)
         finally:
             self._update(call_id, token, lease_token=None, lease_until=None)
+        if outcome == "delivered" and self._has_undelivered(call_id):
+            # An event committed after our last look, whose nudge found the call still held:
+            # looking again after the release leaves no gap for the sweeper to cover.
+            retry_in = 0.0
         # Invariant 4: longer waits stay in next_attempt_at, where the sweeper finds them.
         if retry_in is not None and retry_in <= MAX_COUNTDOWN_S:
             self._publisher.publish(names.DELIVER_WEBHOOKS, call_id, retry_in)
@@ -160,6 +164,12 @@ class WebhookService:
         if cursor.next_attempt_at is not None and cursor.next_attempt_at > now:
             return "skipped: retry not due"
         return "skipped: busy"
+
+    def _has_undelivered(self, call_id: str) -> bool:
+        with self.db.sessions() as session:
+            cursor = repo.get_cursor(session, call_id)
+            seq = cursor.delivered_seq if cursor else 0
+            return repo.next_event(session, call_id, seq) is not None
 
     def _drain(self, call_id: str, url: str, token: str) -> tuple[str, float | None]:
         for _ in range(MAX_EVENTS_PER_RUN):

@@ -135,6 +135,11 @@ def list_calls(session: Session, *, status: str | None = None, limit: int = 50) 
     return list(session.scalars(query))
 
 
+def count_by_account(session: Session, *, status: str) -> list[tuple[str, int]]:
+    query = select(Call.account, func.count()).where(Call.status == status).group_by(Call.account)
+    return [(row[0], int(row[1])) for row in session.execute(query)]
+
+
 def due_for_dispatch(
     session: Session, *, now: datetime, horizon: datetime, limit: int = 500
 ) -> list[tuple[str, datetime | None]]:

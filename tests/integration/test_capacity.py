@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 import time
 
 import redis
@@ -144,3 +147,29 @@ def test_a_429_cools_the_account_down_and_clean_starts_raise_the_learned_limit_a
     # and after a full turnover of clean starts the limit grows back one step
     assert [capacity.saw_success("a") for _ in range(2)][-1] == 3
     assert capacity.usage("a").http_429_last_hour == 1
+
+
+def test_dialq_capacity_json_reports_permits_waiting_and_limits(stack: Stack) -> None:
+    # given an account of 1 with one live call and one waiting
+    stack.env["DIALQ_MAX_CONCURRENT_CALLS"] = "1"
+    stack.start_worker()
+    live = enqueue_call({"phone_number": NUMBER}, settings=stack.settings)
+    stack.wait_for(live.id, {"connected"})
+    waiting = enqueue_call({"phone_number": NUMBER}, settings=stack.settings)
+    stack.wait_for(waiting.id, {"waiting"})
+    # when an operator asks
+    shown = subprocess.run(
+        [sys.executable, "-m", "dialq.cli", "capacity", "--json"],
+        env=stack.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # then the answer names the account, its permits in use, its waiting calls and limits
+    assert shown.returncode == 0, shown.stderr
+    (row,) = json.loads(shown.stdout)
+    assert row["account"] == "default"
+    assert row["permits_in_use"] == 1
+    assert row["waiting_calls"] == 1
+    assert (row["configured_limit"], row["learned_limit"]) == (1, 1)

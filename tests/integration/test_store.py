@@ -141,10 +141,15 @@ def test_change_listeners_hear_committed_transitions_and_not_rolled_back_ones(db
         repo.add_call(session, new_call("c6"))
     with db.transaction() as session:
         repo.transition(session, "c6", from_={CallStatus.QUEUED}, to=CallStatus.DIALING, now=T0)
+
     # when a transition is rolled back, and a claim that finds nothing happens
-    with pytest.raises(RuntimeError), db.transaction() as session:
-        repo.transition(session, "c6", from_={CallStatus.DIALING}, to=CallStatus.FAILED, now=T0)
-        raise RuntimeError("abort")
+    def fail_midway() -> None:
+        with db.transaction() as session:
+            repo.transition(session, "c6", from_={CallStatus.DIALING}, to=CallStatus.FAILED, now=T0)
+            raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        fail_midway()
     with db.transaction() as session:
         repo.transition(session, "c6", from_={CallStatus.QUEUED}, to=CallStatus.DIALING, now=T0)
     # then only the two committed changes were announced

@@ -1,0 +1,212 @@
+"""Saturation: does the account's concurrent-call limit stay busy? dialq against plain retry.
+
+One sandbox (limit N, every call lasting D seconds, ended by the sandbox), one Redis; two
+systems measured in turn on the same workload of M calls enqueued at once:
+- dialq as built (permits, waiting queue, end-of-call poll every 0.25 s);
+- baseline: a Celery task that POSTs the start with `autoretry_for` on 429,
+  `retry_backoff=True`, `retry_jitter=True`, and nothing else.
+Makespan runs from the first enqueue to the end of the last call (the sandbox's own times);
+the ideal is ceil(M/N) x D. Writes bench/results/saturation.json and saturation.png; the
+last line printed is the JSON.
+
+    .venv/bin/python bench/saturation.py [--limit 8] [--calls 64] [--duration 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import celery_worker, median, percentile, sandbox_process
+from dialq import names
+from dialq.redis_server import PrivateRedis
+from dialq.sandbox import SandboxControl
+
+APP_ID, APP_SECRET = "bench-app", "bench-secret"
+BODY = {"operation": "start", "endpoint": {"type": "pstn", "phoneNumber": "14155550123"}}
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def wait_all_ended(
+    control: SandboxControl, ids: set[str], timeout_s: float
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        calls = [c for c in control.calls() if c.get("call_id") in ids]
+        if len(calls) == len(ids) and all(c["ended_at"] is not None for c in calls):
+            return calls
+        time.sleep(0.1)
+    raise TimeoutError(f"not every call ended within {timeout_s}s")
+
+
+def summarise(
+    calls: list[dict[str, Any]],
+    sent_at: dict[str, float],
+    first: float,
+    args: Any,
+    control: SandboxControl,
+) -> dict[str, Any]:
+    ideal = math.ceil(args.calls / args.limit) * args.duration
+    makespan = max(c["ended_at"] for c in calls) - first
+    busy = sum(c["ended_at"] - c["started_at"] for c in calls)
+    waits = [c["started_at"] - sent_at[c["call_id"]] for c in calls]
+    starts = [r for r in control.requests() if r.get("operation") == "start"]
+    return {
+        "makespan_s": round(makespan, 3),
+        "makespan_ratio": round(makespan / ideal, 3),
+        "utilization": round(busy / (args.limit * makespan), 3),
+        "http_429": sum(1 for r in starts if r.get("status") == 429),
+        "wait_p50_s": round(median(waits), 3),
+        "wait_p99_s": round(percentile(waits, 0.99), 3),
+        "timeline": [(c["started_at"] - first, c["ended_at"] - first) for c in calls],
+    }
+
+
+def run_dialq(
+    redis_url: str, url: str, control: SandboxControl, args: Any, workdir: Path
+) -> dict[str, Any]:
+    env = {
+        "DIALQ_BROKER_URL": redis_url,
+        "DIALQ_DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'saturation.db'}",
+        "DIALQ_SYMBL_BASE_URL": url,
+        "DIALQ_SYMBL_APP_ID": APP_ID,
+        "DIALQ_SYMBL_APP_SECRET": APP_SECRET,
+        "DIALQ_MAX_CONCURRENT_CALLS": str(args.limit),
+        "DIALQ_WATCH_INTERVAL_S": "0.25",
+    }
+    os.environ.update(env)
+    from dialq.api import enqueue_call
+    from dialq.config import Settings
+    from dialq.store import Database
+
+    settings = Settings()
+    Database(settings.database_url_resolved).upgrade()
+    queues = ",".join(names.ALL_QUEUES)
+    with celery_worker("dialq.worker", queues, env, workdir / "dialq.log", args.concurrency):
+        enqueue_call({"phone_number": "+14155550123", "max_duration_s": 60}, settings=settings)
+        time.sleep(args.duration + 2)  # warm-up call: imports, token, connections
+        control.reset()
+        sent_at: dict[str, float] = {}
+        first = time.time()
+        for _ in range(args.calls):
+            now = time.time()
+            sent_at[enqueue_call({"phone_number": "+14155550123"}, settings=settings).id] = now
+        calls = wait_all_ended(control, set(sent_at), args.timeout)
+        return summarise(calls, sent_at, first, args, control)
+
+
+def run_baseline(
+    redis_url: str, url: str, control: SandboxControl, args: Any, workdir: Path
+) -> dict[str, Any]:
+    env = {
+        "BENCH_BROKER_URL": redis_url,
+        "BENCH_SANDBOX_URL": url,
+        "BENCH_APP_ID": APP_ID,
+        "BENCH_APP_SECRET": APP_SECRET,
+    }
+    os.environ.update(env)
+    from bench.saturation_baseline import app
+
+    def send(call_id: str) -> None:
+        app.send_task("bench.start_with_retry", args=[call_id, BODY], queue="bench.saturation")
+
+    log = workdir / "baseline.log"
+    with celery_worker("bench.saturation_baseline", "bench.saturation", env, log, args.concurrency):
+        send("warm-up")
+        time.sleep(args.duration + 2)
+        control.reset()
+        sent_at: dict[str, float] = {}
+        first = time.time()
+        for _ in range(args.calls):
+            call_id = str(uuid.uuid4())
+            sent_at[call_id] = time.time()
+            send(call_id)
+        calls = wait_all_ended(control, set(sent_at), args.timeout)
+        return summarise(calls, sent_at, first, args, control)
+
+
+def plot(results: dict[str, Any], args: Any, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(9, 4))
+    for name in ("dialq", "baseline"):
+        edges = sorted(
+            [(start, 1) for start, _ in results[name]["timeline"]]
+            + [(end, -1) for _, end in results[name]["timeline"]]
+        )
+        times, live, current = [0.0], [0], 0
+        for moment, step in edges:
+            times.append(moment)
+            live.append(current)
+            current += step
+            times.append(moment)
+            live.append(current)
+        axis.plot(
+            times, live, label=f"{name} (makespan x{results[name]['makespan_ratio']:.2f} ideal)"
+        )
+    axis.axhline(args.limit, color="grey", linestyle=":", label=f"limit N={args.limit}")
+    axis.set_xlabel("seconds since the first enqueue")
+    axis.set_ylabel("live calls")
+    axis.set_title(f"M={args.calls} calls of D={args.duration}s, limit N={args.limit}")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--limit", type=int, default=8)
+    parser.add_argument("--calls", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=2.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="dialq-saturation-"))
+    redis = PrivateRedis().start()
+    sandbox_args = [
+        "--max-concurrent", str(args.limit), "--call-seconds", str(args.duration),
+        "--app-id", APP_ID, "--app-secret", APP_SECRET,
+    ]  # fmt: skip
+    try:
+        with sandbox_process(*sandbox_args, log=workdir / "sandbox.log") as (url, control):
+            results = {"dialq": run_dialq(redis.url, url, control, args, workdir)}
+            control.reset()
+            results["baseline"] = run_baseline(redis.url, url, control, args, workdir)
+    finally:
+        redis.stop()
+    ideal = math.ceil(args.calls / args.limit) * args.duration
+    RESULTS.mkdir(exist_ok=True)
+    plot(results, args, RESULTS / "saturation.png")
+    keys = ("makespan_ratio", "utilization", "http_429", "wait_p50_s", "wait_p99_s")
+    print(f"N={args.limit} M={args.calls} D={args.duration}s ideal makespan {ideal:.1f}s")
+    print(f"{'':16}" + "".join(f"{k:>16}" for k in keys))
+    for name in ("dialq", "baseline"):
+        print(f"{name:16}" + "".join(f"{results[name][k]:>16}" for k in keys))
+    summary = {
+        "ideal_s": ideal,
+        **{n: {k: results[n][k] for k in keys} for n in ("dialq", "baseline")},
+    }
+    (RESULTS / "saturation.json").write_text(
+        json.dumps({**summary, "args": vars(args)}, indent=2) + "\n"
+    )
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

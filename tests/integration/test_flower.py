@@ -1,0 +1,179 @@
+"""A real Flower against the test Redis and a real worker: dialq tasks appear with their names
+and states, and no phone number, app secret or access token appears anywhere it serves."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+
+from dialq import names
+from dialq.api import enqueue_call
+from dialq.redis_server import free_port
+from tests.stack import APP_SECRET, WEBHOOK_SECRET, Stack
+
+NUMBERS = ("+14155550171", "+14155550172")
+BY_NAME_NUMBER = "+14155550173"
+USER, PASSWORD = "ops", "flower-pass"
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """Flower never reads the database: one database is enough here."""
+    return sqlite_url
+
+
+class Flower:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {token}"}
+
+    def get(self, path: str, *, method: str = "GET") -> tuple[int, str]:
+        request = urllib.request.Request(self.url + path, headers=self.headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        status, body = self.get("/api/tasks")
+        assert status == 200, body
+        tasks: dict[str, dict[str, Any]] = json.loads(body)
+        return tasks
+
+
+@pytest.fixture
+def flower(stack: Stack, tmp_path: Path) -> Iterator[Flower]:
+    """`celery flower` as docker-compose runs it: basic auth, read-only."""
+    port = free_port()
+    log = (tmp_path / "flower.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "dialq.worker", "flower",
+            f"--port={port}", "--address=127.0.0.1",
+            f"--broker={stack.env['DIALQ_BROKER_URL']}", "--read_only", "--persistent=False",
+            f"--db={tmp_path / 'flower.db'}",
+        ],
+        env={**stack.process_env(), "FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    log.close()
+    running = Flower(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, (tmp_path / "flower.log").read_text()[-3000:]
+            try:
+                if running.get("/healthcheck")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "flower did not answer in 30s"
+            time.sleep(0.2)
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_tasks(flower: Flower, wanted: dict[str, int], timeout_s: float = 20.0) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        tasks = flower.tasks()
+        done = {}
+        for task in tasks.values():
+            if task.get("state") == "SUCCESS":
+                done[task["name"]] = done.get(task["name"], 0) + 1
+        if all(done.get(name, 0) >= count for name, count in wanted.items()):
+            return tasks
+        assert time.monotonic() < deadline, f"flower shows {done}, wanted {wanted}"
+        time.sleep(0.3)
+
+
+def _forbidden(stack: Stack) -> list[str]:
+    client = redis.Redis.from_url(stack.env["DIALQ_BROKER_URL"])
+    token = client.hget(f"{names.REDIS_PREFIX}token:default", "value")
+    client.close()
+    assert token, "the worker fetched no token"
+    numbers = (*NUMBERS, BY_NAME_NUMBER)
+    return [
+        APP_SECRET,
+        WEBHOOK_SECRET,
+        token.decode(),
+        *numbers,
+        *(n.removeprefix("+") for n in numbers),
+        *(n.removeprefix("+1") for n in numbers),
+    ]
+
+
+def test_flower_shows_dialq_tasks_with_states_and_never_a_number_or_secret(
+    stack: Stack, flower: Flower
+) -> None:
+    # given a worker, calls enqueued from Python and one sent by name from a plain Celery client
+    stack.start_worker(concurrency=4)
+    handles = [enqueue_call({"phone_number": n}, settings=stack.settings) for n in NUMBERS]
+    plain = Celery(broker=stack.env["DIALQ_BROKER_URL"])
+    plain.send_task(
+        names.PLACE_CALL,
+        kwargs={"request": {"phone_number": BY_NAME_NUMBER}},
+        queue=names.QUEUE_DIAL,
+    )
+    plain.close()
+    for handle in handles:
+        stack.wait_for(handle.id, {"connected"})
+    # when Flower has seen the tasks run
+    tasks = _wait_for_tasks(flower, {names.DIAL: 3, names.PLACE_CALL: 1, names.WATCH_CALL: 1})
+    # then each dialq task appears with its name, state and call-id-only arguments
+    dials = [t for t in tasks.values() if t["name"] == names.DIAL and t["state"] == "SUCCESS"]
+    assert {handle.id for handle in handles} <= {t["args"].strip("[]()'\",") for t in dials}
+    intake = next(t for t in tasks.values() if t["name"] == names.PLACE_CALL)
+    assert intake["kwargs"] == "{'request': '<redacted>'}"
+    assert intake["started"] is not None  # task_track_started / started events are on
+    # and no page or API answer holds a phone number, the app secret or an access token
+    task_pages = [f"/task/{task_id}" for task_id in tasks]
+    datatable = (  # what the /tasks page loads into its table
+        "/tasks/datatable?draw=1&start=0&length=100&search%5Bvalue%5D="
+        "&order%5B0%5D%5Bcolumn%5D=0&order%5B0%5D%5Bdir%5D=asc&columns%5B0%5D%5Bdata%5D=name"
+    )
+    pages = ["/", "/workers", "/tasks", datatable, "/api/tasks", "/api/workers", "/broker"]
+    forbidden = _forbidden(stack)
+    for path in pages + task_pages:
+        status, body = flower.get(path)
+        assert status == 200, (path, body[:500])
+        leaked = [secret for secret in forbidden if secret in body]
+        assert not leaked, f"{path} shows {leaked}"
+    assert names.DIAL in flower.get("/tasks")[1] or names.DIAL in flower.get(datatable)[1]
+
+
+def test_flower_as_deployed_asks_for_credentials_and_refuses_control(
+    stack: Stack, flower: Flower
+) -> None:
+    # given Flower with basic auth and read-only mode
+    anonymous = Flower(flower.url)
+    anonymous.headers = {}
+    # when someone without credentials asks, or an operator tries to control a worker
+    status_anonymous, _ = anonymous.get("/api/tasks")
+    status_control, body = flower.get("/api/worker/shutdown/w0@nowhere", method="POST")
+    status_send, _ = flower.get(f"/api/task/send-task/{names.DIAL}", method="POST")
+    # then the first is refused for want of credentials and the others for read-only mode
+    assert status_anonymous == 401
+    assert status_control == 403, body
+    assert status_send == 403
