@@ -1,7 +1,9 @@
-"""The baseline for bench/dispatch.py: a bare Celery task that POSTs the start request.
+"""The baselines dialq is measured against: plain Celery tasks that POST the start request.
 
-It claims nothing, records nothing and retries nothing: the least work a Celery system can do
-to place a call, so dialq's overhead shows as a ratio against it.
+- `bench.bare_start` (bench/dispatch.py) claims, records and retries nothing: the least work a
+  Celery system can do to place a call, so dialq's overhead shows as a ratio against it.
+- `bench.start_with_retry` (bench/saturation.py) is plain Celery retry on 429: `autoretry_for`
+  with `retry_backoff` and `retry_jitter`, and nothing else (the sandbox ends the calls).
 """
 
 from __future__ import annotations
@@ -60,3 +62,26 @@ def bare_start(call_id: str, body: dict[str, Any]) -> None:
         headers={"x-api-key": _access_token(base_url), "X-Dialq-Call-Id": call_id},
         timeout=30,
     )
+
+
+class CapacityFull(Exception):
+    """The API answered 429."""
+
+
+@app.task(
+    name="bench.start_with_retry",
+    autoretry_for=(CapacityFull,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=None,
+)
+def start_with_retry(call_id: str, body: dict[str, Any]) -> None:
+    base_url = os.environ["BENCH_SANDBOX_URL"]
+    reply = _session().post(
+        f"{base_url}/v1/endpoint:connect",
+        json=body,
+        headers={"x-api-key": _access_token(base_url), "X-Dialq-Call-Id": call_id},
+        timeout=30,
+    )
+    if reply.status_code == 429:
+        raise CapacityFull()

@@ -115,13 +115,13 @@ def run_baseline(
         "BENCH_APP_SECRET": APP_SECRET,
     }
     os.environ.update(env)
-    from bench.saturation_baseline import app
+    from bench.baseline_tasks import app
 
     def send(call_id: str) -> None:
         app.send_task("bench.start_with_retry", args=[call_id, BODY], queue="bench.saturation")
 
     log = workdir / "baseline.log"
-    with celery_worker("bench.saturation_baseline", "bench.saturation", env, log, args.concurrency):
+    with celery_worker("bench.baseline_tasks", "bench.saturation", env, log, args.concurrency):
         send("warm-up")
         time.sleep(args.duration + 2)
         control.reset()

@@ -29,11 +29,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import redis
 from sqlalchemy import delete, event, insert, update
 
 from bench.harness import ROOT, celery_worker, median, percentile, sandbox_process
 from dialq import names
 from dialq.calls import CallService
+from dialq.capacity import Capacity
 from dialq.config import Settings
 from dialq.redis_server import PrivateRedis
 from dialq.schedule_dispatch import ScheduleDispatcher
@@ -98,7 +100,9 @@ def fill(db: Database, total: int, due: int, now: datetime) -> list[str]:
 def measure_tick(
     db: Database, settings: Settings, total: int, due: int, repeats: int
 ) -> dict[str, float]:
-    calls = CallService(settings, db, no_dialing, NullPublisher())
+    # Enqueueing takes no permit: a Redis client that never connects stands in for capacity.
+    capacity = Capacity(redis.Redis(host="127.0.0.1", port=9), {})
+    calls = CallService(settings, db, no_dialing, NullPublisher(), capacity=capacity)
     dispatcher = ScheduleDispatcher(settings, db, calls.enqueue)
     due_ids = fill(db, total, due, datetime.now(UTC))
     statements = 0

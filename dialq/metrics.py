@@ -1,8 +1,8 @@
 """Prometheus metrics from a worker process, on DIALQ_METRICS_PORT (0: off).
 
 Two kinds, both read without hooks in the call code:
-- gauges computed from the database at scrape time (calls by state, waiting calls and the
-  oldest one's age, permits in use when a capacity module provides them). The database is
+- gauges computed at scrape time from the database (calls by state, waiting calls and the
+  oldest one's age) and from Redis (capacity permits in use per account). The database is
   the source of truth, so every worker reports the same values: aggregate them with max().
 - counters kept by this process, fed by the rows it commits (start requests and their latency,
   429s, webhook failures): a SQLAlchemy session hook sees every attempt row this process
@@ -11,18 +11,19 @@ Two kinds, both read without hooks in the call code:
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from dialq.config import Settings
 from dialq.store import Database
 from dialq.store.tables import Attempt, Call, CallStatus
 
@@ -114,18 +115,13 @@ def count_committed_attempts() -> None:
 PermitsSource = Callable[[], dict[str, int]]
 
 
-def capacity_permits() -> PermitsSource | None:
-    """Permits in use per account, if the capacity module offers `permits_in_use_by_account`.
+def capacity_permits(settings: Settings) -> PermitsSource:
+    """Permits in use per account, read from the capacity module's Redis sets at scrape time."""
+    from dialq.capacity import Capacity
 
-    The hook a capacity module fills: a function taking no argument (it builds its own Redis
-    client from the settings) is looked up lazily, so this module needs no edit when it lands.
-    """
-    try:
-        capacity = importlib.import_module("dialq.capacity")
-    except ImportError:
-        return None
-    source = getattr(capacity, "permits_in_use_by_account", None)
-    return source if callable(source) else None
+    limits = {name: account.max_concurrent_calls for name, account in settings.accounts.items()}
+    capacity = Capacity(redis.Redis.from_url(settings.broker_url), limits)
+    return lambda: {name: capacity.usage(name).permits_in_use for name in limits}
 
 
 class DatabaseCollector(Collector):
@@ -198,13 +194,15 @@ class DatabaseCollector(Collector):
 _served: list[int] = []
 
 
-def serve(port: int, db: Database, *, addr: str = "0.0.0.0") -> CollectorRegistry:
+def serve(
+    port: int, db: Database, permits: PermitsSource | None = None, *, addr: str = "0.0.0.0"
+) -> CollectorRegistry:
     """Start the /metrics HTTP server in a background thread of this process (once)."""
     if _served:
         return REGISTRY
     _served.append(port)
     count_committed_attempts()
-    REGISTRY.register(DatabaseCollector(db, capacity_permits()))
+    REGISTRY.register(DatabaseCollector(db, permits))
     start_http_server(port, addr=addr, registry=REGISTRY)
     log.info("metrics on :%d/metrics", port)
     return REGISTRY

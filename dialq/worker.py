@@ -127,4 +127,5 @@ def _serve_metrics(**_: Any) -> None:
         from dialq.store import Database
 
         # An engine of its own: scrapes never take a connection a task is waiting for.
-        metrics.serve(settings.metrics_port, Database(settings.database_url_resolved))
+        db = Database(settings.database_url_resolved)
+        metrics.serve(settings.metrics_port, db, metrics.capacity_permits(settings))

@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import redis
 from sqlalchemy import text
 
+from dialq.capacity import Capacity
 from dialq.store import Database
 from tests.stack import Stack
 
@@ -53,6 +55,11 @@ class RecordingPublisher:
 
 def no_dialing(account: str, on_attempt: Callable[..., None]) -> Any:
     raise AssertionError("store tests never dial")
+
+
+def unused_capacity() -> Capacity:
+    """Enqueueing takes no permit: a client that never connects, so a dial would fail loudly."""
+    return Capacity(redis.Redis(host="127.0.0.1", port=9), {})
 
 
 def start_beat(stack: Stack, index: int, timeout_s: float = 30.0) -> subprocess.Popen[bytes]:

@@ -26,7 +26,14 @@ from dialq.store.schedule_tables import Occurrence, Outcome
 from dialq.store.tables import Call
 from dialq.validation_errors import InvalidCallRequest
 from dialq.views import call_detail
-from tests.schedule_helpers import Clock, RecordingPublisher, empty_tables, no_dialing, utc
+from tests.schedule_helpers import (
+    Clock,
+    RecordingPublisher,
+    empty_tables,
+    no_dialing,
+    unused_capacity,
+    utc,
+)
 
 T0 = utc("2026-11-24T13:59:50Z")  # ten seconds before 09:00 in New York
 CALL = {"phone_number": "+14155550123", "session_name": "Standup"}
@@ -46,7 +53,14 @@ class World:
         """A dispatcher with its own engine and publisher, as a second beat/worker would have."""
         db = Database(self.db.url)
         self.others.append(db)
-        calls = CallService(self.settings, db, no_dialing, self.publisher, clock=self.clock)
+        calls = CallService(
+            self.settings,
+            db,
+            no_dialing,
+            self.publisher,
+            capacity=unused_capacity(),
+            clock=self.clock,
+        )
         return ScheduleDispatcher(self.settings, db, calls.enqueue, clock=self.clock)
 
     def calls(self) -> list[Call]:
@@ -67,7 +81,9 @@ def world(database_url: str) -> Iterator[World]:
     empty_tables(db)
     clock = Clock(T0)
     publisher = RecordingPublisher()
-    calls = CallService(settings, db, no_dialing, publisher, clock=clock)
+    calls = CallService(
+        settings, db, no_dialing, publisher, capacity=unused_capacity(), clock=clock
+    )
     world = World(
         settings,
         db,
