@@ -24,14 +24,22 @@ from dialq.config import Settings
 from dialq.models import InvalidCallRequest, mask_phone
 from dialq.redis_server import PrivateRedis
 from dialq.sandbox import SandboxConfig, start_sandbox
-from dialq.store import Database
+from dialq.store import Database, insights_repo
 from dialq.store import calls_repo as repo
 from dialq.views import call_summary
 
 # Fictional-range North American numbers (555-01xx): valid in form, reach nobody.
 DEMO_TARGETS = [f"+1 415 555 01{n:02d}" for n in range(10, 99)]
-SETTLED = {"connected", "completed", "failed", "canceled", "unknown"}
-STYLE = {"queued": "white", "waiting": "yellow", "dialing": "cyan", "connected": "green"}
+# Done: the call is over and its insights are in (or it never started).
+SETTLED = {"completed", "failed", "canceled", "unknown"}
+STYLE = {
+    "queued": "white",
+    "waiting": "yellow",
+    "dialing": "cyan",
+    "connected": "green",
+    "stopping": "green",
+    "completed": "bold green",
+}
 TIMEOUT_S = 180.0
 
 console = Console()
@@ -67,6 +75,7 @@ def _environment(
             "DIALQ_MAX_CONCURRENT_CALLS": str(limit),
             # Short waits so the demo shows a full account draining within a minute.
             "DIALQ_CAPACITY_RETRY_S": "2",
+            "DIALQ_WATCH_INTERVAL_S": "0.5",
         }
     )
     return env
@@ -121,12 +130,15 @@ def run_demo(*, calls: int = 12, limit: int = 3) -> int:
                 workdir / "beat.log",
             )
         )
-        console.print(f"sandbox at {sandbox.url} allows {limit} live calls; placing {calls} calls")
+        console.print(
+            f"sandbox at {sandbox.url} allows {limit} live calls; placing {calls} calls "
+            "(dialq holds the others as 'waiting' and starts each the moment a slot frees)"
+        )
         _show_rejection(settings)
         ids = [_enqueue(settings, index) for index in range(calls)]
         rows = _watch(settings, ids, sandbox)
         _report(rows, sandbox.control.requests())
-        return 0 if all(row["status"] in SETTLED for row in rows) else 1
+        return 0 if all(_settled(row) for row in rows) else 1
     return 1
 
 
@@ -161,14 +173,29 @@ def _rows(settings: Settings, ids: list[str]) -> list[dict[str, Any]]:
     db = Database(settings.database_url_resolved)
     try:
         with db.sessions() as session:
-            found = [repo.get_call(session, call_id) for call_id in ids]
-            return [call_summary(call) for call in found if call is not None]
+            rows = []
+            for call_id in ids:
+                call = repo.get_call(session, call_id)
+                if call is None:
+                    continue
+                row = call_summary(call)
+                harvested = insights_repo.get(session, call_id)
+                row["insights"] = harvested.status if harvested else ""
+                rows.append(row)
+            return rows
     finally:
         db.dispose()
 
 
+def _settled(row: dict[str, Any]) -> bool:
+    if row["status"] not in SETTLED:
+        return False
+    # A call that talked to someone is done once its insights are in (or given up).
+    return not row["conversation_id"] or row["insights"] in {"ready", "unavailable"}
+
+
 def _table(rows: list[dict[str, Any]], live_calls: int, limit: int) -> Group:
-    table = Table("#", "target", "status", "attempts", "429s", "conversation", "reason")
+    table = Table("#", "target", "status", "attempts", "429s", "conversation", "insights", "reason")
     for index, row in enumerate(rows, start=1):
         status = row["status"]
         target = mask_phone(row["phone_number"]) if row["phone_number"] else row["sip_uri"]
@@ -179,7 +206,8 @@ def _table(rows: list[dict[str, Any]], live_calls: int, limit: int) -> Group:
             str(row["start_attempts"]),
             str(row["capacity_waits"]),
             row["conversation_id"] or "",
-            (row["reason"] or "")[:40],
+            row["insights"],
+            (row["reason"] or "")[:30],
         )
     counts = Counter(row["status"] for row in rows)
     line = "  ".join(f"{state}: {count}" for state, count in sorted(counts.items()))
@@ -194,7 +222,7 @@ def _watch(settings: Settings, ids: list[str], sandbox: Any) -> list[dict[str, A
         while time.monotonic() < deadline:
             rows = _rows(settings, ids)
             live.update(_table(rows, sandbox.control.live_count(), limit))
-            if all(row["status"] in SETTLED for row in rows):
+            if all(_settled(row) for row in rows):
                 break
             time.sleep(0.25)
     return rows
@@ -203,9 +231,11 @@ def _watch(settings: Settings, ids: list[str], sandbox: Any) -> list[dict[str, A
 def _report(rows: list[dict[str, Any]], requests: list[dict[str, Any]]) -> None:
     starts = [r for r in requests if r.get("operation") == "start"]
     by_status = Counter(r.get("status") for r in starts)
-    connected = sum(1 for row in rows if row["status"] == "connected")
+    completed = sum(1 for row in rows if row["status"] == "completed")
+    ready = sum(1 for row in rows if row["insights"] == "ready")
     console.print(
-        f"\n[bold]{connected}/{len(rows)} calls connected[/]; the sandbox saw {len(starts)} start "
+        f"\n[bold]{completed}/{len(rows)} calls completed, {ready} with transcript and insights[/]"
+        f"; the sandbox saw {len(starts)} start "
         f"requests: {by_status.get(201, 0)} x 201, {by_status.get(429, 0)} x 429 "
         "(429s are capacity signals: the call waits, nothing is lost or dialed twice)."
     )
