@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -62,9 +63,12 @@ def test_a_lower_api_limit_is_learned_and_every_call_still_completes(stack: Stac
     # then all complete, and the learned limit came down to what the API accepts
     for handle in handles:
         stack.wait_for(handle.id, {"completed"}, timeout_s=60)
+    # (it is raised again by one after as many starts as it allows, and probed, so its value at
+    # the end depends on timing: what it fell to is what the worker logged)
+    learned = [int(n) for n in re.findall(r"learned limit now (\d+)", stack.worker_logs())]
+    assert learned and min(learned) <= 2
     usage = producer_runtime(stack.settings).capacity.usage("default")
-    assert usage.learned_limit <= 3
-    assert usage.http_429_last_hour >= 1
+    assert usage.http_429_last_hour == len(learned)
     starts = [r for r in stack.sandbox.control.requests() if r.get("operation") == "start"]
     assert [r["status"] for r in starts].count(429) <= 4  # learned quickly, not hammered
     assert live_peak(stack.sandbox.control.calls()) <= 2
