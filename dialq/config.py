@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # A call still `dialing` this long after its claim lost its worker: the watchdog
     # hands it to the reconciler (`unknown`). Must exceed the HTTP timeouts with retries.
     dialing_stale_s: float = Field(default=120.0, gt=0)
+    # A queued call whose dial message was due this long ago and never ran lost it (a worker
+    # killed with it prefetched, a broker restart): the watchdog publishes it again. Shorter
+    # means faster recovery and more harmless duplicate deliveries under a backlog.
+    dispatch_grace_s: float = Field(default=60.0, gt=0)
 
     # Webhooks to the producer (README "Webhooks"). The HMAC key signing every body; while it
     # is empty nothing is sent (an unsigned event could be forged by anyone who finds the URL).

@@ -37,7 +37,7 @@ def run_watchdog(service: CallService) -> dict[str, int]:
         else 0,
         "unknown_waiting_for_a_person": _count(service, CallStatus.UNKNOWN),
         "watches_republished": _overdue_watches(service),
-        "dials_republished": service.sweep(),
+        "dials_republished": service.sweep(grace_s=service.settings.dispatch_grace_s),
         **capacity_backstop(service),
     }
     if report["unknown_waiting_for_a_person"] and service.settings.unknown_policy == "alert":
