@@ -116,6 +116,10 @@ class Producer:
         self._thread = threading.Thread(target=self._run, name="producer", daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def join(self, timeout_s: float = 120.0) -> None:
         assert self._thread is not None
         self._thread.join(timeout_s)
@@ -154,6 +158,7 @@ class ChaosStack:
     redis_server: PrivateRedis
     audit_url: str
     processes: list[Supervised] = field(default_factory=list)
+    producers: list[Producer] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _supervisor: threading.Thread | None = None
     _names: itertools.count[int] = field(default_factory=itertools.count)
@@ -210,6 +215,7 @@ class ChaosStack:
 
     def producer(self, prefix: str, rate_per_s: float, duration_s: float) -> Producer:
         producer = Producer(self.stack, prefix, rate_per_s, duration_s)
+        self.producers.append(producer)
         producer.start()
         return producer
 
