@@ -7,9 +7,11 @@ them in the same transaction as the outcome, so a call's record is complete or n
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from dialq import names
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dialq.dialing")
 SKIPPED = "skipped"
+# Writes of a known start outcome tried this often when the database connection drops.
+RECORD_TRIES = 4
 # An outcome may land on a call the watchdog already gave up on (`unknown`): the real answer
 # of a slow worker beats the watchdog's guess.
 RESOLVABLE = frozenset({CallStatus.DIALING, CallStatus.UNKNOWN})
@@ -157,6 +161,29 @@ class Dial:
     # -- outcomes ----------------------------------------------------------------------------
 
     def _connected(self, result: StartResult) -> str:
+        # The call is live at the API and we hold its ids: a dropped database connection must
+        # not turn that into `unknown` (nobody would watch, stop or harvest it). Retry the write.
+        pending = list(self.attempts)
+        for attempt in range(1, RECORD_TRIES + 1):
+            try:
+                moved = self._record_connected(result)
+                break
+            except OperationalError:
+                if attempt == RECORD_TRIES:
+                    raise
+                log.warning("call %s: recording its start failed; retrying", self.call_id)
+                self.attempts[:] = pending
+                time.sleep(0.2 * attempt)
+        self.service.capacity.saw_success(self.account)
+        if not moved:
+            return self._orphan(result)
+        log.info("call %s connected: conversation %s", self.call_id, result.conversation_id)
+        # The lifecycle watcher takes over: end of call, maximum duration, cancel.
+        self.service.publish(names.WATCH_CALL, self.call_id, self.settings.watch_interval_s)
+        return CallStatus.CONNECTED.value
+
+    def _record_connected(self, result: StartResult) -> bool:
+        """Move the call to `connected` with the API's ids; False when it had moved on."""
         now = self.service.now()
         interval_s = self.settings.watch_interval_s
         with self.db.transaction() as session:
@@ -178,13 +205,11 @@ class Dial:
                     "watch_due_at": now + timedelta(seconds=interval_s),
                 },
             )
-        self.service.capacity.saw_success(self.account)
-        if not moved:
-            return self._orphan(result)
-        log.info("call %s connected: conversation %s", self.call_id, result.conversation_id)
-        # The lifecycle watcher takes over: end of call, maximum duration, cancel.
-        self.service.publish(names.WATCH_CALL, self.call_id, interval_s)
-        return CallStatus.CONNECTED.value
+            if not moved:
+                # A retry after a commit whose reply was lost finds its own write: not an orphan.
+                call = repo.get_call(session, self.call_id)
+                moved = call is not None and call.connection_id == result.connection_id
+        return bool(moved)
 
     def _orphan(self, result: StartResult) -> str:
         """A call started for a row that moved on (canceled meanwhile): stop it, never leak it."""
