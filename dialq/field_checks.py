@@ -110,6 +110,10 @@ def check_timezone(name: str) -> str:
 
 def check_callback_url(text: str) -> str:
     """``text`` unchanged, if it is an http(s) URL without credentials in it."""
+    # The URL parser drops tabs and line breaks and escapes other control characters, but the
+    # text is stored as given: refuse them, or a NUL would fail PostgreSQL and a CRLF be kept.
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise ValueError("must not contain whitespace or control characters")
     try:
         url = _HTTP_URL.validate_python(text)
     except ValidationError:

@@ -61,6 +61,11 @@ _PATTERN_RULES: Final = {
     "idempotency_key": "must be printable ASCII only",
 }
 
+# Far beyond any real plan, yet a day inside the calendar's ends: deadlines are computed from
+# not_before, and an offset can move a time near year 1 or 9999 out of the calendar in UTC.
+NOT_BEFORE_RANGE: Final = (datetime(1, 1, 2, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
+_NOT_BEFORE_RULE = "must be a date-time between 0001-01-02 and 9000-01-01 (UTC)"
+
 _Dtmf = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[0-9*#,]+$")]
 _Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 _Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
@@ -192,7 +197,16 @@ class CallRequest(BaseModel):
     @field_validator("not_before")
     @classmethod
     def _not_before(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
+        if value is None:
+            return None
+        try:
+            instant = value.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:59-23:59 is past the calendar's end in UTC
+            raise rule_error(_NOT_BEFORE_RULE) from None
+        earliest, latest = NOT_BEFORE_RANGE
+        if not earliest <= instant < latest:
+            raise rule_error(_NOT_BEFORE_RULE)
+        return instant
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:

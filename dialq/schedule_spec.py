@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dialq.durations import parse_duration
 from dialq.field_checks import check_timezone
-from dialq.models import parse_call_request
+from dialq.models import NOT_BEFORE_RANGE, parse_call_request
 from dialq.schedule_rules import EPOCH, MAX_COUNT, Kind, Rule, to_instant
 from dialq.validation_errors import (
     FieldError,
@@ -32,6 +32,8 @@ Overlap = Literal["skip", "allow"]
 _OWNED_BY_SCHEDULE = ("not_before", "idempotency_key")
 _MAX_EVERY_S = 366 * 86_400
 _PATTERN_RULES = {"name": "must be letters, digits and . _ : -, starting with a letter or digit"}
+# Times a schedule may name: the range a call's not_before may take, for the same reason.
+INSTANT_RANGE = NOT_BEFORE_RANGE
 _TIMING_FIELDS = ("kind", "timezone", "cron", "every_s", "at", "start_at", "end_at", "count")
 
 
@@ -178,9 +180,10 @@ def _resolve(raw: _Input, errors: list[FieldError]) -> dict[str, Any] | None:
     every_s = _every_s(raw.every, errors)
     if raw.cron is not None and not _valid_cron(raw.cron):
         errors.append(FieldError("cron", "must be a 5-field cron expression, e.g. '0 9 * * 1-5'"))
-    grace = _duration("misfire_grace", raw.misfire_grace, errors)
-    start_at = _instant(raw.start, zone, end_of_day=False)
-    end_at = _instant(raw.end, zone, end_of_day=True)
+    grace = _misfire_grace_s(raw.misfire_grace, errors)
+    start_at = _instant("start", raw.start, zone, errors, end_of_day=False)
+    end_at = _instant("end", raw.end, zone, errors, end_of_day=True)
+    at = _instant("at", raw.at, zone, errors, end_of_day=False)
     if start_at and end_at and end_at <= start_at:
         errors.append(FieldError("end", "must be after start"))
     if kind == "at" and (raw.start or raw.end or raw.count):
@@ -192,7 +195,7 @@ def _resolve(raw: _Input, errors: list[FieldError]) -> dict[str, Any] | None:
         "timezone": zone_name,
         "cron": " ".join(raw.cron.split()) if raw.cron else None,
         "every_s": every_s,
-        "at": _instant(raw.at, zone, end_of_day=False),
+        "at": at,
         "start_at": start_at,
         "end_at": end_at,
         "count": raw.count,
@@ -241,13 +244,36 @@ def _every_s(value: str | int | None, errors: list[FieldError]) -> int | None:
     return seconds
 
 
-def _instant(value: datetime | date | None, zone: ZoneInfo, *, end_of_day: bool) -> datetime | None:
-    """A date means a whole local day (an end date includes it); a naive time is local."""
+def _misfire_grace_s(value: str | int | None, errors: list[FieldError]) -> int | None:
+    seconds = _duration("misfire_grace", value, errors)
+    if seconds is not None and seconds > _MAX_EVERY_S:
+        errors.append(FieldError("misfire_grace", "must be at most 366 days"))
+    return seconds
+
+
+def _instant(
+    field: str,
+    value: datetime | date | None,
+    zone: ZoneInfo,
+    errors: list[FieldError],
+    *,
+    end_of_day: bool,
+) -> datetime | None:
+    """A date means a whole local day (an end date includes it); a naive time is local.
+
+    Out of range (near year 1 or 9999 the arithmetic leaves the calendar) is an error on field.
+    """
     if value is None:
         return None
-    if not isinstance(value, datetime):
-        day = value + timedelta(days=1) if end_of_day else value
-        value = datetime.combine(day, time(0))
-    if value.tzinfo is None:
-        return to_instant(value, zone)
-    return value.astimezone(UTC)
+    earliest, latest = INSTANT_RANGE
+    try:
+        if not isinstance(value, datetime):
+            day = value + timedelta(days=1) if end_of_day else value
+            value = datetime.combine(day, time(0))
+        instant = to_instant(value, zone) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        instant = None
+    if instant is None or not earliest <= instant < latest:
+        errors.append(FieldError(field, "must be between 0001-01-02 and 9000-01-01 (UTC)"))
+        return None
+    return instant

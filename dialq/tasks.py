@@ -12,7 +12,7 @@ from celery.worker.request import Request
 from dialq import names
 from dialq.config import Settings
 from dialq.dispatch import MAX_COUNTDOWN_S
-from dialq.models import InvalidCallRequest, parse_call_request
+from dialq.models import FieldError, InvalidCallRequest, parse_call_request
 from dialq.runtime import Runtime
 from dialq.schedules import dispatch_due
 
@@ -71,15 +71,29 @@ def dial(self: Task, call_id: str) -> str:
     return runtime_for(self.app).service.dial(call_id)
 
 
+def _intake_payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The payload of a by-name message: kwargs {"request": {...}}, or it as the one argument.
+
+    Other clients build these messages by hand: a misspelt or extra argument is an input error
+    to name, not a TypeError from the task's signature.
+    """
+    given = [*args, *([kwargs["request"]] if "request" in kwargs else [])]
+    if len(given) != 1 or set(kwargs) - {"request"}:
+        rule = 'is required, and alone: send kwargs {"request": {...}}'
+        raise InvalidCallRequest([FieldError("request", rule)])
+    return given[0]
+
+
 @shared_task(name=names.PLACE_CALL, bind=True, ignore_result=True, Request=RedactedRequest)
-def place_call(self: Task, request: dict[str, Any]) -> dict[str, Any]:
+def place_call(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Intake for any Celery client: validate the payload like the Python API, then enqueue."""
     runtime = runtime_for(self.app)
-    if isinstance(request, dict) and not request.get("idempotency_key"):
-        # Redis may deliver this message twice; without a key of the producer's, the message's
-        # own id makes the second delivery find the first call instead of writing another.
-        request = {**request, "idempotency_key": f"celery-task:{self.request.id}"}
     try:
+        request = _intake_payload(args, kwargs)
+        if isinstance(request, dict) and not request.get("idempotency_key"):
+            # Redis may deliver this message twice; without a key of the producer's, the
+            # message's own id makes a second delivery find the first call, not write another.
+            request = {**request, "idempotency_key": f"celery-task:{self.request.id}"}
         call_request = parse_call_request(
             request, allowed_country_codes=runtime.settings.allowed_country_codes
         )

@@ -75,6 +75,8 @@ def _field_name(detail: ErrorDetails) -> str:
 
 
 def _printable(name: str) -> str:
+    if not name:
+        return '""'  # an empty key is still a field of its own, not the whole request
     shown = "".join(ch if ch.isprintable() else "?" for ch in name[:_MAX_NAME_CHARS])
     return shown + ("..." if len(name) > _MAX_NAME_CHARS else "")
 
@@ -92,12 +94,20 @@ _FIXED_RULES: Mapping[str, str] = {
     "int_type": "must be a whole number",
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
+    "int_parsing_size": "must be a whole number of a sensible size",
+    "finite_number": "must be a finite number",
     "list_type": "must be a list",
     "datetime_type": "must be an ISO 8601 date-time, e.g. 2030-01-31T09:00:00Z",
     "datetime_parsing": "must be an ISO 8601 date-time, e.g. 2030-01-31T09:00:00Z",
     "datetime_from_date_parsing": "must be an ISO 8601 date-time, e.g. 2030-01-31T09:00:00Z",
     "datetime_object_invalid": "must be an ISO 8601 date-time, e.g. 2030-01-31T09:00:00Z",
     "timezone_aware": "must include a timezone offset, e.g. 2030-01-31T09:00:00Z or +02:00",
+    "date_type": "must be an ISO 8601 date, e.g. 2030-01-31",
+    "date_parsing": "must be an ISO 8601 date, e.g. 2030-01-31",
+    "date_from_datetime_parsing": "must be an ISO 8601 date, e.g. 2030-01-31",
+    "date_from_datetime_inexact": "must be an ISO 8601 date, e.g. 2030-01-31",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
 }
 
 
