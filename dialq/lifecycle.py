@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
@@ -41,11 +41,17 @@ class CancelResult:
 
 
 def parse_end_time(value: Any) -> datetime | None:
+    """The conversation's ``endTime`` as an aware UTC time; None when absent or unreadable.
+
+    Symbl's times are UTC: one written without an offset is read as UTC. A time that leaves the
+    calendar in UTC is unreadable, not an error: the watch goes on, the maximum duration holds.
+    """
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
 
 
