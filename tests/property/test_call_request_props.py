@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import phonenumbers
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dialq.models import CallRequest, InvalidCallRequest, parse_call_request
@@ -63,6 +63,12 @@ def test_any_payload_becomes_a_dialable_call_or_an_error_naming_known_fields_and
 
 @PURE
 @given(change=one_field_changes())
+# Found by this property: OverflowError out of parse_call_request, now a rule on not_before.
+@example(change=("not_before", "9999-12-31T23:59:59-23:59"))
+@example(change=("not_before", "0001-01-01T00:00:00+23:59"))
+# Accepted and stored as given: a NUL failed the PostgreSQL insert, a CRLF was kept.
+@example(change=("callback_url", "https://hooks.example.com/\x00"))
+@example(change=("callback_url", "https://hooks.example.com/\r\nX-Injected: yes"))
 def test_one_changed_field_in_a_valid_payload_is_the_only_field_an_error_names(
     change: tuple[str, Any],
 ) -> None:

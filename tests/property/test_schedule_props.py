@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -24,6 +24,8 @@ from tests.property.profiles import IO, PURE
 from tests.property.strategies import CALL_FIELDS, SCHEDULE_FIELDS, schedule_specs
 from tests.property.world import settings_for
 
+CALL_ONLY = {"name": "standup", "call": {"phone_number": "+14155550123"}}
+EVERY_HOUR = {**CALL_ONLY, "every": "1h"}
 # Fixed, so that "leaves no occurrence in the future" does not depend on the day the test runs.
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -87,6 +89,12 @@ def stored(service: ScheduleService) -> list[tuple[Any, ...]]:
 
 @IO
 @given(spec=schedule_specs(), again=st.booleans())
+# Found by these properties: OverflowError near the calendar's ends, and a grace period that
+# overflowed PostgreSQL's integer column. Each is now an error on its field.
+@example(spec={**EVERY_HOUR, "misfire_grace": "999999999h"}, again=False)
+@example(spec={**EVERY_HOUR, "end": "9999-12-31"}, again=True)
+@example(spec={**EVERY_HOUR, "start": "0001-01-01", "timezone": "Asia/Tokyo"}, again=False)
+@example(spec={**CALL_ONLY, "at": "9999-12-31T23:59:59-23:59"}, again=False)
 def test_an_upsert_stores_one_schedule_or_names_the_field_and_leaves_the_table_as_it_was(
     schedules: ScheduleService, spec: dict[Any, Any], again: bool
 ) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from hypothesis import given
+from hypothesis import example, given
 
 from dialq import names
 from dialq.api import close_runtimes
@@ -83,6 +83,13 @@ def assert_one_call_and_its_message(
 
 @IO
 @given(message=messages(json_payloads()))
+# Found by this property: a TypeError from the task's signature, now "request: is required".
+@example(message=([], {}))
+@example(message=([], {"requests": {"phone_number": "+14155550123"}}))
+# Accepted, then a NUL in the stored URL failed the PostgreSQL insert: now refused.
+@example(
+    message=([], {"request": {"phone_number": "+14155550123", "callback_url": "http://h/\x00"}})
+)
 def test_any_by_name_message_makes_one_queued_call_and_message_or_changes_nothing(
     intake: tuple[Celery, Settings], message: Message
 ) -> None:
