@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sandbox.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/saturation.py
+	$(BIN)/python bench/soak.py --duration 60 --rate 4
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
