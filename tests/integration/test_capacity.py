@@ -66,7 +66,8 @@ def test_a_lower_api_limit_is_learned_and_every_call_still_completes(stack: Stac
     # (it is raised again by one after as many starts as it allows, and probed, so its value at
     # the end depends on timing: what it fell to is what the worker logged)
     learned = [int(n) for n in re.findall(r"learned limit now (\d+)", stack.worker_logs())]
-    assert learned and min(learned) <= 2
+    assert learned
+    assert min(learned) <= 2
     usage = producer_runtime(stack.settings).capacity.usage("default")
     assert usage.http_429_last_hour == len(learned)
     starts = [r for r in stack.sandbox.control.requests() if r.get("operation") == "start"]
