@@ -226,6 +226,12 @@ class CallService:
             # The lease runs out by itself and the watchdog wakes waiters: log, don't fail.
             log.warning("could not release the permit of call %s", call_id, exc_info=True)
 
+    def pass_on(self, account: str, call_id: str) -> None:
+        """A call that no longer waits leaves the waiting index; the permit it was woken
+        for goes to the next waiter."""
+        if self.capacity.forget(account, call_id):
+            self.release_permit(account, "")
+
     def call_ended(self, call_id: str) -> None:
         """A live call ended (seen ended, stopped, canceled): collect transcript and insights."""
         self.publish(names.HARVEST_INSIGHTS, call_id)

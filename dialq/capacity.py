@@ -34,6 +34,8 @@ if redis.call('ZSCORE', permits, call_id) then
   redis.call('ZREM', waiting, call_id)
   return 1
 end
+-- Its own index entry (perhaps scored by another process) never stands ahead of itself.
+redis.call('ZREM', waiting, call_id)
 local function wait(code)
   redis.call('ZADD', waiting, score, call_id)
   return code
@@ -59,6 +61,19 @@ local limit = math.min(tonumber(redis.call('GET', limit_key) or configured), con
 local free = limit - redis.call('ZCARD', permits)
 if free <= 0 then return {} end
 return redis.call('ZRANGE', waiting, 0, free - 1)
+"""
+
+# Rebuilt from a database read that may be a few seconds old: a call granted a permit since
+# then is not waiting any more, and indexing it again would count it ahead of real waiters.
+INDEX = """
+local waiting, permits = KEYS[1], KEYS[2]
+redis.call('DEL', waiting)
+for i = 1, #ARGV, 2 do
+  if not redis.call('ZSCORE', permits, ARGV[i]) then
+    redis.call('ZADD', waiting, tonumber(ARGV[i + 1]), ARGV[i])
+  end
+end
+return redis.call('ZCARD', waiting)
 """
 
 SAW_429 = """
@@ -131,6 +146,7 @@ class Capacity:
         self._clock = clock
         self._acquire = client.register_script(ACQUIRE)
         self._release = client.register_script(RELEASE)
+        self._index = client.register_script(INDEX)
         self._saw_429 = client.register_script(SAW_429)
         self._saw_success = client.register_script(SAW_SUCCESS)
 
@@ -165,9 +181,12 @@ class Capacity:
         )
         return [_text(m) for m in members]
 
-    def forget(self, account: str, call_id: str) -> None:
-        """The call no longer waits (canceled, failed, dialed): drop it from the index."""
-        self.redis.zrem(self._key(account, "waiting"), call_id)
+    def forget(self, account: str, call_id: str) -> bool:
+        """The call no longer waits (canceled, failed, dialed): drop it from the index.
+
+        True when it was there: it may have held a waiter's place at the head, and a permit
+        meant for it is better passed on (see `CallService.pass_on`)."""
+        return bool(self.redis.zrem(self._key(account, "waiting"), call_id))
 
     def saw_429(self, account: str, call_id: str, cooldown_s: float) -> int:
         """A 429 despite a permit: cool the account down, learn a lower limit, free this permit."""
@@ -192,12 +211,10 @@ class Capacity:
 
     def index_waiting(self, account: str, scored: dict[str, int]) -> None:
         """Make the waiting index hold exactly these calls (the database's view)."""
-        key = self._key(account, "waiting")
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            if scored:
-                pipe.zadd(key, scored)
-            pipe.execute()
+        flat: list[str | int] = []
+        for call_id, score in scored.items():
+            flat += [call_id, score]
+        self._index(keys=self._keys(account, "waiting", "permits"), args=flat)
 
     def holders(self, account: str) -> list[str]:
         key = self._key(account, "permits")

@@ -89,7 +89,12 @@ class Dial:
         now = self.service.now()
         with self.db.transaction() as session:
             call = repo.get_call(session, self.call_id)
-            if call is None or CallStatus(call.status) not in DIALABLE:
+            if call is None:
+                return None
+            if CallStatus(call.status) not in DIALABLE:
+                # A wake-up for a call already dialed or over: if the waiting index still held
+                # it, it stood ahead of real waiters; drop it and wake the next one instead.
+                self.service.pass_on(call.account, call.id)
                 return None
             early = call.not_before if call.not_before and call.not_before > now else None
             if early is None:

@@ -120,6 +120,43 @@ def test_permits_are_idempotent_per_call_and_newcomers_do_not_barge_past_waiters
     assert capacity.acquire("a", "old", score=waiting_score(5, 3), lease_s=60) is Verdict.GRANTED
 
 
+def test_an_index_rebuilt_from_an_old_read_leaves_out_calls_granted_since(
+    redis_url: str,
+) -> None:
+    capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 1})
+    # given the watchdog read two waiting rows, and the older one took the permit meanwhile
+    read = {"older": waiting_score(5, 1), "newer": waiting_score(5, 2)}
+    assert capacity.acquire("a", "older", score=read["older"], lease_s=60) is Verdict.GRANTED
+    # when the index is rebuilt from that read
+    capacity.index_waiting("a", read)
+    # then only the call still waiting is indexed: the granted one stands ahead of no one
+    assert capacity.usage("a").waiting_in_redis == 1
+    capacity.release("a", "older")
+    assert capacity.acquire("a", "newer", score=read["newer"], lease_s=60) is Verdict.GRANTED
+
+
+def test_a_waiter_found_over_is_dropped_and_its_wake_passed_to_the_next(stack: Stack) -> None:
+    # given a call long completed still indexed as waiting, ahead of one really waiting
+    capacity = producer_runtime(stack.settings).capacity
+    stack.env["DIALQ_MAX_CONCURRENT_CALLS"] = "1"
+    stack.start_worker()
+    stack.sandbox.control.configure(call_seconds=0.5)
+    done = enqueue_call({"phone_number": NUMBER}, settings=stack.settings)
+    stack.wait_for(done.id, {"completed"}, timeout_s=30)
+    stack.sandbox.control.configure(call_seconds=None)
+    live = enqueue_call({"phone_number": NUMBER, "max_duration_s": 60}, settings=stack.settings)
+    stack.wait_for(live.id, {"connected"})
+    waiter = enqueue_call({"phone_number": NUMBER}, settings=stack.settings)
+    stack.wait_for(waiter.id, {"waiting"})
+    capacity.index_waiting("default", {done.id: 0, waiter.id: waiting_score(5, 10**12)})
+    # when the live call ends and its release wakes the head (the completed call)
+    stack.sandbox.control.end_call(stack.call(live.id)["connection_id"])
+    # then the stale entry is dropped and the real waiter is dialed at once, not a tick later
+    stack.wait_for(waiter.id, {"connected"}, timeout_s=10)
+    assert capacity.usage("default").waiting_in_redis == 0
+    assert len(stack.starts_for(waiter.id)) == 1
+
+
 def test_a_higher_priority_waiter_goes_first(redis_url: str) -> None:
     capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 1})
     capacity.acquire("a", "busy", score=waiting_score(5, 1), lease_s=60)
