@@ -54,6 +54,9 @@ class NullPublisher:
     def publish_dial(self, call_id: str, countdown_s: float) -> None:
         """The tick's own cost is measured: the broker is out of the picture."""
 
+    def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
+        """Likewise for every other task message."""
+
 
 def no_dialing(account: str, on_attempt: Any) -> Any:
     raise AssertionError("the tick bench never dials")
@@ -68,7 +71,7 @@ def clear(db: Database, *tables: str) -> None:
 def fill(db: Database, total: int, due: int, now: datetime) -> list[str]:
     """`total` schedules, `due` of them due now; returns the due ones' ids."""
     clear(db, "schedule_occurrences", "schedules", "attempts", "events", "calls")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index in range(total):
         is_due = index < due
         rows.append(
@@ -111,7 +114,10 @@ def measure_tick(
         nonlocal statements
         statements += 1
 
-    times, queries, idle_times, idle_queries = [], [], [], []
+    times: list[float] = []
+    queries: list[int] = []
+    idle_times: list[float] = []
+    idle_queries: list[int] = []
     first = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=repeats + 1)
     for repeat in range(repeats + 1):
         # The same schedules due again, each time at a new whole second (a new occurrence key).
@@ -130,9 +136,8 @@ def measure_tick(
             event.remove(db.engine, "before_cursor_execute", count)
             bucket_q.append(statements)
     # The first round warms connections and caches: it is not counted.
-    times, queries, idle_times, idle_queries = (
-        x[1:] for x in (times, queries, idle_times, idle_queries)
-    )
+    times, queries = times[1:], queries[1:]
+    idle_times, idle_queries = idle_times[1:], idle_queries[1:]
     return {
         "tick_ms": median(times),
         "queries": median(queries),

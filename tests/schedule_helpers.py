@@ -42,15 +42,21 @@ class Clock:
 
 
 class RecordingPublisher:
-    """Stands in for the broker in store tests: remembers every dial message."""
+    """Stands in for the broker in store tests: remembers every dial message in `sent`, and
+    every other task message in `tasks`."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, float]] = []
+        self.tasks: list[tuple[str, str, float]] = []
         self._lock = threading.Lock()
 
     def publish_dial(self, call_id: str, countdown_s: float) -> None:
         with self._lock:
             self.sent.append((call_id, countdown_s))
+
+    def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
+        with self._lock:
+            self.tasks.append((task, call_id, countdown_s))
 
 
 def no_dialing(account: str, on_attempt: Callable[..., None]) -> Any:

@@ -36,7 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
         if action[0] == "hang":
             receiver._released.wait(action[1])
         try:
-            self.send_response(action[1] if action[0] == "status" else 200)
+            self.send_response(int(action[1]) if action[0] == "status" else 200)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dialq.api import producer_runtime
 from dialq.store import calls_repo
+from dialq.store.tables import Call
 from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,7 +134,7 @@ def test_a_by_name_payload_that_is_invalid_is_rejected_with_nothing_written(stac
     import time
 
     deadline = time.monotonic() + 20
-    rows = []
+    rows: list[Call] = []
     while time.monotonic() < deadline and not rows:
         with runtime.db.sessions() as session:
             rows = calls_repo.list_calls(session)

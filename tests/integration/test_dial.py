@@ -65,10 +65,12 @@ def test_duplicate_deliveries_to_two_workers_still_send_one_start_request(stack:
     publisher = producer_runtime(stack.settings).service._publisher
     # when each of ten calls has its message published five times, from several threads at once
     handles = [enqueue_call({"phone_number": NUMBER}, settings=stack.settings) for _ in range(10)]
-    threads = [
-        threading.Thread(target=lambda h=h: [publisher.publish_dial(h.id, 0) for _ in range(4)])
-        for h in handles
-    ]
+
+    def publish_four_times(call_id: str) -> None:
+        for _ in range(4):
+            publisher.publish_dial(call_id, 0)
+
+    threads = [threading.Thread(target=publish_four_times, args=(h.id,)) for h in handles]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -95,11 +95,13 @@ def flower(stack: Stack, tmp_path: Path) -> Iterator[Flower]:
             process.wait()
 
 
-def _wait_for_tasks(flower: Flower, wanted: dict[str, int], timeout_s: float = 20.0) -> dict:  # type: ignore[type-arg]
+def _wait_for_tasks(
+    flower: Flower, wanted: dict[str, int], timeout_s: float = 20.0
+) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     while True:
         tasks = flower.tasks()
-        done = {}
+        done: dict[str, int] = {}
         for task in tasks.values():
             if task.get("state") == "SUCCESS":
                 done[task["name"]] = done.get(task["name"], 0) + 1
@@ -114,6 +116,7 @@ def _forbidden(stack: Stack) -> list[str]:
     token = client.hget(f"{names.REDIS_PREFIX}token:default", "value")
     client.close()
     assert token, "the worker fetched no token"
+    assert isinstance(token, bytes)  # the client was made without decode_responses
     numbers = (*NUMBERS, BY_NAME_NUMBER)
     return [
         APP_SECRET,

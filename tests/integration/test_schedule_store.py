@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -39,6 +39,12 @@ T0 = utc("2026-11-24T13:59:50Z")  # ten seconds before 09:00 in New York
 CALL = {"phone_number": "+14155550123", "session_name": "Standup"}
 
 
+def _not_before(call: Call) -> datetime:
+    """Every call a schedule places is enqueued with its planned instant as `not_before`."""
+    assert call.not_before is not None, call.id
+    return call.not_before
+
+
 @dataclass
 class World:
     settings: Settings
@@ -65,7 +71,7 @@ class World:
 
     def calls(self) -> list[Call]:
         with self.db.sessions() as session:
-            return sorted(calls_repo.list_calls(session, limit=10_000), key=lambda c: c.not_before)
+            return sorted(calls_repo.list_calls(session, limit=10_000), key=_not_before)
 
     def occurrences(self) -> list[tuple[str, str]]:
         with self.db.sessions() as session:

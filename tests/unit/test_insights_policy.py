@@ -177,7 +177,7 @@ def test_event_detail_tells_the_producer_ready_or_unavailable_with_the_reason(
 
 
 def test_summarize_counts_each_kind_and_keeps_summary_and_action_item_texts() -> None:
-    view = {
+    view: dict[str, Any] = {
         "status": "ready",
         "reason": None,
         "messages": [{"text": "a"}, {"text": "b"}, {"text": "c"}],

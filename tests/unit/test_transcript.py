@@ -146,7 +146,7 @@ def test_timed_lines_show_the_offset_before_the_speaker() -> None:
 
 
 def test_insights_lines_show_each_non_empty_section_with_assignee_and_due_date() -> None:
-    insights = {
+    insights: dict[str, Any] = {
         "status": "ready",
         "reason": None,
         "messages": WITH_OFFSETS,
