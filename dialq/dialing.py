@@ -7,12 +7,12 @@ them in the same transaction as the outcome, so a call's record is complete or n
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
 from dialq import names
 from dialq.capacity import Verdict, waiting_score
@@ -169,16 +169,19 @@ class Dial:
         # The call is live at the API and we hold its ids: a dropped database connection must
         # not turn that into `unknown` (nobody would watch, stop or harvest it). Retry the write.
         pending = list(self.attempts)
-        for attempt in range(1, RECORD_TRIES + 1):
-            try:
+        retrying = Retrying(
+            retry=retry_if_exception_type(OperationalError),
+            stop=stop_after_attempt(RECORD_TRIES),
+            wait=wait_incrementing(start=0.2, increment=0.2),
+            before_sleep=lambda _: log.warning(
+                "call %s: recording its start failed; retrying", self.call_id
+            ),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                self.attempts[:] = pending  # a rolled-back try wrote none of them
                 moved = self._record_connected(result)
-                break
-            except OperationalError:
-                if attempt == RECORD_TRIES:
-                    raise
-                log.warning("call %s: recording its start failed; retrying", self.call_id)
-                self.attempts[:] = pending
-                time.sleep(0.2 * attempt)
         self.service.capacity.saw_success(self.account)
         if not moved:
             return self._orphan(result)
