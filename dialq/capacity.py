@@ -10,6 +10,9 @@ Per account, in Redis:
   system shares the account) and raised one step after a full turnover of clean starts.
 - `cooldown`: set with a TTL after a 429; no permit is handed out while it exists.
 - `429s`: when 429s arrived, for `dialq capacity` (last hour).
+- `granted`: sorted set, when each permit was last granted (ms). A worker takes a permit before
+  its claim commits, so for a moment the database still says `queued`: the watchdog frees the
+  permits of such calls only once the grant is old enough that no claim can still be under way.
 """
 
 from __future__ import annotations
@@ -25,15 +28,18 @@ import redis
 from dialq import names
 
 ACQUIRE = """
-local permits, waiting, limit_key, cooldown = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local permits, waiting, limit_key, cooldown, granted =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local call_id, now, expiry, configured, score =
     ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', permits, '-inf', now)
-if redis.call('ZSCORE', permits, call_id) then
-  redis.call('ZADD', permits, expiry, call_id)
+local function grant()
   redis.call('ZREM', waiting, call_id)
+  redis.call('ZADD', permits, expiry, call_id)
+  redis.call('ZADD', granted, now, call_id)
   return 1
 end
+if redis.call('ZSCORE', permits, call_id) then return grant() end
 -- Its own index entry (perhaps scored by another process) never stands ahead of itself.
 redis.call('ZREM', waiting, call_id)
 local function wait(code)
@@ -46,15 +52,15 @@ local free = limit - redis.call('ZCARD', permits)
 -- Calls that waited longer (or matter more) go first: a newcomer does not barge past them.
 local ahead = redis.call('ZCOUNT', waiting, '-inf', '(' .. score)
 if free <= 0 or ahead >= free then return wait(0) end
-redis.call('ZREM', waiting, call_id)
-redis.call('ZADD', permits, expiry, call_id)
-return 1
+return grant()
 """
 
 RELEASE = """
-local permits, waiting, limit_key, cooldown = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local permits, waiting, limit_key, cooldown, granted =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local call_id, now, configured = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREM', permits, call_id)
+redis.call('ZREM', granted, call_id)
 redis.call('ZREMRANGEBYSCORE', permits, '-inf', now)
 if redis.call('EXISTS', cooldown) == 1 then return {} end
 local limit = math.min(tonumber(redis.call('GET', limit_key) or configured), configured)
@@ -77,7 +83,8 @@ return redis.call('ZCARD', waiting)
 """
 
 SAW_429 = """
-local permits, limit_key, cooldown, log, successes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local permits, limit_key, cooldown, log, successes, granted =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local call_id, now, cooldown_ms, configured, event =
     ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 redis.call('ZREMRANGEBYSCORE', permits, '-inf', now)
@@ -89,10 +96,27 @@ local learned = math.max(1, math.min(current, holding))
 redis.call('SET', limit_key, learned)
 redis.call('SET', successes, 0)
 redis.call('ZREM', permits, call_id)
+redis.call('ZREM', granted, call_id)
 redis.call('SET', cooldown, 1, 'PX', cooldown_ms)
 redis.call('ZADD', log, now, event)
 redis.call('ZREMRANGEBYSCORE', log, '-inf', now - 3600000)
 return learned
+"""
+
+# Holders granted at or before ARGV[2]; grant times of permits gone (expired) are dropped.
+SETTLED = """
+local permits, granted = KEYS[1], KEYS[2]
+local now, granted_by = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', permits, '-inf', now)
+for _, id in ipairs(redis.call('ZRANGE', granted, 0, -1)) do
+  if not redis.call('ZSCORE', permits, id) then redis.call('ZREM', granted, id) end
+end
+local settled = {}
+for _, id in ipairs(redis.call('ZRANGE', permits, 0, -1)) do
+  local at = redis.call('ZSCORE', granted, id)
+  if not at or tonumber(at) <= granted_by then table.insert(settled, id) end
+end
+return settled
 """
 
 SAW_SUCCESS = """
@@ -149,6 +173,7 @@ class Capacity:
         self._index = client.register_script(INDEX)
         self._saw_429 = client.register_script(SAW_429)
         self._saw_success = client.register_script(SAW_SUCCESS)
+        self._settled = client.register_script(SETTLED)
 
     def _key(self, account: str, name: str) -> str:
         return f"{names.REDIS_PREFIX}cap:{account}:{name}"
@@ -163,7 +188,7 @@ class Capacity:
         """Take (or renew) the call's permit; when none is free, index it as waiting."""
         now = self._now_ms()
         code = self._acquire(
-            keys=self._keys(account, "permits", "waiting", "limit", "cooldown"),
+            keys=self._keys(account, "permits", "waiting", "limit", "cooldown", "granted"),
             args=[call_id, now, now + int(lease_s * 1000), self.limits[account], score],
         )
         return Verdict(int(code))
@@ -176,7 +201,7 @@ class Capacity:
     def release(self, account: str, call_id: str) -> list[str]:
         """Give the permit back; returns the waiting calls that may now take one, in order."""
         members = self._release(
-            keys=self._keys(account, "permits", "waiting", "limit", "cooldown"),
+            keys=self._keys(account, "permits", "waiting", "limit", "cooldown", "granted"),
             args=[call_id, self._now_ms(), self.limits[account]],
         )
         return [_text(m) for m in members]
@@ -191,7 +216,9 @@ class Capacity:
     def saw_429(self, account: str, call_id: str, cooldown_s: float) -> int:
         """A 429 despite a permit: cool the account down, learn a lower limit, free this permit."""
         learned = self._saw_429(
-            keys=self._keys(account, "permits", "limit", "cooldown", "429s", "successes"),
+            keys=self._keys(
+                account, "permits", "limit", "cooldown", "429s", "successes", "granted"
+            ),
             args=[
                 call_id,
                 self._now_ms(),
@@ -220,6 +247,15 @@ class Capacity:
         key = self._key(account, "permits")
         self.redis.zremrangebyscore(key, "-inf", self._now_ms())
         return [_text(m) for m in self.redis.zrange(key, 0, -1)]
+
+    def settled_holders(self, account: str, older_than_s: float) -> list[str]:
+        """Holders whose permit was granted at least `older_than_s` ago."""
+        now = self._now_ms()
+        members = self._settled(
+            keys=self._keys(account, "permits", "granted"),
+            args=[now, now - int(older_than_s * 1000)],
+        )
+        return [_text(m) for m in members]
 
     def waiting_head(self, account: str) -> list[str]:
         """The waiting calls that the free permits would admit, in order."""

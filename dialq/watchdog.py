@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dialq.watchdog")
 BATCH = 500
+# Far longer than a worker takes from its permit's grant to its claim's commit.
+CLAIM_GRACE_S = 60.0
 
 
 def run_watchdog(service: CallService) -> dict[str, int]:
@@ -139,16 +141,25 @@ def capacity_backstop(service: CallService) -> dict[str, int]:
 
 
 def _free_permits_of_finished_calls(service: CallService, account: str) -> int:
-    holders = service.capacity.holders(account)
-    if not holders:
-        return 0
     # dialing, connected, stopping and unknown calls may be live at the API: they keep theirs.
-    over = {CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELED}
-    over |= {CallStatus.QUEUED, CallStatus.WAITING}
-    stale = _ids(service, Call.id.in_(holders), Call.status.in_([s.value for s in over]))
+    over = [s.value for s in (CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELED)]
+    stale = _held_by(service, account, service.capacity.holders(account), over)
+    # A queued or waiting holder may be a worker between its grant and its claim's commit:
+    # only a grant older than any claim can take (a rolled-back claim) is freed.
+    settled = service.capacity.settled_holders(account, older_than_s=CLAIM_GRACE_S)
+    unclaimed = [CallStatus.QUEUED.value, CallStatus.WAITING.value]
+    stale += _held_by(service, account, settled, unclaimed)
     for call_id in stale:
         service.release_permit(account, call_id)
     return len(stale)
+
+
+def _held_by(
+    service: CallService, account: str, holders: list[str], statuses: list[str]
+) -> list[str]:
+    if not holders:
+        return []
+    return _ids(service, Call.id.in_(holders), Call.status.in_(statuses))
 
 
 def _fail_expired_waiters(service: CallService, account: str) -> int:

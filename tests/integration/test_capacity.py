@@ -10,9 +10,11 @@ import sys
 import time
 
 import redis
+from sqlalchemy import update
 
 from dialq.api import enqueue_call, producer_runtime
 from dialq.capacity import Capacity, Verdict, waiting_score
+from dialq.store import Call
 from tests.stack import Stack
 
 NUMBER = "+14155550110"
@@ -155,6 +157,29 @@ def test_a_waiter_found_over_is_dropped_and_its_wake_passed_to_the_next(stack: S
     stack.wait_for(waiter.id, {"connected"}, timeout_s=10)
     assert capacity.usage("default").waiting_in_redis == 0
     assert len(stack.starts_for(waiter.id)) == 1
+
+
+def test_the_watchdog_frees_a_permit_granted_to_an_unclaimed_call_only_once_no_claim_can_follow(
+    stack: Stack,
+) -> None:
+    # given three undialed calls holding permits: one granted just now (its worker is between
+    # grant and claim commit), one granted long ago (its claim rolled back), one canceled
+    stack.env["DIALQ_MAX_CONCURRENT_CALLS"] = "5"
+    runtime = producer_runtime(stack.settings)
+    fresh, abandoned, canceled = (
+        enqueue_call({"phone_number": NUMBER}, settings=stack.settings) for _ in range(3)
+    )
+    past = Capacity(runtime.redis, runtime.capacity.limits, clock=lambda: time.time() - 2 * 60)
+    past.acquire("default", abandoned.id, score=1, lease_s=3600)
+    runtime.capacity.acquire("default", fresh.id, score=2, lease_s=3600)
+    runtime.capacity.acquire("default", canceled.id, score=3, lease_s=3600)
+    with runtime.db.transaction() as session:
+        session.execute(update(Call).where(Call.id == canceled.id).values(status="canceled"))
+    # when the watchdog ticks
+    report = runtime.service.watchdog()
+    # then the old grant and the canceled call's permit are freed; the fresh grant is kept
+    assert report["permits_freed"] == 2
+    assert runtime.capacity.holders("default") == [fresh.id]
 
 
 def test_a_higher_priority_waiter_goes_first(redis_url: str) -> None:
