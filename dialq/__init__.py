@@ -1,3 +1,33 @@
-"""dialq: place transcribed phone calls through Symbl's Telephony API, with Celery."""
+"""dialq: place transcribed phone calls through Symbl's Telephony API, with Celery.
+
+    import dialq
+    handle = dialq.enqueue_call({"phone_number": "+14155550123"})
+    dialq.cancel_call(handle.id)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__all__ = ["CallRequest", "InvalidCallRequest", "cancel_call", "enqueue_call"]
+
+if TYPE_CHECKING:
+    from dialq.api import cancel_call, enqueue_call
+    from dialq.models import CallRequest, InvalidCallRequest
+
+# Imported on first use: `import dialq` stays cheap for the sandbox, the CLI and workers.
+_LAZY = {
+    "enqueue_call": "dialq.api",
+    "cancel_call": "dialq.api",
+    "CallRequest": "dialq.models",
+    "InvalidCallRequest": "dialq.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'dialq' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)

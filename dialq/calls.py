@@ -122,7 +122,7 @@ class CallService:
             sip_uri=request.sip_uri,
             request=request.model_dump(mode="json"),
             priority=request.priority,
-            max_duration_s=request.max_duration_s,
+            max_duration_s=request.max_duration_s or self.settings.default_max_duration_s,
             callback_url=request.callback_url,
             idempotency_key=request.idempotency_key,
             not_before=request.not_before,

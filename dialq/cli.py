@@ -21,7 +21,7 @@ from dialq.insights_cli import print_insights, transcript_command
 from dialq.models import FieldError, InvalidCallRequest
 from dialq.sandbox.cli import sandbox_command
 from dialq.schedule_cli import schedule_app
-from dialq.store import Database
+from dialq.store import CallStatus, Database
 from dialq.store import calls_repo as repo
 from dialq.store.insights_repo import load_insights
 from dialq.views import call_detail, call_summary
@@ -102,14 +102,17 @@ def call(
 
 @app.command("calls")
 def list_calls(
-    status: Annotated[str | None, typer.Option(help="Only calls in this state.")] = None,
+    status: Annotated[CallStatus | None, typer.Option(help="Only calls in this state.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List recent calls, newest first."""
     db = _database(Settings())
     with db.sessions() as session:
-        rows = [call_summary(c) for c in repo.list_calls(session, status=status, limit=limit)]
+        rows = [
+            call_summary(c)
+            for c in repo.list_calls(session, status=status and status.value, limit=limit)
+        ]
     if as_json:
         _print_json(rows)
         return
@@ -159,6 +162,9 @@ def _print_detail(detail: dict[str, Any]) -> None:
     for key in ("phone_number", "sip_uri", "conversation_id", "connection_id", "event_url"):
         if detail[key]:
             out.print(f"  {key}: {detail[key]}")
+    if detail["ended_at"]:
+        lasted = f", {detail['duration_s']} s live" if detail["duration_s"] is not None else ""
+        out.print(f"  ended: {detail['ended_at']}{lasted}")
     if scheduled := detail.get("schedule"):
         out.print(f"  schedule: {scheduled['name']}, occurrence {scheduled['occurrence_at']}")
     timeline = Table("#", "at", "state", "detail", title="timeline")
@@ -268,25 +274,30 @@ def db_upgrade() -> None:
     out.print("database is up to date")
 
 
+# Every argument, --help included, goes to Celery: it checks them, and its help is the one
+# that lists them.
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
 def _exec_celery(*args: str) -> None:
     # Replace this process: signals (SIGTERM from a supervisor) reach Celery directly.
     argv = [sys.executable, "-m", "celery", "-A", "dialq.worker", *args]
     os.execv(sys.executable, argv)  # noqa: S606  (argv is ours, no shell involved)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(context_settings=PASS_THROUGH)
 def worker(ctx: typer.Context) -> None:
     """Run a worker on every dialq queue (extra arguments go to `celery worker`)."""
     _exec_celery("worker", "-Q", ",".join(names.ALL_QUEUES), "--loglevel", "INFO", *ctx.args)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(context_settings=PASS_THROUGH)
 def beat(ctx: typer.Context) -> None:
     """Run Celery beat (it only ticks idempotent dispatchers)."""
     _exec_celery("beat", "--loglevel", "INFO", *ctx.args)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(context_settings=PASS_THROUGH)
 def flower(ctx: typer.Context) -> None:
     """Run Flower, the Celery monitor."""
     _exec_celery("flower", *ctx.args)

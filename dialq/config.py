@@ -143,6 +143,18 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
 
     @model_validator(mode="after")
+    def _dialing_outlasts_its_requests(self) -> Settings:
+        # Shorter, and the watchdog would call a dial `unknown` while its start request can
+        # still be in flight (a token request, then the start, each up to its timeouts).
+        longest_s = 2 * (self.http_connect_timeout_s + self.http_read_timeout_s)
+        if self.dialing_stale_s < longest_s:
+            raise ValueError(
+                f"dialing_stale_s: must be at least twice the HTTP connect plus read timeouts "
+                f"({longest_s:g} s), got {self.dialing_stale_s:g}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _default_account_is_known(self) -> Settings:
         if DEFAULT_ACCOUNT not in self.accounts:
             self.accounts[DEFAULT_ACCOUNT] = Account(

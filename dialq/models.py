@@ -128,8 +128,12 @@ class CallRequest(BaseModel):
     timezone: str | None = Field(
         default=None, max_length=64, description="IANA zone, e.g. America/New_York."
     )
-    max_duration_s: int = Field(
-        default=3600, ge=10, le=14400, strict=True, description="dialq stops the call after this."
+    max_duration_s: int | None = Field(
+        default=None,
+        ge=10,
+        le=14400,
+        strict=True,
+        description="dialq stops the call after this; unset: DIALQ_DEFAULT_MAX_DURATION_S (3600).",
     )
     account: str = Field(
         default="default",

@@ -36,6 +36,7 @@ def call_summary(call: Call) -> dict[str, Any]:
         "updated_at": _iso(call.updated_at),
         "connected_at": _iso(call.connected_at),
         "ended_at": _iso(call.ended_at),
+        "duration_s": call.duration_s,
     }
 
 

@@ -39,7 +39,7 @@ def build_payload(
 
     The phone number and SIP URI are left out on purpose: the producer gave them and keeps
     them, and webhook bodies end up in receivers' logs and queues that dialq does not control.
-    The ids and reason are the call's as they are when the event is sent.
+    The ids, reason, end and duration are the call's as they are when the event is sent.
     """
     payload: dict[str, Any] = {
         "event_id": event_id(call.id, event.seq),
@@ -54,6 +54,8 @@ def build_payload(
         "connection_id": call.connection_id,
         "reason": call.reason,
         "account": call.account,
+        "ended_at": iso_utc(call.ended_at) if call.ended_at else None,
+        "duration_s": call.duration_s,
     }
     if is_insights_event(event):
         payload["insights"] = dict(insights) if insights is not None else None

@@ -87,6 +87,13 @@ class Call(Base):
         back_populates="call", order_by="Event.seq", cascade="all, delete-orphan"
     )
 
+    @property
+    def duration_s(self) -> float | None:
+        """How long the call was live: connected to ended (None until both are known)."""
+        if self.connected_at is None or self.ended_at is None:
+            return None
+        return round((self.ended_at - self.connected_at).total_seconds(), 3)
+
     __table_args__ = (
         Index("ix_calls_dispatch", "status", "not_before"),
         Index("ix_calls_watch", "status", "watch_due_at"),

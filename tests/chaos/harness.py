@@ -33,7 +33,7 @@ FINAL_VALUES = frozenset(status.value for status in FINAL)
 
 # Fast recovery for a short run; each must still exceed what it guards (HTTP timeouts are 2 s).
 CHAOS_ENV = {
-    "DIALQ_DIALING_STALE_S": "6",  # connect 2 s + read 2 s, with a margin
+    "DIALQ_DIALING_STALE_S": "8",  # a token and a start request, each connect 2 s + read 2 s
     "DIALQ_DISPATCH_GRACE_S": "3",  # a lost dial message is published again after this
     "DIALQ_PERMIT_LEASE_MARGIN_S": "5",  # leases: max duration (10 s) plus this
     "DIALQ_BROKER_VISIBILITY_TIMEOUT_S": "120",  # the smallest allowed

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from dialq.api import enqueue_call
-from dialq.store import Database
+from dialq.store import Database, insights_repo
 from dialq.store import webhooks_repo as repo
 from dialq.webhook_payload import event_id
 from dialq.webhook_signing import verify_signature
@@ -18,6 +19,7 @@ from tests.stack import WEBHOOK_SECRET, Stack
 from tests.webhook_receiver import Received, Receiver, running_receiver
 
 NUMBER = "+1 415 555 0110"
+FAST_INSIGHTS = {"DIALQ_INSIGHTS_BACKOFF_BASE_S": "0.3", "DIALQ_INSIGHTS_BACKOFF_MAX_S": "1"}
 
 
 @pytest.fixture
@@ -64,6 +66,28 @@ def wait_for_attempts(stack: Stack, call_id: str, count: int) -> list[dict[str, 
 
 def bodies(requests: list[Received]) -> list[dict[str, Any]]:
     return [json.loads(r.body) for r in requests]
+
+
+def stored_insights_summary(stack: Stack, call_id: str) -> dict[str, Any] | None:
+    db = Database(stack.env["DIALQ_DATABASE_URL"])
+    try:
+        with db.sessions() as session:
+            return insights_repo.insights_summary(session, call_id)
+    finally:
+        db.dispose()
+
+
+def instant(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def assert_signed(request: Received, event: dict[str, Any], call_id: str) -> None:
+    assert verify_signature(
+        WEBHOOK_SECRET, request.headers["X-Dialq-Signature"], request.body, now=time.time()
+    )
+    assert request.headers["X-Dialq-Event-Id"] == event["event_id"]
+    assert event["event_id"] == event_id(call_id, event["sequence"])
+    assert event["call_id"] == call_id
 
 
 def test_a_call_reports_queued_dialing_connected_in_sequence_order_with_valid_signatures(
@@ -181,3 +205,63 @@ def test_a_receiver_that_hangs_does_not_delay_the_next_call(
     assert recorded[0]["status"] is None
     assert "timed out" in (recorded[0]["error"] or "")
     assert cursor(stack, first.id)["delivered_seq"] == 0
+
+
+def test_a_call_that_runs_to_its_end_reports_completed_with_its_duration_then_its_insights(
+    stack: Stack, receiver: Receiver
+) -> None:
+    # given calls that the far end hangs up after 1 s, insights ready as soon as a call ends,
+    # and a worker
+    stack.sandbox.control.configure(call_seconds=1.0)
+    stack.env.update(FAST_INSIGHTS)
+    stack.start_worker()
+    # when a call with a callback runs to its end and its insights are harvested
+    handle = enqueue_call(
+        {"phone_number": NUMBER, "callback_url": f"{receiver.url}/h"}, settings=stack.settings
+    )
+    call = stack.wait_for(handle.id, {"completed"})
+    received = receiver.wait_for(5, timeout_s=30)
+    time.sleep(0.5)  # anything sent twice or after the insights would arrive by now
+    received = receiver.received()
+    # then the receiver got the whole life of the call once, in sequence order, each signed
+    events = bodies(received)
+    assert [(e["sequence"], e["type"], e["state"]) for e in events] == [
+        (1, "call.queued", "queued"),
+        (2, "call.dialing", "dialing"),
+        (3, "call.connected", "connected"),
+        (4, "call.completed", "completed"),
+        (5, "call.insights", "completed"),
+    ]
+    for request, event in zip(received, events, strict=True):
+        assert_signed(request, event, handle.id)
+    completed, insights = events[3], events[4]
+    # and the completed event says how the call ended: when, and how long it was live
+    assert completed["previous_state"] == "connected"
+    assert completed["reason"] == "ended"
+    assert completed["conversation_id"] == call["conversation_id"]
+    far_end = next(
+        c for c in stack.sandbox.control.calls() if c["connectionId"] == call["connection_id"]
+    )
+    assert instant(completed["ended_at"]) == pytest.approx(far_end["ended_at"], abs=0.001)
+    assert instant(completed["ended_at"]) == pytest.approx(instant(call["ended_at"]), abs=1e-6)
+    lived_s = instant(call["ended_at"]) - instant(call["connected_at"])
+    assert completed["duration_s"] == pytest.approx(lived_s, abs=0.001)
+    assert 0 < completed["duration_s"] <= 1.0 + 0.001  # the far end hung up 1 s after the start
+    assert "insights" not in completed
+    # and the insights event carries the stored summary: ready, with counts and texts
+    assert insights["detail"] == "insights: ready"
+    assert insights["previous_state"] == "completed"
+    assert (insights["ended_at"], insights["duration_s"]) == (
+        completed["ended_at"],
+        completed["duration_s"],
+    )
+    summary = insights["insights"]
+    assert summary == stored_insights_summary(stack, handle.id)
+    assert summary["status"] == "ready"
+    assert summary["reason"] is None
+    assert set(summary["counts"]) == set(insights_repo.COUNTED)
+    assert all(count > 0 for count in summary["counts"].values()), summary["counts"]
+    assert summary["summary"]
+    assert all(isinstance(text, str) and text for text in summary["summary"])
+    assert len(summary["action_items"]) == summary["counts"]["action_items"]
+    assert b"4155550110" not in received[4].body

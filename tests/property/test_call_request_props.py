@@ -41,7 +41,7 @@ def assert_is_a_dialable_call(request: CallRequest) -> None:
         )
     assert len(request.summary_emails) == len(set(request.summary_emails)) <= 20
     assert 0 <= request.priority <= 9
-    assert 10 <= request.max_duration_s <= 14400
+    assert request.max_duration_s is None or 10 <= request.max_duration_s <= 14400
     if request.not_before is not None:
         assert request.not_before.utcoffset() is not None
 

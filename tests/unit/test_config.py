@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,27 @@ def test_the_default_database_is_a_sqlite_file_in_the_data_dir(
 ) -> None:
     monkeypatch.setenv("DIALQ_DATA_DIR", str(clean_env / "data"))
     assert Settings().database_url_resolved == f"sqlite:///{clean_env / 'data' / 'dialq.db'}"
+
+
+def test_a_dialing_stale_time_shorter_than_the_requests_it_guards_is_refused(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a read timeout of 60 s, so a token request and a start request take up to 130 s
+    monkeypatch.setenv("DIALQ_HTTP_READ_TIMEOUT_S", "60")
+    monkeypatch.setenv("DIALQ_DIALING_STALE_S", "120")
+    # when settings are read, then the rule is named: the watchdog would call live dials unknown
+    with pytest.raises(ValueError, match=r"dialing_stale_s: must be at least .* \(130 s\)"):
+        Settings()
+    # and a long enough one is accepted
+    monkeypatch.setenv("DIALQ_DIALING_STALE_S", "130")
+    assert Settings().dialing_stale_s == 130
+
+
+def test_the_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    undocumented = [
+        f"DIALQ_{name.upper()}"
+        for name in Settings.model_fields
+        if not re.search(rf"\bDIALQ_{name.upper()}\b", readme)
+    ]
+    assert undocumented == []

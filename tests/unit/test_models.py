@@ -345,7 +345,8 @@ def test_integer_bounds_are_inclusive(field: str, value: int) -> None:
 
 def test_defaults() -> None:
     request = parse_call_request(valid())
-    assert (request.max_duration_s, request.priority, request.account) == (3600, 5, "default")
+    # the deployment's DIALQ_DEFAULT_MAX_DURATION_S applies when the request leaves it unset
+    assert (request.max_duration_s, request.priority, request.account) == (None, 5, "default")
     assert request.summary_emails == []
     assert request.languages == []
     assert request.not_before is None

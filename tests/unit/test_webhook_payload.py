@@ -57,7 +57,25 @@ def test_a_state_change_becomes_the_documented_payload() -> None:
         "connection_id": "conn-1",
         "reason": None,
         "account": "default",
+        "ended_at": None,
+        "duration_s": None,
     }
+
+
+def test_a_completed_event_carries_when_the_call_ended_and_how_long_it_was_live() -> None:
+    # given a call connected at T0 and ended 95.5 s later
+    ended = a_call(
+        status="completed",
+        reason="ended",
+        connected_at=T0,
+        ended_at=T0 + timedelta(seconds=95.5),
+    )
+    # when its completed event is built
+    payload = build_payload(ended, an_event(4, "completed", "connected", "ended"))
+    # then the end and the live duration are in it
+    assert payload["type"] == "call.completed"
+    assert payload["ended_at"] == "2026-11-24T14:01:35.750000Z"
+    assert payload["duration_s"] == 95.5
 
 
 def test_the_phone_number_and_sip_uri_are_never_in_the_body() -> None:
