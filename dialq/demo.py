@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
+from rich.table import Column, Table
 
 from dialq import names
 from dialq.api import enqueue_call
@@ -195,7 +195,9 @@ def _settled(row: dict[str, Any]) -> bool:
 
 
 def _table(rows: list[dict[str, Any]], live_calls: int, limit: int) -> Group:
-    table = Table("#", "target", "status", "attempts", "429s", "conversation", "insights", "reason")
+    # Folded, never cut: the conversation id is what a reader looks up in Symbl.
+    conversation = Column("conversation", overflow="fold")
+    table = Table("#", "target", "status", "attempts", "429s", conversation, "insights", "reason")
     for index, row in enumerate(rows, start=1):
         status = row["status"]
         target = mask_phone(row["phone_number"]) if row["phone_number"] else row["sip_uri"]

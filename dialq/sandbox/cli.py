@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from dialq.sandbox.config import ConfigError, SandboxConfig, parse_call_seconds, parse_retry_after
+from dialq.sandbox.faults import FaultError, parse_rules
 from dialq.sandbox.server import serve
 
 
@@ -21,6 +24,28 @@ def _fault_rates(pairs: list[str]) -> dict[str, float]:
         if not sep or not kind:
             raise typer.BadParameter(f"expected KIND=RATE, got {pair!r}", param_hint="--fault-rate")
     return rates
+
+
+def _fault_script(path: Path | None) -> list[dict[str, Any]]:
+    """The rules in a JSON file: a list, or ``{"rules": [...]}`` as ``POST /_sandbox/faults``."""
+    if path is None:
+        return []
+
+    def bad(reason: str) -> typer.BadParameter:
+        return typer.BadParameter(f"{path}: {reason}", param_hint="--fault-script")
+
+    try:
+        script = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise bad(exc.strerror or str(exc)) from None
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise bad(f"not JSON: {exc}") from None
+    rules: Any = script.get("rules") if isinstance(script, dict) else script
+    try:
+        parse_rules(rules)
+    except FaultError as exc:
+        raise bad(str(exc)) from None
+    return list(rules)
 
 
 def sandbox_command(
@@ -49,6 +74,14 @@ def sandbox_command(
         list[str] | None,
         typer.Option(help="Random fault KIND=RATE (500, 429, drop, hang, ...); repeatable."),
     ] = None,
+    fault_script: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            help="JSON file of scripted fault rules (the POST /_sandbox/faults format), "
+            "armed at start and after every reset.",
+        ),
+    ] = None,
     any_country: Annotated[
         bool, typer.Option("--any-country", help="Accept any E.164 number, not only US/Canada.")
     ] = False,
@@ -72,6 +105,7 @@ def sandbox_command(
             nanp_only=not any_country,
             public_host=public_host,
             fault_rates=_fault_rates(fault_rate or []),
+            fault_rules=_fault_script(fault_script),
         )
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc

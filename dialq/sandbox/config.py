@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
+from dialq.sandbox.faults import FaultError, parse_rules
+
 CallSeconds = float | tuple[float, float] | None
 RetryAfterFormat = Literal["seconds", "date"]
 
@@ -35,6 +37,8 @@ class SandboxConfig:
     - ``public_host``: ``host:port`` (or ``https://host``) used in eventUrl/resultWebSocketUrl;
       None uses the Host header the client sent.
     - ``fault_rates``: random faults armed at start and after every reset, e.g. ``{"500": 0.1}``.
+    - ``fault_rules``: scripted fault rules (the ``POST /_sandbox/faults`` format) armed at
+      start and after every reset, ahead of any rule added later.
     - ``request_log_limit``: how many request-log entries are kept (oldest dropped first).
     """
 
@@ -50,6 +54,7 @@ class SandboxConfig:
     nanp_only: bool = True
     public_host: str | None = None
     fault_rates: dict[str, float] = field(default_factory=dict)
+    fault_rules: list[dict[str, Any]] = field(default_factory=list)
     request_log_limit: int = 100_000
 
     def __post_init__(self) -> None:
@@ -132,6 +137,7 @@ def _check(config: SandboxConfig) -> None:
         raise ConfigError('"public_host" must be a string or null')
     _check_call_seconds(config.call_seconds)
     _check_fault_rates(config.fault_rates)
+    _check_fault_rules(config.fault_rules)
 
 
 def _check_call_seconds(value: CallSeconds) -> None:
@@ -151,3 +157,10 @@ def _check_fault_rates(rates: object) -> None:
             raise ConfigError(f'"fault_rates.{kind}" must be a number between 0 and 1')
     if sum(rates.values()) > 1:
         raise ConfigError('"fault_rates" must add up to at most 1')
+
+
+def _check_fault_rules(rules: object) -> None:
+    try:
+        parse_rules(rules, "fault_rules")
+    except FaultError as exc:
+        raise ConfigError(str(exc)) from None

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from dialq.sandbox.config import SandboxConfig
-from dialq.sandbox.faults import FaultPlan, RandomFaults
+from dialq.sandbox.faults import FaultPlan, RandomFaults, parse_rules
 from dialq.sandbox.requestlog import RequestLog
 from dialq.sandbox.state import CallBook, Clock
 from dialq.sandbox.tokens import TokenIssuer
@@ -47,8 +47,10 @@ class Sandbox:
             self.book.reseed(new.seed)
         if new.request_log_limit != old.request_log_limit:
             self.log.clear(new.request_log_limit)
+        if new.fault_rules != old.fault_rules:
+            self._arm_fault_rules()
         if new.fault_rates != old.fault_rates or new.seed != old.seed:
-            self._arm_configured_faults()
+            self._arm_random_faults()
         return new
 
     def capacity_headers(self) -> dict[str, str]:
@@ -80,5 +82,13 @@ class Sandbox:
             self._loop.call_soon_threadsafe(self._stopping.set)
 
     def _arm_configured_faults(self) -> None:
+        self._arm_fault_rules()
+        self._arm_random_faults()
+
+    def _arm_fault_rules(self) -> None:
+        # Parsed afresh each time, so a reset also restarts the rules' request counts.
+        self.faults.arm(parse_rules(self.config.fault_rules, "fault_rules"))
+
+    def _arm_random_faults(self) -> None:
         rates = self.config.fault_rates
         self.faults.random = RandomFaults.parse(self.config.seed, rates) if rates else None

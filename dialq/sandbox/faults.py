@@ -198,23 +198,41 @@ class RandomFaults:
         return None
 
 
+def parse_rules(raw_rules: Any, path: str = "rules") -> list[Rule]:
+    """Rules in the ``POST /_sandbox/faults`` format; an error names the rule by its index."""
+    if not isinstance(raw_rules, list):
+        raise FaultError(f'"{path}" must be a list')
+    parsed = []
+    for index, raw in enumerate(raw_rules):
+        try:
+            parsed.append(Rule.parse(raw))
+        except FaultError as exc:
+            raise FaultError(f"{path}[{index}]: {exc}") from None
+    return parsed
+
+
 class FaultPlan:
     """Scripted rules first, in the order added, then random faults."""
 
     def __init__(self) -> None:
         self.rules: list[Rule] = []
         self.random: RandomFaults | None = None
+        self._armed = 0  # how many of the first rules came from the config
 
     def add(self, raw_rules: Any) -> int:
-        if not isinstance(raw_rules, list):
-            raise FaultError('"rules" must be a list')
-        parsed = [Rule.parse(raw) for raw in raw_rules]
+        parsed = parse_rules(raw_rules)
         self.rules.extend(parsed)
         return len(parsed)
+
+    def arm(self, configured: list[Rule]) -> None:
+        """Put the configured rules first, in place of those armed before; added ones stay."""
+        self.rules = configured + self.rules[self._armed :]
+        self._armed = len(configured)
 
     def clear(self) -> None:
         self.rules = []
         self.random = None
+        self._armed = 0
 
     def pick(self, path: str, method: str, operation: str | None) -> FaultAction | None:
         chosen = None

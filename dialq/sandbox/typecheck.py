@@ -45,3 +45,26 @@ def require_one_of(value: Any, path: str, allowed: Sequence[str]) -> str:
     if text not in allowed:
         raise Invalid(f'"{path}" must be one of [{", ".join(allowed)}]')
     return text
+
+
+def is_number(value: Any) -> bool:
+    """JSON numbers only: ``true`` is a bool to a Joi schema, not the number 1."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def optional_number(value: Any, path: str) -> float | None:
+    if value is None:
+        return None
+    if not is_number(value):
+        raise Invalid(f'"{path}" must be a number')
+    number: float = value
+    return number
+
+
+def optional_array(value: Any, path: str) -> list[Any]:
+    """The items of an optional array; absent or null reads as no items."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Invalid(f'"{path}" must be an array')
+    return value

@@ -11,9 +11,13 @@ import re
 import zoneinfo
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from dialq.sandbox.typecheck import (
     Invalid,
+    is_number,
+    optional_array,
+    optional_number,
     optional_object,
     optional_string,
     require_object,
@@ -31,6 +35,15 @@ NANP = re.compile(r"\+?1[2-9]\d{2}[2-9]\d{6}")
 DTMF = re.compile(r"[0-9*#,]+")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 EVENT_TYPES = ("started_speaking", "stopped_speaking", "joined", "left", "stopped")
+INTENTS = ("answering_machine", "interested", "not_interested", "do_not_call")
+USER_STATUSES = ("joined", "not_joined", "left")
+USER_MODES = ("native", "external", "custom")
+# Only the shape of a BCP-47 tag (a language, then script, region or variant subtags): the
+# swagger model lists no languages for endpoint.language, so en-US, zh-Hant-TW and es-419 pass.
+BCP47 = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")
+# Real UTC offsets run from -12:00 to +14:00. Either sign is accepted: the swagger example
+# (-480 for US/Pacific) counts the opposite way from JavaScript's getTimezoneOffset().
+MAX_OFFSET_MINUTES = 14 * 60
 
 
 def validate_token_request(body: Any) -> dict[str, Any]:
@@ -66,7 +79,18 @@ def validate_event(body: Any) -> dict[str, Any]:
 
 
 def _validate_start(request: dict[str, Any], nanp_only: bool) -> None:
-    endpoint = require_object(request.get("endpoint"), "endpoint")
+    _validate_endpoint(require_object(request.get("endpoint"), "endpoint"), nanp_only)
+    _validate_actions(request.get("actions"))
+    _validate_intents(request.get("intents"))
+    _validate_languages(request.get("languages"))
+    if request.get("timezone") is not None:
+        _require_time_zone(request["timezone"], "timezone")
+    for name in ("endpointWebhookUrl", "callbackUrl"):
+        _validate_url(request.get(name), name)
+    _validate_data(request.get("data"))
+
+
+def _validate_endpoint(endpoint: dict[str, Any], nanp_only: bool) -> None:
     kind = require_one_of(endpoint.get("type"), "endpoint.type", ("pstn", "sip"))
     if kind == "pstn":
         _validate_phone_number(endpoint.get("phoneNumber"), nanp_only)
@@ -78,11 +102,17 @@ def _validate_start(request: dict[str, Any], nanp_only: bool) -> None:
     if dtmf is not None and not DTMF.fullmatch(dtmf):
         raise Invalid('"endpoint.dtmf" must contain only the digits 0-9, *, # and commas')
     _validate_audio_config(endpoint.get("audioConfig"))
-    _validate_actions(request.get("actions"))
-    _validate_languages(request.get("languages"))
-    if request.get("timezone") is not None:
-        _require_time_zone(request["timezone"], "timezone")
-    _validate_data(request.get("data"))
+    optional_string(endpoint.get("providerName"), "endpoint.providerName")
+    language = optional_string(endpoint.get("language"), "endpoint.language")
+    if language is not None and not BCP47.fullmatch(language):
+        raise Invalid('"endpoint.language" must be a BCP-47 language tag, e.g. en-US')
+    offset = optional_number(endpoint.get("timezoneOffset"), "endpoint.timezoneOffset")
+    if offset is not None and abs(offset) > MAX_OFFSET_MINUTES:
+        raise Invalid('"endpoint.timezoneOffset" must be minutes from UTC, from -840 to 840')
+    idle = optional_number(endpoint.get("idleTimeout"), "endpoint.idleTimeout")
+    # Seconds of silence before Symbl leaves; -1, the default, means never.
+    if idle is not None and idle < 0 and idle != -1:
+        raise Invalid('"endpoint.idleTimeout" must be -1 (no timeout) or seconds >= 0')
 
 
 def _validate_phone_number(value: Any, nanp_only: bool) -> None:
@@ -102,10 +132,10 @@ def _validate_audio_config(value: Any) -> None:
         return
     optional_string(config.get("encoding"), "endpoint.audioConfig.encoding")
     for name in ("sampleRate", "payloadType"):
-        _optional_number(config.get(name), f"endpoint.audioConfig.{name}")
+        optional_number(config.get(name), f"endpoint.audioConfig.{name}")
     size = config.get("sampleSize")
     # The Python SDK sends "16" as a string; the docs also show the number 16.
-    if size is not None and not (_is_number(size) or (isinstance(size, str) and size.isdigit())):
+    if size is not None and not (is_number(size) or (isinstance(size, str) and size.isdigit())):
         raise Invalid('"endpoint.audioConfig.sampleSize" must be a number')
 
 
@@ -134,12 +164,16 @@ def _validate_actions(value: Any) -> None:
                 raise Invalid(f'"{email_path}" must be a valid email')
 
 
+def _validate_intents(value: Any) -> None:
+    for index, item in enumerate(optional_array(value, "intents")):
+        path = f"intents[{index}]"
+        intent = require_object(item, path)
+        require_one_of(intent.get("intent"), f"{path}.intent", INTENTS)
+        optional_number(intent.get("silenceTimeout"), f"{path}.silenceTimeout")
+
+
 def _validate_languages(value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, list):
-        raise Invalid('"languages" must be an array')
-    for index, item in enumerate(value):
+    for index, item in enumerate(optional_array(value, "languages")):
         # Documented as strings; the swagger model and the JS SDK send {"code": ...}.
         if isinstance(item, dict):
             require_one_of(item.get("code"), f"languages[{index}].code", SUPPORTED_LANGUAGES)
@@ -153,9 +187,7 @@ def _validate_data(value: Any) -> None:
     if session is None:
         return
     optional_string(session.get("name"), "data.session.name")
-    users = session.get("users")
-    if users is not None and not isinstance(users, list):
-        raise Invalid('"data.session.users" must be an array')
+    _validate_users(session.get("users"))
     location = optional_object(session.get("location"), "data.session.location")
     zone = (
         optional_object(location.get("timeZone"), "data.session.location.timeZone")
@@ -164,6 +196,35 @@ def _validate_data(value: Any) -> None:
     )
     if zone is not None and zone.get("name") is not None:
         _require_time_zone(zone["name"], "data.session.location.timeZone.name")
+
+
+def _validate_users(value: Any) -> None:
+    for index, item in enumerate(optional_array(value, "data.session.users")):
+        path = f"data.session.users[{index}]"
+        entry = require_object(item, path)
+        user = require_object(entry.get("user"), f"{path}.user")
+        for name in ("name", "userId", "role"):
+            optional_string(user.get(name), f"{path}.user.{name}")
+        # The swagger SessionUser's enums; other keys a client adds are left alone.
+        if entry.get("status") is not None:
+            require_one_of(entry["status"], f"{path}.status", USER_STATUSES)
+        if entry.get("mode") is not None:
+            require_one_of(entry["mode"], f"{path}.mode", USER_MODES)
+
+
+def _validate_url(value: Any, path: str) -> None:
+    url = optional_string(value, path)
+    if url is not None and not _is_web_url(url):
+        raise Invalid(f'"{path}" must be an http or https URL')
+
+
+def _is_web_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    has_space = any(c.isspace() for c in url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not has_space
 
 
 def _require_time_zone(value: Any, path: str) -> None:
@@ -180,12 +241,3 @@ def _require_iso_time(value: Any, path: str) -> None:
         datetime.fromisoformat(text)
     except ValueError:
         raise Invalid(f'"{path}" must be an ISO-8601 date-time') from None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _optional_number(value: Any, path: str) -> None:
-    if value is not None and not _is_number(value):
-        raise Invalid(f'"{path}" must be a number')

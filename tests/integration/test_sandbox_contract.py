@@ -65,6 +65,15 @@ def phone(number: Any) -> dict[str, Any]:
     return start_body(endpoint__phoneNumber=number)
 
 
+def users(value: Any) -> dict[str, Any]:
+    return start_body(data={"session": {"name": "My Awesome Meet", "users": value}})
+
+
+SIP = {"type": "sip", "uri": "sip:8021@sip.rammer.ai"}
+JOHN = {"user": {"name": "John", "userId": "john@symbl.ai", "role": "organizer"}}
+ALL_INTENTS = "[answering_machine, interested, not_interested, do_not_call]"
+
+
 VALID_STARTS = {
     "the exact Python SDK body": start_body(),
     "leading plus": phone("+14082924837"),
@@ -99,6 +108,70 @@ VALID_STARTS = {
         data={"session": {"location": {"timeZone": {"name": "Europe/Paris"}}}}
     ),
     "unknown extras": start_body(intents=[{"intent": "answering_machine"}], headers={"a": "b"}),
+    "summary email on start": start_body(actions=[{**EMAIL_ACTION, "invokeOn": "start"}]),
+    "every intent, with silence timeouts": start_body(
+        intents=[
+            {"intent": "answering_machine", "silenceTimeout": 10},
+            {"intent": "interested", "silenceTimeout": 2.5},
+            {"intent": "not_interested"},
+            {"intent": "do_not_call"},
+        ]
+    ),
+    "empty intents": start_body(intents=[]),
+    "JS SDK sip defaults": start_body(
+        endpoint={
+            **SIP,
+            "providerName": "AnyMeeting",
+            "transportConfig": "transport=UDP;providerName=AnyMeeting;audioTransport=RTP",
+        }
+    ),
+    "D-TSIP providerName": start_body(endpoint={**SIP, "providerName": "Symbl"}),
+    "swagger endpoint extras": start_body(
+        endpoint__language="en-US", endpoint__timezoneOffset=-480, endpoint__idleTimeout=-1
+    ),
+    "idle timeout in seconds": start_body(endpoint__idleTimeout=300),
+    "idle timeout zero": start_body(endpoint__idleTimeout=0),
+    "getTimezoneOffset sign": start_body(endpoint__timezoneOffset=480),
+    "widest offsets": start_body(endpoint__timezoneOffset=840, endpoint__language="es-419"),
+    "half-hour offset": start_body(endpoint__timezoneOffset=330, endpoint__language="hi-IN"),
+    "language with script": start_body(endpoint__language="zh-Hant-TW"),
+    "webhook and callback URLs": start_body(
+        endpointWebhookUrl="https://hooks.example.com/symbl?team=7",
+        callbackUrl="http://127.0.0.1:8080/callback",
+    ),
+    "nulls for optional fields": start_body(
+        intents=None,
+        endpointWebhookUrl=None,
+        callbackUrl=None,
+        endpoint__providerName=None,
+        endpoint__language=None,
+        endpoint__timezoneOffset=None,
+        endpoint__idleTimeout=None,
+    ),
+    "session users": users([JOHN]),
+    "empty session users": users([]),
+    "swagger SessionUser status and mode": users(
+        [
+            {**JOHN, "status": "joined", "mode": "native"},
+            {"user": {"userId": "ana@example.com"}, "status": "not_joined", "mode": "external"},
+            {"user": {}, "status": "left", "mode": "custom"},
+        ]
+    ),
+    "JS SDK startEndpoint body": start_body(
+        actions=[EMAIL_ACTION],
+        intents=[{"intent": "interested"}],
+        endpointWebhookUrl="https://example.com/webhook",
+        headers={"x-meeting": "7"},
+        validationToken="abc",
+        languages=[{"code": "en-US"}],
+        data={
+            "session": {
+                "name": "My Awesome Meet",
+                "users": [JOHN],
+                "location": {"timeZone": {"name": "US/Pacific"}},
+            }
+        },
+    ),
 }
 
 INVALID_STARTS = {
@@ -186,6 +259,122 @@ INVALID_STARTS = {
         start_body(endpoint={"type": "sip", "uri": "sip:1@x", "audioConfig": "PCMU"}),
         '"endpoint.audioConfig" must be of type object',
     ),
+    "intents object": (
+        start_body(intents={"intent": "interested"}),
+        '"intents" must be an array',
+    ),
+    "intent as string": (start_body(intents=["interested"]), '"intents[0]" must be of type object'),
+    "intent missing": (
+        start_body(intents=[{"silenceTimeout": 5}]),
+        '"intents[0].intent" is required',
+    ),
+    "unknown intent": (
+        start_body(intents=[{"intent": "interested"}, {"intent": "angry"}]),
+        f'"intents[1].intent" must be one of {ALL_INTENTS}',
+    ),
+    "intent upper case": (
+        start_body(intents=[{"intent": "DO_NOT_CALL"}]),
+        f'"intents[0].intent" must be one of {ALL_INTENTS}',
+    ),
+    "silenceTimeout string": (
+        start_body(intents=[{"intent": "interested", "silenceTimeout": "5s"}]),
+        '"intents[0].silenceTimeout" must be a number',
+    ),
+    "idleTimeout string": (
+        start_body(endpoint__idleTimeout="60"),
+        '"endpoint.idleTimeout" must be a number',
+    ),
+    "idleTimeout boolean": (
+        start_body(endpoint__idleTimeout=True),
+        '"endpoint.idleTimeout" must be a number',
+    ),
+    "idleTimeout below -1": (
+        start_body(endpoint__idleTimeout=-5),
+        '"endpoint.idleTimeout" must be -1 (no timeout) or seconds >= 0',
+    ),
+    "providerName number": (
+        start_body(endpoint={**SIP, "providerName": 7}),
+        '"endpoint.providerName" must be a string',
+    ),
+    "providerName empty": (
+        start_body(endpoint={**SIP, "providerName": ""}),
+        '"endpoint.providerName" is not allowed to be empty',
+    ),
+    "language with underscore": (
+        start_body(endpoint__language="en_US"),
+        '"endpoint.language" must be a BCP-47 language tag',
+    ),
+    "language as a name": (
+        start_body(endpoint__language="English (US)"),
+        '"endpoint.language" must be a BCP-47 language tag',
+    ),
+    "language array": (
+        start_body(endpoint__language=["en-US"]),
+        '"endpoint.language" must be a string',
+    ),
+    "timezoneOffset string": (
+        start_body(endpoint__timezoneOffset="-08:00"),
+        '"endpoint.timezoneOffset" must be a number',
+    ),
+    "timezoneOffset in seconds": (
+        start_body(endpoint__timezoneOffset=-28800),
+        '"endpoint.timezoneOffset" must be minutes from UTC',
+    ),
+    "webhook without scheme": (
+        start_body(endpointWebhookUrl="hooks.example.com/symbl"),
+        '"endpointWebhookUrl" must be an http or https URL',
+    ),
+    "webhook ftp": (
+        start_body(endpointWebhookUrl="ftp://example.com/x"),
+        '"endpointWebhookUrl" must be an http or https URL',
+    ),
+    "webhook without host": (
+        start_body(endpointWebhookUrl="https:///x"),
+        '"endpointWebhookUrl" must be an http or https URL',
+    ),
+    "webhook empty": (
+        start_body(endpointWebhookUrl=""),
+        '"endpointWebhookUrl" is not allowed to be empty',
+    ),
+    "callbackUrl number": (start_body(callbackUrl=5), '"callbackUrl" must be a string'),
+    "callbackUrl with a space": (
+        start_body(callbackUrl="https://example.com/call back"),
+        '"callbackUrl" must be an http or https URL',
+    ),
+    "callbackUrl broken IPv6": (
+        start_body(callbackUrl="http://[::1/x"),
+        '"callbackUrl" must be an http or https URL',
+    ),
+    "users object": (users(JOHN), '"data.session.users" must be an array'),
+    "user entry string": (users(["John"]), '"data.session.users[0]" must be of type object'),
+    "user entry without user": (
+        users([JOHN, {"name": "Ana"}]),
+        '"data.session.users[1].user" is required',
+    ),
+    "user not object": (
+        users([{"user": "John"}]),
+        '"data.session.users[0].user" must be of type object',
+    ),
+    "user name number": (
+        users([{"user": {"name": 1}}]),
+        '"data.session.users[0].user.name" must be a string',
+    ),
+    "userId empty": (
+        users([{"user": {"name": "John", "userId": ""}}]),
+        '"data.session.users[0].user.userId" is not allowed to be empty',
+    ),
+    "user role number": (
+        users([{"user": {"role": 3}}]),
+        '"data.session.users[0].user.role" must be a string',
+    ),
+    "user status": (
+        users([{**JOHN, "status": "gone"}]),
+        '"data.session.users[0].status" must be one of [joined, not_joined, left]',
+    ),
+    "user mode": (
+        users([{**JOHN, "mode": "robot"}]),
+        '"data.session.users[0].mode" must be one of [native, external, custom]',
+    ),
     "body not object": (["start"], '"value" must be of type object'),
     "stop without connectionId": ({"operation": "stop"}, '"connectionId" is required'),
 }
@@ -213,7 +402,9 @@ def test_valid_start_bodies_get_201_with_all_four_fields(
 def test_invalid_bodies_get_400_naming_the_field(
     api: SandboxClient, body: Any, message: str
 ) -> None:
+    # when a body that breaks the contract is sent
     response = api.start(body)
+    # then it is refused with a Joi-style message that starts with the field's path
     assert response.status_code == 400
     assert response.json()["message"].startswith(message), response.json()
 
