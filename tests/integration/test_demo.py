@@ -1,0 +1,46 @@
+"""The README's main command, `dialq demo`, run as a newcomer runs it: a process of its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line or environment holds `text` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            seen = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if text.encode() in seen:
+            found.append(int(entry.name))
+    return found
+
+
+def test_the_demo_places_every_call_once_and_leaves_no_process_behind(tmp_path: Path) -> None:
+    # given a clean environment (no DIALQ_* settings) and a temporary directory of its own
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALQ_")}
+    env.update(TMPDIR=str(tmp_path), HOME=str(tmp_path), COLUMNS="120")
+    # when the demo places three calls against a sandbox allowing two at once
+    done = subprocess.run(
+        [sys.executable, "-m", "dialq.cli", "demo", "--calls", "3", "--limit", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    # then it succeeds, every call completed with insights, none was started twice
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "3/3 calls completed, 3 with transcript and insights" in done.stdout
+    assert "calls started twice: 0" in done.stdout
+    # and the bad number it shows is refused by field and rule, before anything is queued
+    assert "phone_number: must be a" in done.stdout
+    # and its Redis, worker, beat and sandbox are all gone
+    assert _processes_mentioning(str(tmp_path)) == []
