@@ -7,8 +7,10 @@ them in the same transaction as the outcome, so a call's record is complete or n
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -58,16 +60,44 @@ def describe(error: SymblError) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+@dataclass(frozen=True)
+class Later:
+    """A delivery that left its call for later, as a monitor (Flower) may show it.
+
+    `waiting`: no permit; a released permit wakes the call. `redial`: the start request met a
+    429 or a retryable failure; a new dial message is due in `delay_s`. `attempt` is the start
+    attempt made (redial) or waited for (waiting). Ids and reasons only: never a phone number,
+    a secret or a token.
+    """
+
+    kind: Literal["waiting", "redial"]
+    call_id: str
+    reason: str
+    attempt: int
+    delay_s: float | None = None
+
+
 class Dial:
-    def __init__(self, service: CallService, call_id: str) -> None:
+    def __init__(
+        self, service: CallService, call_id: str, on_later: Callable[[Later], None] | None = None
+    ) -> None:
         self.service = service
         self.settings = service.settings
         self.db = service.db
         self.call_id = call_id
         self.attempts: list[AttemptRecord] = []
         self.account = "default"
+        self.on_later = on_later
+        self.later: Later | None = None
 
     def run(self) -> str:
+        status = self._run()
+        # Told only once the outcome is committed, so a monitor never shows what was rolled back.
+        if self.later is not None and self.on_later is not None:
+            self.on_later(self.later)
+        return status
+
+    def _run(self) -> str:
         request = self._claim()
         if request is None:
             return SKIPPED
@@ -149,8 +179,9 @@ class Dial:
         why = (
             "account cooling down after a 429" if verdict is Verdict.COOLDOWN else "no free permit"
         )
+        waits = True
         if call.status == CallStatus.QUEUED.value:
-            repo.transition(
+            waits = repo.transition(
                 session,
                 call.id,
                 from_={CallStatus.QUEUED},
@@ -162,6 +193,8 @@ class Dial:
         elif call.not_before is not None:
             # A timed wait (after a 429) that found no permit becomes a permit wait.
             repo.clear_not_before(session, call.id)
+        if waits:
+            self.later = Later("waiting", call.id, why, call.start_attempts + 1)
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -290,7 +323,7 @@ class Dial:
                     session, {CallStatus.DIALING}, CallStatus.FAILED, now, f"deadline: {detail}"
                 )
                 return CallStatus.FAILED.value
-            repo.transition(
+            moved = repo.transition(
                 session,
                 self.call_id,
                 from_={CallStatus.DIALING},
@@ -303,6 +336,8 @@ class Dial:
                     "dispatch_due_at": due_at,
                 },
             )
+            if moved:
+                self.later = Later("redial", self.call_id, detail, call.start_attempts, delay_s)
         if due_at is not None:
             self.service.publish_dial(self.call_id, due_at)
         return to.value

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from dialq.config import Settings
 from dialq.durations import parse_duration
@@ -179,11 +179,23 @@ def show(
         return
     out.print(f"[bold]{view['name']}[/]  {view['when']} ({view['timezone']})  {view['state']}")
     out.print(f"  next: {view['next'] or 'none'}   overlap: {view['overlap']}")
+    # Folded, never cut with an ellipsis: the offset and the call id are what a reader needs.
     table = Table(
-        "occurrence (local)", "outcome", "call", "call status", title="recent occurrences"
+        Column("occurrence (local)", overflow="fold"),
+        "outcome",
+        Column("call", overflow="fold"),
+        "call status",
+        "detail",
+        title="recent occurrences",
     )
     for o in view["occurrences"]:
-        table.add_row(o["occurrence_at"], o["outcome"], o["call_id"] or "", o["call_status"] or "")
+        table.add_row(
+            o["occurrence_at"],
+            o["outcome"],
+            o["call_id"] or "",
+            o["call_status"] or "",
+            o["detail"] or "",
+        )
     out.print(table)
 
 

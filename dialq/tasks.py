@@ -7,10 +7,12 @@ import threading
 from typing import Any
 
 from celery import Celery, Task, shared_task
+from celery.exceptions import Ignore
 from celery.worker.request import Request
 
 from dialq import names
 from dialq.config import Settings
+from dialq.dialing import Dial, Later
 from dialq.dispatch import MAX_COUNTDOWN_S
 from dialq.models import FieldError, InvalidCallRequest, parse_call_request
 from dialq.runtime import Runtime
@@ -65,10 +67,53 @@ class RedactedRequest(Request):  # type: ignore[misc]
         return "{'request': '<redacted>'}"
 
 
+# Celery's event state turns an unknown `task-<name>` event into the task state `<NAME>`, no
+# result backend needed. Not Celery's own names (sent, received, started, succeeded, failed,
+# retried, revoked, rejected): a dial that redials later is a new task, not a `task-retried`.
+LATER_EVENTS = {"waiting": "task-waiting", "redial": "task-redial"}
+
+
+class FlowerState:
+    """Shows a dial that left its call for later as WAITING or REDIAL, with its reason.
+
+    The event holds the call id, reason, attempt and delay, never a number, secret or token;
+    `result` repeats them in words because Flower's task API shows only Celery's own fields.
+    """
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.shown = False
+
+    def __call__(self, later: Later) -> None:
+        if self.task.request.called_directly or not self.task.app.conf.worker_send_task_events:
+            return
+        fields: dict[str, Any] = {
+            "call_id": later.call_id,
+            "reason": later.reason,
+            "attempt": later.attempt,
+            "result": f"waiting for capacity: {later.reason}",
+        }
+        if later.delay_s is not None:
+            fields["delay_s"] = round(later.delay_s, 3)
+            fields["result"] = f"redial in {later.delay_s:.1f}s: {later.reason}"
+        try:
+            self.task.send_event(LATER_EVENTS[later.kind], **fields)
+        except Exception:  # monitoring is a nicety: the call's row is already committed
+            log.warning("call %s: could not send the %s event", later.call_id, later.kind)
+            return
+        self.shown = True
+
+
 @shared_task(name=names.DIAL, bind=True, ignore_result=True)
 def dial(self: Task, call_id: str) -> str:
     """Place the call `call_id` (claimed first, so a duplicate delivery does nothing)."""
-    return runtime_for(self.app).service.dial(call_id)
+    flower = FlowerState(self)
+    status = Dial(runtime_for(self.app).service, call_id, on_later=flower).run()
+    if flower.shown:
+        # A task-succeeded event would replace the custom state at once. Ignore acks the
+        # message and sends no event; the database holds the outcome either way.
+        raise Ignore()
+    return status
 
 
 def _intake_payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

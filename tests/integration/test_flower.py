@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 import time
@@ -111,6 +112,34 @@ def _wait_for_tasks(
         time.sleep(0.3)
 
 
+def _dial_states(
+    flower: Flower, call_id: str, state: str, timeout_s: float = 20.0
+) -> list[dict[str, Any]]:
+    """The call's dial tasks Flower shows in `state`, once there is at least one."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        tasks = [
+            task
+            for task in flower.tasks().values()
+            if task["name"] == names.DIAL and call_id in (task["args"] or "")
+        ]
+        found = [task for task in tasks if task["state"] == state]
+        if found:
+            return found
+        seen = [(task["state"], task["result"]) for task in tasks]
+        assert time.monotonic() < deadline, f"flower shows {seen} for {call_id}, wanted {state}"
+        time.sleep(0.2)
+
+
+def _assert_nothing_leaks(flower: Flower, stack: Stack, task_ids: list[str]) -> None:
+    forbidden = _forbidden(stack)
+    for path in ["/api/tasks", *(f"/task/{task_id}" for task_id in task_ids)]:
+        status, body = flower.get(path)
+        assert status == 200, (path, body[:500])
+        leaked = [secret for secret in forbidden if secret in body]
+        assert not leaked, f"{path} shows {leaked}"
+
+
 def _forbidden(stack: Stack) -> list[str]:
     client = redis.Redis.from_url(stack.env["DIALQ_BROKER_URL"])
     token = client.hget(f"{names.REDIS_PREFIX}token:default", "value")
@@ -181,3 +210,52 @@ def test_flower_as_deployed_asks_for_credentials_and_refuses_control(
     assert status_anonymous == 401
     assert status_control == 403, body
     assert status_send == 403
+
+
+def test_a_call_waiting_for_capacity_shows_waiting_with_its_reason(
+    stack: Stack, flower: Flower
+) -> None:
+    # given an account limit of one and a first call that stays live
+    stack.env["DIALQ_MAX_CONCURRENT_CALLS"] = "1"
+    stack.sandbox.control.configure(call_seconds=30.0)
+    stack.start_worker(concurrency=4)
+    first = enqueue_call({"phone_number": NUMBERS[0]}, settings=stack.settings)
+    stack.wait_for(first.id, {"connected"})
+    # when a second call finds no free permit
+    second = enqueue_call({"phone_number": NUMBERS[1]}, settings=stack.settings)
+    stack.wait_for(second.id, {"waiting"})
+    # then its dial task stays in the custom state WAITING, with the reason as its result
+    waiting = _dial_states(flower, second.id, "WAITING")
+    assert waiting[0]["result"] == "waiting for capacity: no free permit"
+    assert waiting[0]["succeeded"] is None  # no task-succeeded event replaced the state
+    # and neither the custom event nor any page shows a number, the secret or a token
+    _assert_nothing_leaks(flower, stack, [task["uuid"] for task in waiting])
+
+
+def test_a_start_answered_429_then_503_shows_redial_with_each_reason(
+    stack: Stack, flower: Flower
+) -> None:
+    # given the API answers the first start request 429 and the second 503
+    start = {"path": "/v1/endpoint:connect", "operation": "start"}
+    stack.sandbox.control.script(
+        [
+            {"match": start, "nth": [1], "action": {"type": "status", "status": 429}},
+            {"match": start, "nth": [2], "action": {"type": "status", "status": 503}},
+        ]
+    )
+    stack.start_worker(concurrency=4)
+    # when a call is placed, and connects on its third start request
+    handle = enqueue_call({"phone_number": NUMBERS[0]}, settings=stack.settings)
+    stack.wait_for(handle.id, {"connected"})
+    # then each dial that scheduled a redial shows REDIAL with its delay and reason
+    deadline = time.monotonic() + 20
+    while len(redials := _dial_states(flower, handle.id, "REDIAL")) < 2:
+        assert time.monotonic() < deadline, f"flower shows {redials}"
+        time.sleep(0.2)
+    results = sorted(task["result"] for task in redials)
+    assert all(re.fullmatch(r"redial in \d+\.\ds: .+", result) for result in results), results
+    assert any(result.endswith(": no capacity (429)") for result in results), results
+    assert any("HTTP 503" in result for result in results), results
+    # and the dial that connected is a plain SUCCESS
+    assert _dial_states(flower, handle.id, "SUCCESS")[0]["result"] == "'connected'"
+    _assert_nothing_leaks(flower, stack, [task["uuid"] for task in redials])

@@ -135,18 +135,25 @@ def test_cli_add_then_next_prints_local_and_utc_across_the_spring_change(
         "--tz", "America/New_York", "--name", "Standup", "--email", "lead@example.com",
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    # when its next three occurrences after a Friday in 2027 are asked for
-    result = dialq(
-        sqlite_url, tmp_path, "next", "standup", "--count", "3", "--after", "2027-03-12T10:00",
-        "--json",
-    )  # fmt: skip
-    # then they read 09:00 locally on both sides of the change, in UTC as well
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [
+    # when its next three occurrences after Thursday 2027-03-11 are asked for (New York springs
+    # forward on Sunday 2027-03-14), as JSON and as a table
+    next_three = ["next", "standup", "--count", "3", "--after", "2027-03-11T10:00"]
+    as_json = dialq(sqlite_url, tmp_path, *next_three, "--json")
+    as_text = dialq(sqlite_url, tmp_path, *next_three)
+    # then all read 09:00 locally, while the offset goes from -05:00 (EST) on Friday to -04:00
+    # (EDT) on Monday, so the UTC time moves from 14:00 to 13:00
+    assert as_json.returncode == 0, as_json.stderr
+    expected = [
+        {"local": "2027-03-12T09:00:00-05:00", "utc": "2027-03-12T14:00:00Z"},
         {"local": "2027-03-15T09:00:00-04:00", "utc": "2027-03-15T13:00:00Z"},
         {"local": "2027-03-16T09:00:00-04:00", "utc": "2027-03-16T13:00:00Z"},
-        {"local": "2027-03-17T09:00:00-04:00", "utc": "2027-03-17T13:00:00Z"},
     ]
+    assert json.loads(as_json.stdout) == expected
+    # and the table prints each local time beside its UTC time
+    assert as_text.returncode == 0, as_text.stderr
+    lines = as_text.stdout.splitlines()
+    for row in expected:
+        assert any(row["local"] in line and row["utc"] in line for line in lines), row
 
 
 def test_cli_pause_resume_show_and_remove(sqlite_url: str, tmp_path: Path) -> None:

@@ -1,0 +1,147 @@
+"""What the CLI shows of schedules that have run: `dialq schedule show NAME` and `dialq show ID`.
+
+The occurrences are made by the real dispatcher on a real (SQLite) database with a clock set by
+hand, as in test_schedule_store.py; then the `dialq` command reads them in a process of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dialq.calls import CallService
+from dialq.config import Settings
+from dialq.schedule_dispatch import ScheduleDispatcher
+from dialq.schedules import ScheduleService
+from dialq.store import Database, calls_repo
+from tests.schedule_helpers import (
+    Clock,
+    RecordingPublisher,
+    empty_tables,
+    no_dialing,
+    unused_capacity,
+    utc,
+)
+
+T0 = utc("2026-11-24T13:59:50Z")  # ten seconds before 09:00 in New York
+CALL = {"phone_number": "+14155550123", "session_name": "Standup"}
+
+
+@dataclass
+class Scheduled:
+    """The schedules store and dispatcher, on the database the CLI will read."""
+
+    db: Database
+    clock: Clock
+    schedules: ScheduleService
+    dispatcher: ScheduleDispatcher
+
+    def call_ids(self) -> list[str]:
+        with self.db.sessions() as session:
+            return [call.id for call in calls_repo.list_calls(session, limit=100)]
+
+
+@pytest.fixture
+def scheduled(sqlite_url: str) -> Iterator[Scheduled]:
+    settings = Settings(database_url=sqlite_url, schedule_tick_s=1.0)
+    db = Database(sqlite_url)
+    db.upgrade()
+    empty_tables(db)
+    clock = Clock(T0)
+    calls = CallService(
+        settings, db, no_dialing, RecordingPublisher(), capacity=unused_capacity(), clock=clock
+    )
+    yield Scheduled(
+        db,
+        clock,
+        ScheduleService(settings, db, clock=clock),
+        ScheduleDispatcher(settings, db, calls.enqueue, clock=clock),
+    )
+    db.dispose()
+
+
+def dialq(sqlite_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALQ_")}
+    env |= {"DIALQ_DATABASE_URL": sqlite_url, "DIALQ_DATA_DIR": str(tmp_path)}
+    # Output to a pipe is 80 columns wide, where rich cuts the occurrence time and the call id
+    # short with an ellipsis; a wide terminal shows them whole, and the tests read them whole.
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-m", "dialq.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_schedule_show_lists_placed_late_and_overlap_occurrences_with_their_calls(
+    scheduled: Scheduled, sqlite_url: str, tmp_path: Path
+) -> None:
+    # given an every-10s New York schedule that skips late (over 15 s) and overlapping occurrences
+    scheduled.schedules.upsert(
+        {
+            "name": "pulse",
+            "every": 10,
+            "timezone": "America/New_York",
+            "misfire_grace": 15,
+            "overlap": "skip",
+            "call": CALL,
+        }
+    )
+    # and a first tick only at 14:00:42Z, after an outage
+    scheduled.clock.now = utc("2026-11-24T14:00:42Z")
+    scheduled.dispatcher.tick()
+    (call_id,) = scheduled.call_ids()
+    # when `dialq schedule show pulse` runs, as JSON and as text
+    as_json = dialq(sqlite_url, tmp_path, "schedule", "show", "pulse", "--json")
+    as_text = dialq(sqlite_url, tmp_path, "schedule", "show", "pulse")
+    # then :00, :10 and :20 were too late, :30 was placed (its call still queued), and :40 was
+    # skipped because that call was still live; newest first, in local time and in UTC
+    assert as_json.returncode == 0, as_json.stderr
+    occurrences = json.loads(as_json.stdout)["occurrences"]
+    assert [(o["occurrence_at"], o["utc"], o["outcome"]) for o in occurrences] == [
+        ("2026-11-24T09:00:40-05:00", "2026-11-24T14:00:40Z", "skipped: overlap"),
+        ("2026-11-24T09:00:30-05:00", "2026-11-24T14:00:30Z", "placed"),
+        ("2026-11-24T09:00:20-05:00", "2026-11-24T14:00:20Z", "skipped: late"),
+        ("2026-11-24T09:00:10-05:00", "2026-11-24T14:00:10Z", "skipped: late"),
+        ("2026-11-24T09:00:00-05:00", "2026-11-24T14:00:00Z", "skipped: late"),
+    ]
+    assert [(o["call_id"], o["call_status"]) for o in occurrences] == [
+        (None, None),
+        (call_id, "queued"),
+        (None, None),
+        (None, None),
+        (None, None),
+    ]
+    # and the text table has one line per occurrence, with its outcome (and call) beside it
+    assert as_text.returncode == 0, as_text.stderr
+    lines = as_text.stdout.splitlines()
+    for occurrence in occurrences:
+        (line,) = [line for line in lines if occurrence["occurrence_at"] in line]
+        assert occurrence["outcome"] in line
+        if occurrence["call_id"]:
+            assert occurrence["call_id"] in line
+            assert occurrence["call_status"] in line
+
+
+def test_show_of_a_call_placed_by_a_schedule_prints_its_schedule_and_occurrence(
+    scheduled: Scheduled, sqlite_url: str, tmp_path: Path
+) -> None:
+    # given an every-5s schedule whose 13:59:55Z occurrence a tick has placed
+    scheduled.schedules.upsert({"name": "pulse", "every": 5, "call": CALL})
+    scheduled.clock.now = utc("2026-11-24T13:59:54Z")
+    scheduled.dispatcher.tick()
+    (call_id,) = scheduled.call_ids()
+    # when `dialq show` runs for that call
+    result = dialq(sqlite_url, tmp_path, "show", call_id)
+    # then it names the schedule and the occurrence that placed the call
+    assert result.returncode == 0, result.stderr
+    assert "  schedule: pulse, occurrence 2026-11-24T13:59:55+00:00" in result.stdout.splitlines()
