@@ -1,17 +1,20 @@
 """Prometheus metrics scraped from a real worker: calls by state from the database, starts,
-their latency and 429s counted in the worker process."""
+their latency, 429s and webhook failures counted in the worker process."""
 
 from __future__ import annotations
 
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dialq.api import enqueue_call
 from dialq.redis_server import free_port
+from dialq.store import Database, webhooks_repo
 from tests.stack import Stack
+from tests.webhook_receiver import Receiver, running_receiver
 
 NUMBER = "+1 415 555 0142"
 
@@ -83,3 +86,51 @@ def test_a_worker_serves_calls_by_state_and_start_counters_with_latency(stack: S
     # and no phone number reaches the metrics
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert "4155550142" not in text
+
+
+WEBHOOK_FAILURES = ("dialq_webhook_failures_total", ())
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as running:
+        yield running
+
+
+def _webhook_statuses(stack: Stack, call_id: str) -> list[int | None]:
+    """The answer to each webhook POST the worker recorded for this call, in order."""
+    db = Database(stack.env["DIALQ_DATABASE_URL"])
+    try:
+        with db.sessions() as session:
+            return [a.status_code for a in webhooks_repo.attempts_of(session, call_id)]
+    finally:
+        db.dispose()
+
+
+def test_webhook_posts_the_receiver_refuses_are_counted_as_failures_and_accepted_ones_not(
+    stack: Stack, receiver: Receiver
+) -> None:
+    # given a worker serving metrics with no webhook failure yet, and a receiver that refuses
+    # its first two POSTs (500, then 503) and accepts the rest
+    port = free_port()
+    stack.env["DIALQ_METRICS_PORT"] = str(port)
+    receiver.script = [("status", 500), ("status", 503)]
+    stack.start_worker()
+    before = _wait_for_scrape(port, lambda samples: WEBHOOK_FAILURES in samples)
+    assert before[WEBHOOK_FAILURES] == 0
+    # when a call with a callback connects and its three events are delivered
+    handle = enqueue_call(
+        {"phone_number": NUMBER, "callback_url": f"{receiver.url}/hooks"},
+        settings=stack.settings,
+    )
+    stack.wait_for(handle.id, {"connected"})
+    receiver.wait_for(5)
+    deadline = time.monotonic() + 20
+    while len(statuses := _webhook_statuses(stack, handle.id)) < 5:
+        assert time.monotonic() < deadline, f"recorded {statuses}\n{stack.worker_logs()[-3000:]}"
+        time.sleep(0.1)
+    assert statuses[:5] == [500, 503, 200, 200, 200]
+    # then the scrape counts the two refusals, and the three accepted POSTs not at all
+    after = _wait_for_scrape(port, lambda samples: samples.get(WEBHOOK_FAILURES, 0) >= 2)
+    time.sleep(0.5)  # the counter follows each commit: give a wrongly counted success time
+    assert _scrape(port)[WEBHOOK_FAILURES] == after[WEBHOOK_FAILURES] == 2

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import pytest
+import redis
 from typer.testing import CliRunner
 
 from dialq import doctor
@@ -71,3 +73,31 @@ def test_the_command_exits_0_with_a_table_when_all_is_well(monkeypatch) -> None:
     assert result.exit_code == 0
     assert "broker" in result.stdout
     assert "OK" in result.stdout
+
+
+class _ListLengths:
+    """Stands in for the broker: the length of each list, by key (0 when absent)."""
+
+    def __init__(self, lengths: dict[str, int]) -> None:
+        self.lengths = lengths
+
+    def llen(self, key: str) -> int:
+        return self.lengths.get(key, 0)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "status"),
+    [
+        ({}, OK),
+        ({"dialq.dial": 10}, OK),  # at the limit is not yet a backlog
+        ({"dialq.dial": 11}, FAIL),
+        ({"dialq.dial": 10, "dialq.dial\x06\x163": 1}, FAIL),  # priority lists count too
+        ({"dialq.webhooks\x06\x169": 11}, FAIL),
+        ({"dialq.dial": 10, "dialq.webhooks": 10}, OK),  # each queue on its own
+    ],
+)
+def test_a_queue_is_a_backlog_only_above_the_limit_priority_messages_included(
+    lengths: dict[str, int], status: str
+) -> None:
+    check = doctor.check_queues(cast(redis.Redis, _ListLengths(lengths)), max_depth=10)
+    assert check.status == status, check.detail

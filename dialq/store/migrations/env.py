@@ -21,5 +21,8 @@ if connection is not None:
     run(connection)
 else:
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
-    with engine.begin() as conn:
-        run(conn)
+    try:
+        with engine.begin() as conn:
+            run(conn)
+    finally:
+        engine.dispose()  # a bare `alembic upgrade` must not leave PostgreSQL sessions open
