@@ -1,8 +1,8 @@
 """dialq: place transcribed phone calls through Symbl's Telephony API, with Celery.
 
-    import dialq
-    handle = dialq.enqueue_call({"phone_number": "+14155550123"})
-    dialq.cancel_call(handle.id)
+import dialq
+handle = dialq.enqueue_call({"phone_number": "+14155550123"})
+dialq.cancel_call(handle.id)
 """
 
 from __future__ import annotations
