@@ -1,8 +1,6 @@
 """dialq: place transcribed phone calls through Symbl's Telephony API, with Celery.
 
-import dialq
-handle = dialq.enqueue_call({"phone_number": "+14155550123"})
-dialq.cancel_call(handle.id)
+Producers call `dialq.enqueue_call(request)` and `dialq.cancel_call(call_id)` (see `dialq.api`).
 """
 
 from __future__ import annotations
