@@ -7,7 +7,6 @@ import threading
 from typing import Any
 
 from celery import Celery, Task, shared_task
-from celery.exceptions import Ignore
 from celery.worker.request import Request
 
 from dialq import names
@@ -104,16 +103,28 @@ class FlowerState:
         self.shown = True
 
 
-@shared_task(name=names.DIAL, bind=True, ignore_result=True)
+# What a dial returns once Flower was told WAITING or REDIAL (see DialRequest).
+LEFT_FOR_LATER = "left for later"
+
+
+class DialRequest(Request):  # type: ignore[misc]
+    """A dial whose call was left for later sent Flower a WAITING or REDIAL event: the
+    `task-succeeded` event that would replace that state at once is not sent. The message is
+    acked and the worker's bookkeeping done as for any success (no exception path: raising
+    `Ignore` instead kept ~7 MB more per worker alive in a 3-minute soak)."""
+
+    def send_event(self, type: str, **fields: Any) -> None:
+        if type == "task-succeeded" and fields.get("result") == repr(LEFT_FOR_LATER):
+            return
+        super().send_event(type, **fields)
+
+
+@shared_task(name=names.DIAL, bind=True, ignore_result=True, Request=DialRequest)
 def dial(self: Task, call_id: str) -> str:
     """Place the call `call_id` (claimed first, so a duplicate delivery does nothing)."""
     flower = FlowerState(self)
     status = Dial(runtime_for(self.app).service, call_id, on_later=flower).run()
-    if flower.shown:
-        # A task-succeeded event would replace the custom state at once. Ignore acks the
-        # message and sends no event; the database holds the outcome either way.
-        raise Ignore()
-    return status
+    return LEFT_FOR_LATER if flower.shown else status
 
 
 def _intake_payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
