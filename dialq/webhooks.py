@@ -190,11 +190,13 @@ class WebhookService:
     def _next(self, call_id: str) -> Pending | None:
         with self.db.sessions() as session:
             cursor = repo.get_cursor(session, call_id)
-            call = session.get(Call, call_id)
-            if cursor is None or call is None:
+            if cursor is None:
                 return None
             event = repo.next_event(session, call_id, cursor.delivered_seq)
-            if event is None:
+            # The call is read after its event: an event commits with the row's new values, so
+            # a row read first could predate it (a `connected` event without its ids).
+            call = session.get(Call, call_id) if event is not None else None
+            if event is None or call is None:
                 return None
             previous = None
             if event.from_status is None and event.seq > 1:
