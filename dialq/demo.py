@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Column, Table
@@ -195,9 +196,21 @@ def _settled(row: dict[str, Any]) -> bool:
 
 
 def _table(rows: list[dict[str, Any]], live_calls: int, limit: int) -> Group:
-    # Folded, never cut: the conversation id is what a reader looks up in Symbl.
-    conversation = Column("conversation", overflow="fold")
-    table = Table("#", "target", "status", "attempts", "429s", conversation, "insights", "reason")
+    # Kept whole on one line in an 80-column terminal: the masked target tells calls apart and the
+    # conversation id is what a reader looks up in Symbl; the reason column gives way instead.
+    table = Table(
+        Column("#", min_width=2),
+        Column("target", min_width=12, max_width=14, no_wrap=True, overflow="ellipsis"),
+        Column("status", min_width=9),
+        Column("tries", min_width=5),
+        Column("429s", min_width=4),
+        Column("conversation", min_width=16),
+        Column("insights", min_width=8),
+        Column("reason", max_width=40, no_wrap=True, overflow="ellipsis"),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+    )
     for index, row in enumerate(rows, start=1):
         status = row["status"]
         target = mask_phone(row["phone_number"]) if row["phone_number"] else row["sip_uri"]
