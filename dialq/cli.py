@@ -11,10 +11,12 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from dialq import names
+from dialq.cli_ids import CALL_ID_HELP, require_call_id
 from dialq.config import Settings
 from dialq.durations import parse_duration
 from dialq.insights_cli import print_insights, transcript_command
@@ -116,10 +118,22 @@ def list_calls(
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "status", "target", "conversation", "attempts", "429s", "reason")
+    # The short id (`dialq show` takes it) and the conversation id stay whole in 80 columns.
+    table = Table(
+        Column("id", no_wrap=True),
+        Column("status", min_width=9),
+        Column("target", min_width=12, max_width=14, no_wrap=True, overflow="ellipsis"),
+        Column("conversation", min_width=16),
+        Column("tries", min_width=5),
+        Column("429s", min_width=4),
+        Column("reason", overflow="fold"),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+    )
     for row in rows:
         table.add_row(
-            row["id"],
+            row["id"][: repo.SHORT_ID_LENGTH],
             row["status"],
             _masked(row),
             row["conversation_id"] or "",
@@ -138,16 +152,15 @@ def _masked(row: dict[str, Any]) -> str:
 
 @app.command()
 def show(
-    call_id: Annotated[str, typer.Argument()],
+    call_id: Annotated[str, typer.Argument(help=CALL_ID_HELP)],
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show a call, its HTTP attempts, its state changes as a timeline, and its insights."""
     db = _database(Settings())
     with db.sessions() as session:
+        call_id = require_call_id(session, call_id, err)
         found = repo.get_call(session, call_id)
-        if found is None:
-            err.print(f"no call {call_id}")
-            raise typer.Exit(1)
+        assert found is not None  # just resolved
         detail = call_detail(found)
         detail["insights"] = load_insights(session, call_id)
     if as_json:
@@ -185,13 +198,18 @@ def _print_detail(detail: dict[str, Any]) -> None:
 
 @app.command()
 def cancel(
-    call_id: Annotated[str, typer.Argument()],
+    call_id: Annotated[str, typer.Argument(help=CALL_ID_HELP)],
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Cancel a call: never dialed if queued, stopped if live, untouched if finished."""
     from dialq.api import cancel_call  # imports Celery only when needed
 
-    result = cancel_call(call_id, settings=Settings())
+    settings = Settings()
+    db = _database(settings)
+    with db.sessions() as session:
+        call_id = require_call_id(session, call_id, err)
+    db.dispose()
+    result = cancel_call(call_id, settings=settings)
     if as_json:
         _print_json(
             {

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from dialq.cli_ids import CALL_ID_HELP, require_call_id
 from dialq.config import Settings
-from dialq.store import Database, calls_repo, insights_repo
+from dialq.store import Database, insights_repo
 from dialq.transcript import TranscriptFormat, insights_lines, render
 
 err = Console(stderr=True)
@@ -26,7 +27,7 @@ def print_insights(console: Console, insights: dict[str, Any] | None) -> None:
 
 
 def transcript_command(
-    call_id: Annotated[str, typer.Argument()],
+    call_id: Annotated[str, typer.Argument(help=CALL_ID_HELP)],
     fmt: Annotated[
         TranscriptFormat, typer.Option("--format", help="text, srt (subtitles) or json.")
     ] = TranscriptFormat.TEXT,
@@ -37,9 +38,7 @@ def transcript_command(
     if settings.auto_migrate:
         db.upgrade()
     with db.sessions() as session:
-        if calls_repo.get_call(session, call_id) is None:
-            err.print(f"no call {call_id}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1)
+        call_id = require_call_id(session, call_id, err)
         insights = insights_repo.load_insights(session, call_id)
     problem = _not_there(call_id, insights)
     if problem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,32 @@ def add_call(session: Session, call: Call, *, detail: str | None = None) -> Call
 
 def get_call(session: Session, call_id: str) -> Call | None:
     return session.get(Call, call_id)
+
+
+# Ids are UUID4 strings; a prefix is only ever these characters, so it never holds a LIKE wildcard.
+_ID_PREFIX = re.compile(r"[0-9a-f-]{4,36}")
+SHORT_ID_LENGTH = 8
+
+
+class AmbiguousCallId(LookupError):
+    """A prefix that starts more than one call's id."""
+
+
+def resolve_call_id(session: Session, given: str) -> str | None:
+    """The id of the call `given` names: its whole id, or a unique prefix of at least 4 characters.
+
+    People read ids off `dialq calls`, which prints the first SHORT_ID_LENGTH characters (as git
+    does for commits); scripts use whole ids from `--json`.
+    """
+    if session.get(Call, given) is not None:
+        return given
+    prefix = given.lower()
+    if not _ID_PREFIX.fullmatch(prefix):
+        return None
+    found = session.scalars(select(Call.id).where(Call.id.startswith(prefix)).limit(2)).all()
+    if len(found) > 1:
+        raise AmbiguousCallId(given)
+    return found[0] if found else None
 
 
 def find_by_idempotency_key(session: Session, key: str) -> Call | None:

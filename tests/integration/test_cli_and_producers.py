@@ -146,3 +146,55 @@ def test_a_by_name_payload_that_is_invalid_is_rejected_with_nothing_written(stac
     logs = stack.worker_logs()
     assert "dtmf" in logs
     assert "4155550123" not in logs  # the rejected number is never logged
+
+
+def test_the_calls_table_prints_short_ids_that_show_cancel_and_transcript_accept(
+    stack: Stack,
+) -> None:
+    # given two queued calls (no worker runs, so they stay queued)
+    placed = [
+        json.loads(run(stack, "call", number, "--json").stdout)["id"]
+        for number in ("+14155550123", "+14155550124")
+    ]
+    # when `dialq calls` prints its table in an 80-column terminal
+    listed = run(stack, "calls")
+    # then each call's short id and masked number are there whole, on one line
+    assert listed.returncode == 0, listed.stderr
+    for call_id, tail in zip(placed, ("0123", "0124"), strict=True):
+        (line,) = [line for line in listed.stdout.splitlines() if call_id[:8] in line]
+        assert f"+1******{tail}" in line
+    # and the short id names the call for show, cancel and transcript
+    short = placed[0][:8]
+    canceled = run(stack, "cancel", short, "--json")
+    assert canceled.returncode == 0, canceled.stderr
+    assert json.loads(canceled.stdout)["id"] == placed[0]
+    shown = json.loads(run(stack, "show", short, "--json").stdout)
+    assert (shown["id"], shown["status"]) == (placed[0], "canceled")
+    other = json.loads(run(stack, "show", placed[1][:8], "--json").stdout)
+    assert other["status"] == "queued"
+    transcript = run(stack, "transcript", short)
+    assert transcript.returncode == 1
+    assert f"no transcript for {placed[0]}" in transcript.stderr
+
+
+def test_a_short_id_two_calls_share_is_refused_with_exit_2_and_nothing_canceled(
+    stack: Stack,
+) -> None:
+    # given two calls whose ids share their first eight characters
+    placed = json.loads(run(stack, "call", "+14155550123", "--json").stdout)["id"]
+    twin = placed[:8] + "-0000-4000-8000-000000000000"
+    runtime = producer_runtime(stack.settings)
+    with runtime.db.transaction() as session:
+        original = calls_repo.get_call(session, placed)
+        assert original is not None
+        columns = {c.key: getattr(original, c.key) for c in Call.__table__.columns}
+        calls_repo.add_call(session, Call(**{**columns, "id": twin, "idempotency_key": None}))
+    # when a cancel names them by that shared start
+    result = run(stack, "cancel", placed[:8])
+    # then it exits 2 naming the argument, and both calls are still queued
+    assert result.returncode == 2
+    assert "call_id" in result.stderr
+    with runtime.db.sessions() as session:
+        rows = [calls_repo.get_call(session, call_id) for call_id in (placed, twin)]
+        statuses = {row.status if row else None for row in rows}
+    assert statuses == {"queued"}

@@ -154,3 +154,24 @@ def test_change_listeners_hear_committed_transitions_and_not_rolled_back_ones(db
         repo.transition(session, "c6", from_={CallStatus.QUEUED}, to=CallStatus.DIALING, now=T0)
     # then only the two committed changes were announced
     assert heard == [{"c6"}, {"c6"}]
+
+
+def test_a_call_is_found_by_its_whole_id_or_a_unique_prefix_and_never_by_a_shared_one(
+    db: Database,
+) -> None:
+    # given two calls whose ids share their first eight characters
+    first, second = "0c6f1f0e-8a57-4c1b-9c3b-2a8d7f1e2b3c", "0c6f1f0e-1111-4c1b-9c3b-2a8d7f1e2b3d"
+    with db.transaction() as session:
+        repo.add_call(session, new_call(first))
+        repo.add_call(session, new_call(second))
+    with db.sessions() as session:
+        # when each is named by its whole id, or by enough of its start (any case)
+        assert repo.resolve_call_id(session, first) == first
+        assert repo.resolve_call_id(session, "0C6F1F0E-8A") == first
+        assert repo.resolve_call_id(session, "0c6f1f0e-1") == second
+        # then a prefix both share is refused as ambiguous, not guessed
+        with pytest.raises(repo.AmbiguousCallId):
+            repo.resolve_call_id(session, "0c6f1f0e")
+        # and what is too short, not an id's characters, or a LIKE pattern names no call
+        for given in ("0c6", "0c6f1f0e%", "%", "_c6f1f0e", "zzzzzzzz"):
+            assert repo.resolve_call_id(session, given) is None
