@@ -1,4 +1,4 @@
-"""The `dialq` command.
+"""dialq: place transcribed phone calls through Symbl's Telephony API, as Celery jobs.
 
 Exit codes: 0 success, 2 invalid input (the field is named on stderr), 1 otherwise.
 """
@@ -30,10 +30,6 @@ from dialq.views import call_detail, call_summary
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
-app.add_typer(db_app, name="db")
-app.command("sandbox", help="Run the local Symbl API sandbox.")(sandbox_command)
-app.add_typer(schedule_app, name="schedule")
-app.command("transcript")(transcript_command)
 
 out = Console()
 err = Console(stderr=True)
@@ -330,6 +326,13 @@ def demo(
     from dialq.demo import run_demo
 
     raise typer.Exit(run_demo(calls=calls, limit=limit))
+
+
+# Registered here so `dialq --help` lists calls first, then schedules, then the rest.
+app.command("transcript")(transcript_command)
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(db_app, name="db")
+app.command("sandbox", help="Run the local Symbl API sandbox.")(sandbox_command)
 
 
 def main() -> None:
