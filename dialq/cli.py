@@ -11,12 +11,12 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Column, Table
+from rich.table import Column
 
 from dialq import names
 from dialq.cli_ids import CALL_ID_HELP, require_call_id
+from dialq.cli_tables import compact_table
 from dialq.config import Settings
 from dialq.durations import parse_duration
 from dialq.insights_cli import print_insights, transcript_command
@@ -115,7 +115,7 @@ def list_calls(
         _print_json(rows)
         return
     # The short id (`dialq show` takes it) and the conversation id stay whole in 80 columns.
-    table = Table(
+    table = compact_table(
         Column("id", no_wrap=True),
         Column("status", min_width=9),
         Column("target", min_width=12, max_width=14, no_wrap=True, overflow="ellipsis"),
@@ -123,9 +123,6 @@ def list_calls(
         Column("tries", min_width=5),
         Column("429s", min_width=4),
         Column("reason", overflow="fold"),
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        padding=(0, 1, 0, 0),
     )
     for row in rows:
         table.add_row(
@@ -176,11 +173,13 @@ def _print_detail(detail: dict[str, Any]) -> None:
         out.print(f"  ended: {detail['ended_at']}{lasted}")
     if scheduled := detail.get("schedule"):
         out.print(f"  schedule: {scheduled['name']}, occurrence {scheduled['occurrence_at']}")
-    timeline = Table("#", "at", "state", "detail", title="timeline")
+    timeline = compact_table("#", Column("at", no_wrap=True), "state", "detail", title="timeline")
     for event in detail["events"]:
         timeline.add_row(str(event["seq"]), event["at"], event["to"], event["detail"] or "")
     out.print(timeline)
-    attempts = Table("operation", "at", "status", "ms", "error", title="HTTP attempts")
+    attempts = compact_table(
+        "operation", Column("at", no_wrap=True), "status", "ms", "error", title="HTTP attempts"
+    )
     for attempt in detail["attempts"]:
         attempts.add_row(
             attempt["operation"],
@@ -234,7 +233,7 @@ def doctor(
     if as_json:
         _print_json(checks.as_json(found, elapsed_s))
     else:
-        table = Table("check", "status", "details")
+        table = compact_table("check", "status", "details")
         for check in found:
             colour = "green" if check.ok else "red"
             table.add_row(check.name, f"[{colour}]{check.status}[/]", check.detail)
@@ -268,7 +267,7 @@ def capacity(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         _print_json(rows)
         return
-    table = Table("account", "in use", "limit (learned/configured)", "waiting", "429s (1h)")
+    table = compact_table("account", "in use", "limit (learned/configured)", "waiting", "429s (1h)")
     for row in rows:
         table.add_row(
             row["account"],

@@ -14,13 +14,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from rich import box
 from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Column, Table
+from rich.table import Column
 
 from dialq import names
 from dialq.api import enqueue_call
+from dialq.cli_tables import compact_table
 from dialq.config import Settings
 from dialq.models import InvalidCallRequest, mask_phone
 from dialq.redis_server import PrivateRedis
@@ -198,7 +198,7 @@ def _settled(row: dict[str, Any]) -> bool:
 def _table(rows: list[dict[str, Any]], live_calls: int, limit: int) -> Group:
     # Kept whole on one line in an 80-column terminal: the masked target tells calls apart and the
     # conversation id is what a reader looks up in Symbl; the reason column gives way instead.
-    table = Table(
+    table = compact_table(
         Column("#", min_width=2),
         Column("target", min_width=12, max_width=14, no_wrap=True, overflow="ellipsis"),
         Column("status", min_width=9),
@@ -207,9 +207,6 @@ def _table(rows: list[dict[str, Any]], live_calls: int, limit: int) -> Group:
         Column("conversation", min_width=16),
         Column("insights", min_width=8),
         Column("reason", max_width=40, no_wrap=True, overflow="ellipsis"),
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        padding=(0, 1, 0, 0),
     )
     for index, row in enumerate(rows, start=1):
         status = row["status"]

@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
-from rich.table import Column, Table
+from rich.table import Column
 
+from dialq.cli_tables import compact_table
 from dialq.config import Settings
 from dialq.durations import parse_duration
 from dialq.schedule_file import sync_file
@@ -23,6 +24,7 @@ from dialq.schedule_rules import local_iso, to_instant, utc_iso
 from dialq.schedule_spec import InvalidSchedule
 from dialq.schedules import ScheduleService, UnknownSchedule, service_for
 from dialq.store import schedules_repo as repo
+from dialq.store.calls_repo import SHORT_ID_LENGTH
 from dialq.store.schedule_tables import Schedule
 from dialq.validation_errors import FieldError
 
@@ -136,7 +138,15 @@ def list_schedules(as_json: Json = False) -> None:
     if as_json:
         _print_json(rows)
         return
-    table = Table("name", "when", "zone", "state", "next (local)", "overlap", "source")
+    table = compact_table(
+        "name",
+        "when",
+        Column("zone", no_wrap=True),
+        "state",
+        Column("next (local)", no_wrap=True),
+        "overlap",
+        "source",
+    )
     for r in rows:
         table.add_row(
             r["name"],
@@ -179,12 +189,12 @@ def show(
         return
     out.print(f"[bold]{view['name']}[/]  {view['when']} ({view['timezone']})  {view['state']}")
     out.print(f"  next: {view['next'] or 'none'}   overlap: {view['overlap']}")
-    # Folded, never cut with an ellipsis: the offset and the call id are what a reader needs.
-    table = Table(
-        Column("occurrence (local)", overflow="fold"),
-        "outcome",
-        Column("call", overflow="fold"),
-        "call status",
+    # Whole on one line: the time with its offset, the outcome and the short id `dialq show` takes.
+    table = compact_table(
+        Column("occurrence (local)", no_wrap=True),
+        Column("outcome", no_wrap=True),
+        Column("call", no_wrap=True),
+        Column("call status", no_wrap=True),
         "detail",
         title="recent occurrences",
     )
@@ -192,7 +202,7 @@ def show(
         table.add_row(
             o["occurrence_at"],
             o["outcome"],
-            o["call_id"] or "",
+            (o["call_id"] or "")[:SHORT_ID_LENGTH],
             o["call_status"] or "",
             o["detail"] or "",
         )
@@ -248,7 +258,9 @@ def next_(
     if as_json:
         _print_json(rows)
         return
-    table = Table(f"local ({row.timezone})", "UTC")
+    table = compact_table(
+        Column(f"local ({row.timezone})", no_wrap=True), Column("UTC", no_wrap=True)
+    )
     for r in rows:
         table.add_row(r["local"], r["utc"])
     out.print(table)

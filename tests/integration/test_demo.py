@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ def _processes_mentioning(text: str) -> list[int]:
 def test_the_demo_places_every_call_once_and_leaves_no_process_behind(tmp_path: Path) -> None:
     # given a clean environment (no DIALQ_* settings) and a temporary directory of its own
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIALQ_")}
-    env.update(TMPDIR=str(tmp_path), HOME=str(tmp_path), COLUMNS="120")
+    env.update(TMPDIR=str(tmp_path), HOME=str(tmp_path), COLUMNS="80")
     # when the demo places three calls against a sandbox allowing two at once
     done = subprocess.run(
         [sys.executable, "-m", "dialq.cli", "demo", "--calls", "3", "--limit", "2"],
@@ -40,6 +41,9 @@ def test_the_demo_places_every_call_once_and_leaves_no_process_behind(tmp_path: 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "3/3 calls completed, 3 with transcript and insights" in done.stdout
     assert "calls started twice: 0" in done.stdout
+    # and, in an 80-column terminal, each row keeps its masked number (or SIP URI) on one line
+    rows = re.findall(r"^\d+ +(\+1\*{6}\d{4}|sip:\S+) +completed ", done.stdout, re.MULTILINE)
+    assert len(rows) == 3, done.stdout[-3000:]
     # and the bad number it shows is refused by field and rule, before anything is queued
     assert "phone_number: must be a" in done.stdout
     # and its Redis, worker, beat and sandbox are all gone
