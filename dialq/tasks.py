@@ -75,8 +75,8 @@ LATER_EVENTS = {"waiting": "task-waiting", "redial": "task-redial"}
 class FlowerState:
     """Shows a dial that left its call for later as WAITING or REDIAL, with its reason.
 
-    The event holds the call id, reason, attempt and delay, never a number, secret or token;
-    `result` repeats them in words because Flower's task API shows only Celery's own fields.
+    The event holds the call id, reason, attempt, retries and delay, never a number, secret or
+    token; `result` repeats them in words because Flower's task API shows only Celery's own fields.
     """
 
     def __init__(self, task: Task) -> None:
@@ -90,6 +90,9 @@ class FlowerState:
             "call_id": later.call_id,
             "reason": later.reason,
             "attempt": later.attempt,
+            # Flower's `retries` column: dialq never calls Celery's retry (a redial is a new
+            # task), so it shows how many of the call's start attempts have been retried so far.
+            "retries": later.attempt if later.kind == "redial" else later.attempt - 1,
             "result": f"waiting for capacity: {later.reason}",
         }
         if later.delay_s is not None:

@@ -228,6 +228,7 @@ def test_a_call_waiting_for_capacity_shows_waiting_with_its_reason(
     waiting = _dial_states(flower, second.id, "WAITING")
     assert waiting[0]["result"] == "waiting for capacity: no free permit"
     assert waiting[0]["succeeded"] is None  # no task-succeeded event replaced the state
+    assert waiting[0]["retries"] == 0  # no start request was sent for it yet
     # and neither the custom event nor any page shows a number, the secret or a token
     _assert_nothing_leaks(flower, stack, [task["uuid"] for task in waiting])
 
@@ -256,6 +257,8 @@ def test_a_start_answered_429_then_503_shows_redial_with_each_reason(
     assert all(re.fullmatch(r"redial in \d+\.\ds: .+", result) for result in results), results
     assert any(result.endswith(": no capacity (429)") for result in results), results
     assert any("HTTP 503" in result for result in results), results
+    # and Flower's retries column counts the call's start attempts retried so far
+    assert sorted(task["retries"] for task in redials) == [1, 2]
     # and the dial that connected is a plain SUCCESS
     assert _dial_states(flower, handle.id, "SUCCESS")[0]["result"] == "'connected'"
     _assert_nothing_leaks(flower, stack, [task["uuid"] for task in redials])
