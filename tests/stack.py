@@ -77,6 +77,17 @@ class Stack:
         env.update(self.env)
         return env
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`dialq ARGS...` in a process of its own, with this stack's settings."""
+        return subprocess.run(
+            [sys.executable, "-m", "dialq.cli", *args],
+            env=self.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
     def start_worker(
         self, *, concurrency: int = 8, timeout_s: float = 30.0
     ) -> subprocess.Popen[bytes]:

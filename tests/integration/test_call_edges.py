@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -24,24 +22,12 @@ from tests.stack import APP_ID, APP_SECRET, Stack
 NUMBER = "+14155550110"
 START = {"path": "/v1/endpoint:connect", "operation": "start"}
 STOP = {"path": "/v1/endpoint:connect", "operation": "stop"}
-DIALQ = [sys.executable, "-m", "dialq.cli"]
 
 
 def _set(stack: Stack, call_id: str, **values: object) -> None:
     runtime = producer_runtime(stack.settings)
     with runtime.db.transaction() as session:
         session.execute(update(Call).where(Call.id == call_id).values(**values))
-
-
-def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*DIALQ, *args],
-        env=stack.process_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_the_package_itself_enqueues_and_cancels(stack: Stack) -> None:
@@ -147,8 +133,8 @@ def test_the_cancel_command_cancels_and_reports_json(stack: Stack) -> None:
     # given a queued call and no worker
     handle = dialq.enqueue_call({"phone_number": NUMBER}, settings=stack.settings)
     # when `dialq cancel --json` runs twice
-    first = _cli(stack, "cancel", handle.id, "--json")
-    second = _cli(stack, "cancel", handle.id, "--json")
+    first = stack.cli("cancel", handle.id, "--json")
+    second = stack.cli("cancel", handle.id, "--json")
     # then the first cancels it and the second says it was left as it is
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["changed"] is True
@@ -165,9 +151,9 @@ def test_the_calls_command_filters_by_status_and_limit_and_refuses_an_unknown_st
     ]
     dialq.cancel_call(handles[0].id, settings=stack.settings)
     # when calls are listed by status, with a limit, and with a status that does not exist
-    queued = _cli(stack, "calls", "--status", "queued", "--json")
-    one = _cli(stack, "calls", "--limit", "1", "--json")
-    bogus = _cli(stack, "calls", "--status", "bogus")
+    queued = stack.cli("calls", "--status", "queued", "--json")
+    one = stack.cli("calls", "--limit", "1", "--json")
+    bogus = stack.cli("calls", "--status", "bogus")
     # then each answers as asked, and the unknown status is refused by name (exit 2)
     assert {c["id"] for c in json.loads(queued.stdout)} == {handles[1].id, handles[2].id}
     assert len(json.loads(one.stdout)) == 1

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import redis
@@ -225,14 +223,7 @@ def test_dialq_capacity_json_reports_permits_waiting_and_limits(stack: Stack) ->
     waiting = enqueue_call({"phone_number": NUMBER}, settings=stack.settings)
     stack.wait_for(waiting.id, {"waiting"})
     # when an operator asks
-    shown = subprocess.run(
-        [sys.executable, "-m", "dialq.cli", "capacity", "--json"],
-        env=stack.process_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    shown = stack.cli("capacity", "--json")
     # then the answer names the account, its permits in use, its waiting calls and limits
     assert shown.returncode == 0, shown.stderr
     (row,) = json.loads(shown.stdout)

@@ -14,31 +14,19 @@ from dialq.store.tables import Call
 from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
-DIALQ = [sys.executable, "-m", "dialq.cli"]
-
-
-def run(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*DIALQ, *args],
-        env=stack.process_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_cli_call_json_then_show_json_gives_the_documented_fields(stack: Stack) -> None:
     # given a worker
     stack.start_worker()
     # when a call is placed from the CLI
-    placed = run(stack, "call", "+14155550123", "--name", "Standup", "--dtmf", "123#", "--json")
+    placed = stack.cli("call", "+14155550123", "--name", "Standup", "--dtmf", "123#", "--json")
     # then it prints one JSON object with id and status, and `show --json` tells the whole story
     assert placed.returncode == 0, placed.stderr
     created = json.loads(placed.stdout)
     assert created["status"] == "queued"
     stack.wait_for(created["id"], {"connected"})
-    shown = run(stack, "show", created["id"], "--json")
+    shown = stack.cli("show", created["id"], "--json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     for key in (
@@ -48,7 +36,7 @@ def test_cli_call_json_then_show_json_gives_the_documented_fields(stack: Stack) 
         assert key in detail
     assert detail["status"] == "connected"
     assert [e["to"] for e in detail["events"]] == ["queued", "dialing", "connected"]
-    listed = run(stack, "calls", "--json")
+    listed = stack.cli("calls", "--json")
     rows = json.loads(listed.stdout)
     assert [row["id"] for row in rows] == [created["id"]]
     assert "attempts" not in rows[0]
@@ -56,9 +44,9 @@ def test_cli_call_json_then_show_json_gives_the_documented_fields(stack: Stack) 
 
 
 def test_cli_invalid_input_exits_2_naming_the_field_and_writes_nothing(stack: Stack) -> None:
-    bad_number = run(stack, "call", "12345", "--json")
-    bad_dtmf = run(stack, "call", "+14155550123", "--dtmf", "12a#")
-    bad_duration = run(stack, "call", "+14155550123", "--max-duration", "forever")
+    bad_number = stack.cli("call", "12345", "--json")
+    bad_dtmf = stack.cli("call", "+14155550123", "--dtmf", "12a#")
+    bad_duration = stack.cli("call", "+14155550123", "--max-duration", "forever")
     assert (bad_number.returncode, bad_dtmf.returncode, bad_duration.returncode) == (2, 2, 2)
     assert "phone_number" in bad_number.stderr
     assert "dtmf" in bad_dtmf.stderr
@@ -68,7 +56,7 @@ def test_cli_invalid_input_exits_2_naming_the_field_and_writes_nothing(stack: St
 
 
 def test_cli_show_of_an_unknown_call_exits_1(stack: Stack) -> None:
-    assert run(stack, "show", "no-such-call").returncode == 1
+    assert stack.cli("show", "no-such-call").returncode == 1
 
 
 def test_example_producer_imports_only_celery_and_its_call_is_placed(stack: Stack) -> None:
@@ -153,11 +141,11 @@ def test_the_calls_table_prints_short_ids_that_show_cancel_and_transcript_accept
 ) -> None:
     # given two queued calls (no worker runs, so they stay queued)
     placed = [
-        json.loads(run(stack, "call", number, "--json").stdout)["id"]
+        json.loads(stack.cli("call", number, "--json").stdout)["id"]
         for number in ("+14155550123", "+14155550124")
     ]
     # when `dialq calls` prints its table in an 80-column terminal
-    listed = run(stack, "calls")
+    listed = stack.cli("calls")
     # then each call's short id and masked number are there whole, on one line
     assert listed.returncode == 0, listed.stderr
     for call_id, tail in zip(placed, ("0123", "0124"), strict=True):
@@ -165,14 +153,14 @@ def test_the_calls_table_prints_short_ids_that_show_cancel_and_transcript_accept
         assert f"+1******{tail}" in line
     # and the short id names the call for show, cancel and transcript
     short = placed[0][:8]
-    canceled = run(stack, "cancel", short, "--json")
+    canceled = stack.cli("cancel", short, "--json")
     assert canceled.returncode == 0, canceled.stderr
     assert json.loads(canceled.stdout)["id"] == placed[0]
-    shown = json.loads(run(stack, "show", short, "--json").stdout)
+    shown = json.loads(stack.cli("show", short, "--json").stdout)
     assert (shown["id"], shown["status"]) == (placed[0], "canceled")
-    other = json.loads(run(stack, "show", placed[1][:8], "--json").stdout)
+    other = json.loads(stack.cli("show", placed[1][:8], "--json").stdout)
     assert other["status"] == "queued"
-    transcript = run(stack, "transcript", short)
+    transcript = stack.cli("transcript", short)
     assert transcript.returncode == 1
     assert f"no transcript for {placed[0]}" in transcript.stderr
 
@@ -181,7 +169,7 @@ def test_a_short_id_two_calls_share_is_refused_with_exit_2_and_nothing_canceled(
     stack: Stack,
 ) -> None:
     # given two calls whose ids share their first eight characters
-    placed = json.loads(run(stack, "call", "+14155550123", "--json").stdout)["id"]
+    placed = json.loads(stack.cli("call", "+14155550123", "--json").stdout)["id"]
     twin = placed[:8] + "-0000-4000-8000-000000000000"
     runtime = producer_runtime(stack.settings)
     with runtime.db.transaction() as session:
@@ -190,7 +178,7 @@ def test_a_short_id_two_calls_share_is_refused_with_exit_2_and_nothing_canceled(
         columns = {c.key: getattr(original, c.key) for c in Call.__table__.columns}
         calls_repo.add_call(session, Call(**{**columns, "id": twin, "idempotency_key": None}))
     # when a cancel names them by that shared start
-    result = run(stack, "cancel", placed[:8])
+    result = stack.cli("cancel", placed[:8])
     # then it exits 2 naming the argument, and both calls are still queued
     assert result.returncode == 2
     assert "call_id" in result.stderr

@@ -7,8 +7,6 @@ harvest by name), so these tests hold whether or not the lifecycle code has seen
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -124,17 +122,6 @@ def insight_events(stack: Stack, call_id: str) -> list[dict[str, Any]]:
 def conversation_requests(stack: Stack, conversation_id: str, part: str) -> list[dict[str, Any]]:
     path = f"/v1/conversations/{conversation_id}/{part}"
     return [r for r in stack.sandbox.control.requests() if r["path"] == path]
-
-
-def dialq(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dialq.cli", *args],
-        env=stack.process_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_insights_harvested_after_the_processing_delay_are_stored_ready_with_one_event(
@@ -257,9 +244,9 @@ def test_cli_transcript_and_show_json_on_a_harvested_call(stack: Stack) -> None:
     messages = insights["messages"]
     first = messages[0]
     # when its transcript is printed in each format
-    text = dialq(stack, "transcript", call["id"])
-    srt = dialq(stack, "transcript", call["id"], "--format", "srt")
-    as_json = dialq(stack, "transcript", call["id"], "--format", "json")
+    text = stack.cli("transcript", call["id"])
+    srt = stack.cli("transcript", call["id"], "--format", "srt")
+    as_json = stack.cli("transcript", call["id"], "--format", "json")
     # then text is "Name: text" lines, SRT numbers timed cues, JSON is the messages list
     assert text.returncode == 0, text.stderr
     assert text.stdout.splitlines()[0] == f"{first['from']['name']}: {first['text']}"
@@ -268,10 +255,10 @@ def test_cli_transcript_and_show_json_on_a_harvested_call(stack: Stack) -> None:
     assert " --> " in srt.stdout.splitlines()[1]
     assert json.loads(as_json.stdout) == messages
     # and `show --json` carries the insights whole, `show` prints them readably
-    shown = json.loads(dialq(stack, "show", call["id"], "--json").stdout)
+    shown = json.loads(stack.cli("show", call["id"], "--json").stdout)
     assert shown["insights"]["status"] == "ready"
     assert shown["insights"]["action_items"] == insights["action_items"]
-    readable = dialq(stack, "show", call["id"])
+    readable = stack.cli("show", call["id"])
     assert readable.returncode == 0, readable.stderr
     for heading in ("transcript:", "summary:", "topics:", "action items:", "members:"):
         assert heading in readable.stdout
@@ -280,7 +267,7 @@ def test_cli_transcript_and_show_json_on_a_harvested_call(stack: Stack) -> None:
 
 def test_cli_transcript_before_any_harvest_exits_1_saying_why(stack: Stack) -> None:
     call_id = ended_call_row(stack, UNKNOWN_CONVERSATION)
-    result = dialq(stack, "transcript", call_id)
+    result = stack.cli("transcript", call_id)
     assert result.returncode == 1
     assert "not harvested" in result.stderr
     assert result.stdout == ""

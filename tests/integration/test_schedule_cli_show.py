@@ -11,60 +11,21 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from dialq.calls import CallService
-from dialq.config import Settings
-from dialq.schedule_dispatch import ScheduleDispatcher
-from dialq.schedules import ScheduleService
-from dialq.store import Database, calls_repo
 from tests.schedule_helpers import (
-    Clock,
-    RecordingPublisher,
-    empty_tables,
-    no_dialing,
-    unused_capacity,
     utc,
 )
-
-T0 = utc("2026-11-24T13:59:50Z")  # ten seconds before 09:00 in New York
-CALL = {"phone_number": "+14155550123", "session_name": "Standup"}
-
-
-@dataclass
-class Scheduled:
-    """The schedules store and dispatcher, on the database the CLI will read."""
-
-    db: Database
-    clock: Clock
-    schedules: ScheduleService
-    dispatcher: ScheduleDispatcher
-
-    def call_ids(self) -> list[str]:
-        with self.db.sessions() as session:
-            return [call.id for call in calls_repo.list_calls(session, limit=100)]
+from tests.schedule_world import CALL, World, schedule_world
 
 
 @pytest.fixture
-def scheduled(sqlite_url: str) -> Iterator[Scheduled]:
-    settings = Settings(database_url=sqlite_url, schedule_tick_s=1.0)
-    db = Database(sqlite_url)
-    db.upgrade()
-    empty_tables(db)
-    clock = Clock(T0)
-    calls = CallService(
-        settings, db, no_dialing, RecordingPublisher(), capacity=unused_capacity(), clock=clock
-    )
-    yield Scheduled(
-        db,
-        clock,
-        ScheduleService(settings, db, clock=clock),
-        ScheduleDispatcher(settings, db, calls.enqueue, clock=clock),
-    )
-    db.dispose()
+def scheduled(sqlite_url: str) -> Iterator[World]:
+    """The schedules store and dispatcher, on the database the CLI will read."""
+    with schedule_world(sqlite_url) as built:
+        yield built
 
 
 def dialq(sqlite_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -82,7 +43,7 @@ def dialq(sqlite_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedPr
 
 
 def test_schedule_show_lists_placed_late_and_overlap_occurrences_with_their_calls(
-    scheduled: Scheduled, sqlite_url: str, tmp_path: Path
+    scheduled: World, sqlite_url: str, tmp_path: Path
 ) -> None:
     # given an every-10s New York schedule that skips late (over 15 s) and overlapping occurrences
     scheduled.schedules.upsert(
@@ -98,7 +59,7 @@ def test_schedule_show_lists_placed_late_and_overlap_occurrences_with_their_call
     # and a first tick only at 14:00:42Z, after an outage
     scheduled.clock.now = utc("2026-11-24T14:00:42Z")
     scheduled.dispatcher.tick()
-    (call_id,) = scheduled.call_ids()
+    (call_id,) = [call.id for call in scheduled.calls()]
     # when `dialq schedule show pulse` runs, as JSON and as text
     as_json = dialq(sqlite_url, tmp_path, "schedule", "show", "pulse", "--json")
     as_text = dialq(sqlite_url, tmp_path, "schedule", "show", "pulse")
@@ -133,13 +94,13 @@ def test_schedule_show_lists_placed_late_and_overlap_occurrences_with_their_call
 
 
 def test_show_of_a_call_placed_by_a_schedule_prints_its_schedule_and_occurrence(
-    scheduled: Scheduled, sqlite_url: str, tmp_path: Path
+    scheduled: World, sqlite_url: str, tmp_path: Path
 ) -> None:
     # given an every-5s schedule whose 13:59:55Z occurrence a tick has placed
     scheduled.schedules.upsert({"name": "pulse", "every": 5, "call": CALL})
     scheduled.clock.now = utc("2026-11-24T13:59:54Z")
     scheduled.dispatcher.tick()
-    (call_id,) = scheduled.call_ids()
+    (call_id,) = [call.id for call in scheduled.calls()]
     # when `dialq show` runs for that call
     result = dialq(sqlite_url, tmp_path, "show", call_id)
     # then it names the schedule and the occurrence that placed the call

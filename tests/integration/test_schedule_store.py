@@ -8,99 +8,30 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
-from dialq.calls import CallService
-from dialq.config import Settings
 from dialq.schedule_dispatch import ScheduleDispatcher
-from dialq.schedules import ScheduleService
-from dialq.store import CallStatus, Database, calls_repo
+from dialq.store import CallStatus, calls_repo
 from dialq.store import schedules_repo as repo
-from dialq.store.schedule_tables import Occurrence, Outcome
+from dialq.store.schedule_tables import Outcome
 from dialq.store.tables import Call
 from dialq.validation_errors import InvalidCallRequest
 from dialq.views import call_detail
 from tests.schedule_helpers import (
-    Clock,
-    RecordingPublisher,
-    empty_tables,
-    no_dialing,
-    unused_capacity,
     utc,
 )
-
-T0 = utc("2026-11-24T13:59:50Z")  # ten seconds before 09:00 in New York
-CALL = {"phone_number": "+14155550123", "session_name": "Standup"}
-
-
-def _not_before(call: Call) -> datetime:
-    """Every call a schedule places is enqueued with its planned instant as `not_before`."""
-    assert call.not_before is not None, call.id
-    return call.not_before
-
-
-@dataclass
-class World:
-    settings: Settings
-    db: Database
-    clock: Clock
-    publisher: RecordingPublisher
-    schedules: ScheduleService
-    dispatcher: ScheduleDispatcher
-    others: list[Database] = field(default_factory=list)
-
-    def another_process(self) -> ScheduleDispatcher:
-        """A dispatcher with its own engine and publisher, as a second beat/worker would have."""
-        db = Database(self.db.url)
-        self.others.append(db)
-        calls = CallService(
-            self.settings,
-            db,
-            no_dialing,
-            self.publisher,
-            capacity=unused_capacity(),
-            clock=self.clock,
-        )
-        return ScheduleDispatcher(self.settings, db, calls.enqueue, clock=self.clock)
-
-    def calls(self) -> list[Call]:
-        with self.db.sessions() as session:
-            return sorted(calls_repo.list_calls(session, limit=10_000), key=_not_before)
-
-    def occurrences(self) -> list[tuple[str, str]]:
-        with self.db.sessions() as session:
-            rows = session.scalars(select(Occurrence).order_by(Occurrence.occurrence_at))
-            return [(r.occurrence_at.isoformat(), r.outcome) for r in rows]
+from tests.schedule_world import CALL, T0, World, schedule_world
 
 
 @pytest.fixture
 def world(database_url: str) -> Iterator[World]:
-    settings = Settings(database_url=database_url, schedule_tick_s=1.0)
-    db = Database(database_url)
-    db.upgrade()
-    empty_tables(db)
-    clock = Clock(T0)
-    publisher = RecordingPublisher()
-    calls = CallService(
-        settings, db, no_dialing, publisher, capacity=unused_capacity(), clock=clock
-    )
-    world = World(
-        settings,
-        db,
-        clock,
-        publisher,
-        ScheduleService(settings, db, clock=clock),
-        ScheduleDispatcher(settings, db, calls.enqueue, clock=clock),
-    )
-    yield world
-    for database in [db, *world.others]:
-        database.dispose()
+    with schedule_world(database_url) as built:
+        yield built
 
 
 def every(seconds: int, name: str = "pulse", **extra: Any) -> dict[str, Any]:

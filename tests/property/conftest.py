@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from dialq.api import close_runtimes
+from dialq.config import Settings
 from dialq.sandbox import SandboxConfig, start_sandbox
+from tests.property.cli_runner import environment
 from tests.property.world import empty_every_table, observed, settings_for
 from tests.stack import APP_ID, APP_SECRET, Stack, running_stack, stack_env
 
@@ -34,3 +37,12 @@ def emptied_afterwards(redis_url: str, database_url: str, tmp_path: Path) -> Ite
     yield database_url
     with observed(settings_for(redis_url, database_url, tmp_path)) as (db, _):
         empty_every_table(db)
+
+
+@pytest.fixture
+def cli_settings(redis_url: str, sqlite_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """DIALQ_* exported for the CLI (SQLite, the private Redis); runtimes closed afterwards."""
+    settings = settings_for(redis_url, sqlite_url, tmp_path)
+    with environment(settings):
+        yield settings
+    close_runtimes()

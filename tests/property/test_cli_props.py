@@ -6,13 +6,10 @@ option) with nothing written or published; never a traceback, never another exit
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +17,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dialq.api import close_runtimes
-from dialq.cli import main
 from dialq.config import Settings
+from tests.property.cli_runner import argv_text, run_cli
 from tests.property.profiles import IO
-from tests.property.strategies import CALL_FIELDS, nasty_text, phone_numbers
-from tests.property.world import Snapshot, observed, settings_for, snapshot
+from tests.property.strategies import CALL_FIELDS, phone_numbers
+from tests.property.world import Snapshot, observed, snapshot
 
 # The options of `dialq call` and the payload field each one fills.
 OPTIONS = {
@@ -41,11 +37,6 @@ OPTIONS = {
     "--idempotency-key": "idempotency_key",
 }
 DIALQ_BIN = Path(sys.executable).with_name("dialq")
-
-
-def argv_text() -> st.SearchStrategy[str]:
-    """What a shell can pass: anything but NUL (invalid UTF-8 arrives surrogate-escaped)."""
-    return nasty_text().map(lambda text: text.replace("\x00", ""))
 
 
 def option_values() -> dict[str, st.SearchStrategy[str]]:
@@ -82,56 +73,11 @@ def call_args() -> st.SearchStrategy[list[str]]:
     )
 
 
-@contextlib.contextmanager
-def environment(settings: Settings) -> Iterator[None]:
-    """DIALQ_* as a shell would export them, for the CLI's own Settings()."""
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "DIALQ_BROKER_URL": settings.broker_url,
-            "DIALQ_DATABASE_URL": settings.database_url,
-            "DIALQ_DATA_DIR": str(settings.data_dir),
-            "DIALQ_SYMBL_APP_ID": settings.symbl_app_id,
-            "DIALQ_SYMBL_APP_SECRET": settings.symbl_app_secret.get_secret_value(),
-        }
-    )
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    """`dialq` with these arguments, in this process: exit code, stdout, stderr."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    saved = sys.argv
-    sys.argv = ["dialq", *args]
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            main()
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 1
-    else:
-        code = 0
-    finally:
-        sys.argv = saved
-    return code, stdout.getvalue(), stderr.getvalue()
-
-
 def names_a_field_or_option(stderr: str) -> bool:
     text = " ".join(stderr.split())  # Rich wraps long lines
     if text.startswith("invalid input: "):
         return any(f"{field}: " in text or f"{field}[" in text for field in CALL_FIELDS)
     return any(f"'{option}'" in text for option in OPTIONS)
-
-
-@pytest.fixture
-def cli_settings(redis_url: str, sqlite_url: str, tmp_path: Path) -> Iterator[Settings]:
-    settings = settings_for(redis_url, sqlite_url, tmp_path)
-    with environment(settings):
-        yield settings
-    close_runtimes()
 
 
 def assert_outcome(code: int, out: str, err: str, before: Snapshot, after: Snapshot) -> None:

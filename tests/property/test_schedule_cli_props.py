@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from dialq.api import close_runtimes
 from dialq.config import Settings
 from dialq.store.schedule_tables import Schedule
+from tests.property.cli_runner import argv_text, run_cli
 from tests.property.profiles import IO
 from tests.property.strategies import phone_numbers
-from tests.property.test_cli_props import argv_text, environment, run_cli
-from tests.property.world import observed, settings_for, snapshot
+from tests.property.world import observed, snapshot
 
 # A rejection names what was wrong: `invalid input: <field>: <rule>` or Click's `'--option'`.
 NAMES_A_FIELD = re.compile(r"^invalid input: [a-z_]+(\.[a-z_]+)*(\[\d+\])?: \S")
@@ -67,14 +63,6 @@ def schedule_args() -> st.SearchStrategy[tuple[str, list[str]]]:
         rule_options(),
         target,
     )
-
-
-@pytest.fixture
-def cli_settings(redis_url: str, sqlite_url: str, tmp_path: Path) -> Iterator[Settings]:
-    settings = settings_for(redis_url, sqlite_url, tmp_path)
-    with environment(settings):
-        yield settings
-    close_runtimes()
 
 
 @IO
