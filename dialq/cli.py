@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Column
 
 from dialq import names
-from dialq.cli_ids import CALL_ID_HELP, require_call_id
+from dialq.cli_ids import CALL_ID_HELP, EXIT_INVALID, require_call, short_id
 from dialq.cli_tables import compact_table
 from dialq.config import Settings
 from dialq.durations import parse_duration
@@ -33,8 +33,6 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 
 out = Console()
 err = Console(stderr=True)
-
-EXIT_INVALID = 2
 
 
 def _print_json(value: Any) -> None:
@@ -126,7 +124,7 @@ def list_calls(
     )
     for row in rows:
         table.add_row(
-            row["id"][: repo.SHORT_ID_LENGTH],
+            short_id(row["id"]),
             row["status"],
             _masked(row),
             row["conversation_id"] or "",
@@ -151,11 +149,9 @@ def show(
     """Show a call, its HTTP attempts, its state changes as a timeline, and its insights."""
     db = _database(Settings())
     with db.sessions() as session:
-        call_id = require_call_id(session, call_id, err)
-        found = repo.get_call(session, call_id)
-        assert found is not None  # just resolved
+        found = require_call(session, call_id, err)
         detail = call_detail(found)
-        detail["insights"] = load_insights(session, call_id)
+        detail["insights"] = load_insights(session, found.id)
     if as_json:
         _print_json(detail)
         return
@@ -202,7 +198,7 @@ def cancel(
     settings = Settings()
     db = _database(settings)
     with db.sessions() as session:
-        call_id = require_call_id(session, call_id, err)
+        call_id = require_call(session, call_id, err).id
     db.dispose()
     result = cancel_call(call_id, settings=settings)
     if as_json:

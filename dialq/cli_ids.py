@@ -1,4 +1,4 @@
-"""Turning what a person typed into a call id, for `dialq show`, `cancel` and `transcript`."""
+"""Call ids as people read and type them: short in tables, whole or a unique start as arguments."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ from rich.console import Console
 from sqlalchemy.orm import Session
 
 from dialq.store import calls_repo
+from dialq.store.tables import Call
 
 EXIT_INVALID = 2
+SHORT_ID_LENGTH = 8  # what tables print; unique among a great many calls, easy to type
 CALL_ID_HELP = "The call's id, or the start of it that `dialq calls` prints."
 
 
-def require_call_id(session: Session, given: str, err: Console) -> str:
-    """The whole id of the call `given` names; exit 1 when there is none, 2 when ambiguous."""
+def short_id(call_id: str | None) -> str:
+    return (call_id or "")[:SHORT_ID_LENGTH]
+
+
+def require_call(session: Session, given: str, err: Console) -> Call:
+    """The call `given` names (see calls_repo.find_call); exit 1 when none, 2 when ambiguous."""
     try:
-        found = calls_repo.resolve_call_id(session, given)
+        found = calls_repo.find_call(session, given)
     except calls_repo.AmbiguousCallId:
         err.print(
             f"call_id: {given!r} starts the ids of several calls; give more of it",

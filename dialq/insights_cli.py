@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from dialq.cli_ids import CALL_ID_HELP, require_call_id
+from dialq.cli_ids import CALL_ID_HELP, require_call
 from dialq.config import Settings
 from dialq.store import Database, insights_repo
 from dialq.transcript import TranscriptFormat, insights_lines, render
@@ -38,7 +38,7 @@ def transcript_command(
     if settings.auto_migrate:
         db.upgrade()
     with db.sessions() as session:
-        call_id = require_call_id(session, call_id, err)
+        call_id = require_call(session, call_id, err).id
         insights = insights_repo.load_insights(session, call_id)
     problem = _not_there(call_id, insights)
     if problem:

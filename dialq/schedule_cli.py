@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Column
 
+from dialq.cli_ids import short_id
 from dialq.cli_tables import compact_table
 from dialq.config import Settings
 from dialq.durations import parse_duration
@@ -24,7 +25,6 @@ from dialq.schedule_rules import local_iso, to_instant, utc_iso
 from dialq.schedule_spec import InvalidSchedule
 from dialq.schedules import ScheduleService, UnknownSchedule, service_for
 from dialq.store import schedules_repo as repo
-from dialq.store.calls_repo import SHORT_ID_LENGTH
 from dialq.store.schedule_tables import Schedule
 from dialq.validation_errors import FieldError
 
@@ -202,7 +202,7 @@ def show(
         table.add_row(
             o["occurrence_at"],
             o["outcome"],
-            (o["call_id"] or "")[:SHORT_ID_LENGTH],
+            short_id(o["call_id"]),
             o["call_status"] or "",
             o["detail"] or "",
         )

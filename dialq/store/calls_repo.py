@@ -36,25 +36,22 @@ def get_call(session: Session, call_id: str) -> Call | None:
 
 # Ids are UUID4 strings; a prefix is only ever these characters, so it never holds a LIKE wildcard.
 _ID_PREFIX = re.compile(r"[0-9a-f-]{4,36}")
-SHORT_ID_LENGTH = 8
 
 
 class AmbiguousCallId(LookupError):
     """A prefix that starts more than one call's id."""
 
 
-def resolve_call_id(session: Session, given: str) -> str | None:
-    """The id of the call `given` names: its whole id, or a unique prefix of at least 4 characters.
+def find_call(session: Session, given: str) -> Call | None:
+    """The call `given` names: by its whole id, or by a unique prefix of at least 4 characters.
 
-    People read ids off `dialq calls`, which prints the first SHORT_ID_LENGTH characters (as git
-    does for commits); scripts use whole ids from `--json`.
+    People read short ids off `dialq calls` (as git does for commits); scripts use whole ids.
     """
-    if session.get(Call, given) is not None:
-        return given
+    call = session.get(Call, given)
     prefix = given.lower()
-    if not _ID_PREFIX.fullmatch(prefix):
-        return None
-    found = session.scalars(select(Call.id).where(Call.id.startswith(prefix)).limit(2)).all()
+    if call is not None or not _ID_PREFIX.fullmatch(prefix):
+        return call
+    found = session.scalars(select(Call).where(Call.id.startswith(prefix)).limit(2)).all()
     if len(found) > 1:
         raise AmbiguousCallId(given)
     return found[0] if found else None

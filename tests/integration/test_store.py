@@ -166,12 +166,12 @@ def test_a_call_is_found_by_its_whole_id_or_a_unique_prefix_and_never_by_a_share
         repo.add_call(session, new_call(second))
     with db.sessions() as session:
         # when each is named by its whole id, or by enough of its start (any case)
-        assert repo.resolve_call_id(session, first) == first
-        assert repo.resolve_call_id(session, "0C6F1F0E-8A") == first
-        assert repo.resolve_call_id(session, "0c6f1f0e-1") == second
+        assert getattr(repo.find_call(session, first), "id", None) == first
+        assert getattr(repo.find_call(session, "0C6F1F0E-8A"), "id", None) == first
+        assert getattr(repo.find_call(session, "0c6f1f0e-1"), "id", None) == second
         # then a prefix both share is refused as ambiguous, not guessed
         with pytest.raises(repo.AmbiguousCallId):
-            repo.resolve_call_id(session, "0c6f1f0e")
+            repo.find_call(session, "0c6f1f0e")
         # and what is too short, not an id's characters, or a LIKE pattern names no call
         for given in ("0c6", "0c6f1f0e%", "%", "_c6f1f0e", "zzzzzzzz"):
-            assert repo.resolve_call_id(session, given) is None
+            assert repo.find_call(session, given) is None
