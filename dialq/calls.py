@@ -17,7 +17,7 @@ from dialq import names
 from dialq.cancel import cancel_call
 from dialq.capacity import Capacity
 from dialq.config import Settings
-from dialq.dialing import Dial
+from dialq.dialing import Dial, Later
 from dialq.dispatch import MAX_COUNTDOWN_S, Publisher
 from dialq.lifecycle import CancelResult, Lifecycle
 from dialq.models import CallRequest, FieldError, InvalidCallRequest
@@ -177,13 +177,14 @@ class CallService:
 
     # -- dialing -----------------------------------------------------------------------------
 
-    def dial(self, call_id: str) -> str:
+    def dial(self, call_id: str, on_later: Callable[[Later], None] | None = None) -> str:
         """Claim the call, send the start request once, and record what happened.
 
         Returns the status the call was left in, or "skipped" when this delivery had nothing
-        to do (already claimed, finished, not yet due, or unknown).
+        to do (already claimed, finished, not yet due, or unknown). `on_later` hears, once the
+        outcome is committed, that the call was left waiting or due for a redial.
         """
-        return Dial(self, call_id).run()
+        return Dial(self, call_id, on_later).run()
 
     # -- what the lifecycle pieces share ---------------------------------------------------------
 

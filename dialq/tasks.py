@@ -11,7 +11,7 @@ from celery.worker.request import Request
 
 from dialq import names
 from dialq.config import Settings
-from dialq.dialing import Dial, Later
+from dialq.dialing import Later
 from dialq.dispatch import MAX_COUNTDOWN_S
 from dialq.models import FieldError, InvalidCallRequest, parse_call_request
 from dialq.runtime import Runtime
@@ -126,7 +126,7 @@ class DialRequest(Request):  # type: ignore[misc]
 def dial(self: Task, call_id: str) -> str:
     """Place the call `call_id` (claimed first, so a duplicate delivery does nothing)."""
     flower = FlowerState(self)
-    status = Dial(runtime_for(self.app).service, call_id, on_later=flower).run()
+    status = runtime_for(self.app).service.dial(call_id, on_later=flower)
     return LEFT_FOR_LATER if flower.shown else status
 
 

@@ -143,20 +143,19 @@ def capacity_backstop(service: CallService) -> dict[str, int]:
 def _free_permits_of_finished_calls(service: CallService, account: str) -> int:
     # dialing, connected, stopping and unknown calls may be live at the API: they keep theirs.
     over = [s.value for s in (CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELED)]
-    stale = _held_by(service, account, service.capacity.holders(account), over)
+    stale = _held_by(service, service.capacity.holders(account), over)
     # A queued or waiting holder may be a worker between its grant and its claim's commit:
     # only a grant older than any claim can take (a rolled-back claim) is freed.
     settled = service.capacity.settled_holders(account, older_than_s=CLAIM_GRACE_S)
     unclaimed = [CallStatus.QUEUED.value, CallStatus.WAITING.value]
-    stale += _held_by(service, account, settled, unclaimed)
+    stale += _held_by(service, settled, unclaimed)
     for call_id in stale:
         service.release_permit(account, call_id)
     return len(stale)
 
 
-def _held_by(
-    service: CallService, account: str, holders: list[str], statuses: list[str]
-) -> list[str]:
+def _held_by(service: CallService, holders: list[str], statuses: list[str]) -> list[str]:
+    """Which of these permit holders are in one of these states."""
     if not holders:
         return []
     return _ids(service, Call.id.in_(holders), Call.status.in_(statuses))
