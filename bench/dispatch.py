@@ -27,9 +27,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import celery_worker, median, percentile, sandbox_process
-from dialq import names
+from dialq import routing
 from dialq.config import Settings
-from dialq.redis_server import PrivateRedis
+from dialq.ops.local_redis import PrivateRedis
 from dialq.sandbox import SandboxControl
 from dialq.store import Database
 from dialq.store import calls_repo as repo
@@ -144,7 +144,7 @@ def run_dialq(
             connected = {c.id for c in repo.list_calls(session, status="connected", limit=100_000)}
         return connected.issuperset(ids)
 
-    queues = ",".join(names.ALL_QUEUES)
+    queues = ",".join(routing.ALL_QUEUES)
     with celery_worker("dialq.worker", queues, env, workdir / "dialq.log", args.concurrency):
         return measure(send, done, control, args.latency_calls, args.burst)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from dialq.redis_server import free_port
+from dialq.ops.local_redis import free_port
 from dialq.sandbox import SandboxControl
 
 ROOT = Path(__file__).resolve().parents[1]

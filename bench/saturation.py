@@ -28,8 +28,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import celery_worker, median, percentile, sandbox_process
-from dialq import names
-from dialq.redis_server import PrivateRedis
+from dialq import routing
+from dialq.ops.local_redis import PrivateRedis
 from dialq.sandbox import SandboxControl
 
 APP_ID, APP_SECRET = "bench-app", "bench-secret"
@@ -91,7 +91,7 @@ def run_dialq(
 
     settings = Settings()
     Database(settings.database_url_resolved).upgrade()
-    queues = ",".join(names.ALL_QUEUES)
+    queues = ",".join(routing.ALL_QUEUES)
     with celery_worker("dialq.worker", queues, env, workdir / "dialq.log", args.concurrency):
         enqueue_call({"phone_number": "+14155550123", "max_duration_s": 60}, settings=settings)
         time.sleep(args.duration + 2)  # warm-up call: imports, token, connections

@@ -33,13 +33,13 @@ import redis
 from sqlalchemy import delete, event, insert, update
 
 from bench.harness import ROOT, celery_worker, median, percentile, sandbox_process
-from dialq import names
-from dialq.calls import CallService
+from dialq import routing
+from dialq.calls.service import CallService
 from dialq.capacity import Capacity
 from dialq.config import Settings
-from dialq.redis_server import PrivateRedis
-from dialq.schedule_dispatch import ScheduleDispatcher
-from dialq.schedules import upsert_schedule
+from dialq.ops.local_redis import PrivateRedis
+from dialq.schedules.api import upsert_schedule
+from dialq.schedules.occurrences import ScheduleDispatcher
 from dialq.store import Database
 from dialq.store import schedules_repo as repo
 from dialq.store.schedule_tables import Schedule
@@ -193,7 +193,7 @@ def lateness(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
             db = Database(settings.database_url_resolved)
             db.upgrade()
             clear(db, "schedule_occurrences", "schedules")
-            queues = ",".join(names.ALL_QUEUES)
+            queues = ",".join(routing.ALL_QUEUES)
             with (
                 celery_worker("dialq.worker", queues, env, workdir / "worker.log", 16),
                 beat(env, workdir),

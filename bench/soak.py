@@ -54,9 +54,9 @@ from bench.soak_figures import (
 )
 from bench.soak_stack import APP_ID, APP_SECRET, arm_faults, sandbox_pid, stack_env, start_processes
 from dialq.api import producer_runtime
-from dialq.redis_server import PrivateRedis
+from dialq.ops.local_redis import PrivateRedis
 from dialq.sandbox import SandboxControl
-from dialq.sandbox.audit import audit, permit_holders, read_calls
+from dialq.testing.audit import audit, permit_holders, read_calls
 
 NUMBER = "+14155550123"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import MemorySampler, median, percentile, slope
-from dialq.sandbox.audit import FINAL, AuditReport
+from dialq.testing.audit import FINAL, AuditReport
 
 SETTLED = frozenset(str(status) for status in FINAL)  # unknown too: a person decides
 # The sandbox keeps its request log in memory by design: its growth is reported, not judged.
@@ -100,7 +100,7 @@ def first_starts(log: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def count_outcomes(report: AuditReport, sandbox_calls: list[dict[str, Any]]) -> dict[str, int]:
-    """The audit's counts (dialq.sandbox.audit defines them), with unknown calls split by
+    """The audit's counts (dialq.testing.audit defines them), with unknown calls split by
     whether the sandbox did place them: a start dropped before it was processed was not."""
     placed = {c["call_id"] for c in sandbox_calls if c.get("call_id")}
     return {

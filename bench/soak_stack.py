@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import celery_process, child_pids
-from dialq import names
+from dialq import routing
 from dialq.sandbox import SandboxControl
 
 APP_ID, APP_SECRET = "soak-app", "soak-secret"
@@ -46,7 +46,7 @@ def stack_env(redis_url: str, database_url: str, sandbox_url: str, args: Any) ->
 def start_processes(stack: ExitStack, env: dict[str, str], args: Any) -> dict[str, int]:
     """Worker processes and beat; returns their pids by name."""
     pids: dict[str, int] = {}
-    queues = ",".join(names.ALL_QUEUES)
+    queues = ",".join(routing.ALL_QUEUES)
     for index in range(args.workers):
         worker = [
             "-A", "dialq.worker", "worker", "-Q", queues, "-P", "threads",

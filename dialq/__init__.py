@@ -13,14 +13,14 @@ __all__ = ["CallRequest", "InvalidCallRequest", "cancel_call", "enqueue_call"]
 
 if TYPE_CHECKING:
     from dialq.api import cancel_call, enqueue_call
-    from dialq.models import CallRequest, InvalidCallRequest
+    from dialq.calls.request import CallRequest, InvalidCallRequest
 
 # Imported on first use: `import dialq` stays cheap for the sandbox, the CLI and workers.
 _LAZY = {
     "enqueue_call": "dialq.api",
     "cancel_call": "dialq.api",
-    "CallRequest": "dialq.models",
-    "InvalidCallRequest": "dialq.models",
+    "CallRequest": "dialq.calls.request",
+    "InvalidCallRequest": "dialq.calls.request",
 }
 
 

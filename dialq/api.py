@@ -7,10 +7,10 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dialq.calls import CallHandle
+from dialq.calls.request import CallRequest, parse_call_request
+from dialq.calls.service import CallHandle
+from dialq.calls.watch import CancelResult
 from dialq.config import Settings
-from dialq.lifecycle import CancelResult
-from dialq.models import CallRequest, parse_call_request
 
 if TYPE_CHECKING:
     from dialq.runtime import Runtime

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import redis
 
-from dialq import names
+from dialq import routing
 
 ACQUIRE = """
 local permits, waiting, limit_key, cooldown, granted =
@@ -176,7 +176,7 @@ class Capacity:
         self._settled = client.register_script(SETTLED)
 
     def _key(self, account: str, name: str) -> str:
-        return f"{names.REDIS_PREFIX}cap:{account}:{name}"
+        return f"{routing.REDIS_PREFIX}cap:{account}:{name}"
 
     def _keys(self, account: str, *parts: str) -> list[str]:
         return [self._key(account, part) for part in parts]

@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     schedule_tick_batch: int = Field(default=500, ge=1, le=100_000)
 
     # Operations (README "Operations"). JSON lines are what log shippers parse; readable lines
-    # are for a terminal. Either way phone numbers are masked and secrets replaced (dialq.logs).
+    # are for a terminal. Either way phone numbers are masked and secrets replaced (dialq.ops.logs).
     log_format: Literal["text", "json"] = "text"
     # Empty: the command's --loglevel (INFO for `dialq worker` and `dialq beat`).
     log_level: str = ""

@@ -10,17 +10,17 @@ from collections.abc import Callable
 import redis
 import requests
 
-from dialq import names
-from dialq.calls import CallService
+from dialq import routing
+from dialq.calls.service import CallService
 from dialq.capacity import Capacity
 from dialq.config import Settings
-from dialq.dispatch import Publisher
-from dialq.insights import InsightsService
+from dialq.insights.harvest import InsightsService
+from dialq.publisher import Publisher
 from dialq.store import Database
 from dialq.store.insights_repo import insights_summary
 from dialq.symbl.auth import RedisTokenStore, TokenProvider
 from dialq.symbl.client import AttemptRecord, SymblClient
-from dialq.webhooks import WebhookService, register
+from dialq.webhooks.delivery import WebhookService, register
 
 
 class Runtime:
@@ -33,7 +33,7 @@ class Runtime:
             self.db.upgrade()
         self.redis = redis.Redis.from_url(settings.broker_url)
         self._local = threading.local()
-        token_store = RedisTokenStore(self.redis, prefix=f"{names.REDIS_PREFIX}token:")
+        token_store = RedisTokenStore(self.redis, prefix=f"{routing.REDIS_PREFIX}token:")
         self.tokens = {
             name: TokenProvider(
                 name,

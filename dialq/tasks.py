@@ -9,13 +9,13 @@ from typing import Any
 from celery import Celery, Task, shared_task
 from celery.worker.request import Request
 
-from dialq import names
+from dialq import routing
+from dialq.calls.dial import Later
+from dialq.calls.request import FieldError, InvalidCallRequest, parse_call_request
 from dialq.config import Settings
-from dialq.dialing import Later
-from dialq.dispatch import MAX_COUNTDOWN_S
-from dialq.models import FieldError, InvalidCallRequest, parse_call_request
+from dialq.publisher import MAX_COUNTDOWN_S
 from dialq.runtime import Runtime
-from dialq.schedules import dispatch_due
+from dialq.schedules.api import dispatch_due
 
 log = logging.getLogger("dialq.tasks")
 _lock = threading.Lock()
@@ -28,7 +28,7 @@ class CeleryPublisher:
         self.app = app
 
     def publish_dial(self, call_id: str, countdown_s: float) -> None:
-        self.publish(names.DIAL, call_id, countdown_s)
+        self.publish(routing.DIAL, call_id, countdown_s)
 
     def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
         # Invariant 4: a countdown never exceeds the cap, whatever the caller computed.
@@ -36,7 +36,7 @@ class CeleryPublisher:
         self.app.send_task(
             task,
             args=[call_id],
-            queue=names.QUEUE_FOR[task],
+            queue=routing.QUEUE_FOR[task],
             countdown=countdown if countdown > 0 else None,
         )
 
@@ -122,7 +122,7 @@ class DialRequest(Request):  # type: ignore[misc]
         super().send_event(type, **fields)
 
 
-@shared_task(name=names.DIAL, bind=True, ignore_result=True, Request=DialRequest)
+@shared_task(name=routing.DIAL, bind=True, ignore_result=True, Request=DialRequest)
 def dial(self: Task, call_id: str) -> str:
     """Place the call `call_id` (claimed first, so a duplicate delivery does nothing)."""
     flower = FlowerState(self)
@@ -143,7 +143,7 @@ def _intake_payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return given[0]
 
 
-@shared_task(name=names.PLACE_CALL, bind=True, ignore_result=True, Request=RedactedRequest)
+@shared_task(name=routing.PLACE_CALL, bind=True, ignore_result=True, Request=RedactedRequest)
 def place_call(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Intake for any Celery client: validate the payload like the Python API, then enqueue."""
     runtime = runtime_for(self.app)
@@ -159,48 +159,48 @@ def place_call(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
         handle = runtime.service.enqueue(call_request)
     except InvalidCallRequest as error:
         # Nothing is written or dialed; the message names the field and never the number.
-        log.warning("rejected %s payload: %s", names.PLACE_CALL, error)
+        log.warning("rejected %s payload: %s", routing.PLACE_CALL, error)
         return {"error": str(error)}
     return {"id": handle.id, "status": handle.status, "created": handle.created}
 
 
-@shared_task(name=names.SWEEP, bind=True, ignore_result=True)
+@shared_task(name=routing.SWEEP, bind=True, ignore_result=True)
 def sweep(self: Task) -> dict[str, int]:
     """Beat tick, the watchdog: repair stuck states, republish lost messages (idempotent)."""
     return runtime_for(self.app).service.watchdog()
 
 
-@shared_task(name=names.WATCH_CALL, bind=True, ignore_result=True)
+@shared_task(name=routing.WATCH_CALL, bind=True, ignore_result=True)
 def watch_call(self: Task, call_id: str) -> str:
     """One look at a live call: ended? past its maximum duration? cancel asked? then again."""
     return runtime_for(self.app).service.watch(call_id)
 
 
-@shared_task(name=names.HARVEST_INSIGHTS, bind=True, ignore_result=True)
+@shared_task(name=routing.HARVEST_INSIGHTS, bind=True, ignore_result=True)
 def harvest_insights(self: Task, call_id: str) -> str:
     """An ended call's transcript and insights: stored, or re-published while not ready."""
     return runtime_for(self.app).insights.harvest(call_id)
 
 
-@shared_task(name=names.SWEEP_INSIGHTS, bind=True, ignore_result=True)
+@shared_task(name=routing.SWEEP_INSIGHTS, bind=True, ignore_result=True)
 def sweep_insights(self: Task) -> int:
     """Beat tick: publish harvests never started, or due again with their message lost."""
     return runtime_for(self.app).insights.sweep()
 
 
-@shared_task(name=names.DELIVER_WEBHOOKS, bind=True, ignore_result=True)
+@shared_task(name=routing.DELIVER_WEBHOOKS, bind=True, ignore_result=True)
 def deliver_webhooks(self: Task, call_id: str) -> str:
     """Send the call's undelivered events to its callback, in order (one sender per call)."""
     return runtime_for(self.app).webhooks.deliver(call_id)
 
 
-@shared_task(name=names.SWEEP_WEBHOOKS, bind=True, ignore_result=True)
+@shared_task(name=routing.SWEEP_WEBHOOKS, bind=True, ignore_result=True)
 def sweep_webhooks(self: Task) -> int:
     """Beat tick: publish deliveries due again (backoff over 60 s) or whose nudge was lost."""
     return runtime_for(self.app).webhooks.sweep()
 
 
-@shared_task(name=names.DISPATCH_SCHEDULES, bind=True, ignore_result=True)
+@shared_task(name=routing.DISPATCH_SCHEDULES, bind=True, ignore_result=True)
 def dispatch_schedules(self: Task) -> dict[str, Any]:
     """Beat tick: turn due schedule occurrences into calls (each occurrence at most once)."""
     report = dispatch_due(runtime_for(self.app))

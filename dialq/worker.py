@@ -8,8 +8,9 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from dialq import logs, names
+from dialq import routing
 from dialq.config import Settings
+from dialq.ops import logs
 
 SWEEP_INTERVAL_S = 5.0
 
@@ -38,39 +39,39 @@ def create_app(settings: Settings | None = None) -> Celery:
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
         enable_utc=True,
         timezone="UTC",
-        task_default_queue=names.QUEUE_DIAL,
-        task_queues=[Queue(name) for name in names.ALL_QUEUES],
+        task_default_queue=routing.QUEUE_DIAL,
+        task_queues=[Queue(name) for name in routing.ALL_QUEUES],
         task_routes={
-            names.PLACE_CALL: {"queue": names.QUEUE_DIAL},
-            names.DIAL: {"queue": names.QUEUE_DIAL},
-            names.SWEEP: {"queue": names.QUEUE_SWEEP},
-            names.WATCH_CALL: {"queue": names.QUEUE_LIFECYCLE},
-            names.HARVEST_INSIGHTS: {"queue": names.QUEUE_LIFECYCLE},
-            names.SWEEP_INSIGHTS: {"queue": names.QUEUE_SWEEP},
-            names.DISPATCH_SCHEDULES: {"queue": names.QUEUE_SWEEP},
-            names.DELIVER_WEBHOOKS: {"queue": names.QUEUE_WEBHOOKS},
-            names.SWEEP_WEBHOOKS: {"queue": names.QUEUE_SWEEP},
+            routing.PLACE_CALL: {"queue": routing.QUEUE_DIAL},
+            routing.DIAL: {"queue": routing.QUEUE_DIAL},
+            routing.SWEEP: {"queue": routing.QUEUE_SWEEP},
+            routing.WATCH_CALL: {"queue": routing.QUEUE_LIFECYCLE},
+            routing.HARVEST_INSIGHTS: {"queue": routing.QUEUE_LIFECYCLE},
+            routing.SWEEP_INSIGHTS: {"queue": routing.QUEUE_SWEEP},
+            routing.DISPATCH_SCHEDULES: {"queue": routing.QUEUE_SWEEP},
+            routing.DELIVER_WEBHOOKS: {"queue": routing.QUEUE_WEBHOOKS},
+            routing.SWEEP_WEBHOOKS: {"queue": routing.QUEUE_SWEEP},
         },
         beat_schedule={
             # A tick nobody ran in time is dropped: the next one does the same work.
             "watchdog": {
-                "task": names.SWEEP,
+                "task": routing.SWEEP,
                 "schedule": SWEEP_INTERVAL_S,
                 "options": {"expires": 2 * SWEEP_INTERVAL_S},
             },
             "sweep-webhooks": {
-                "task": names.SWEEP_WEBHOOKS,
+                "task": routing.SWEEP_WEBHOOKS,
                 "schedule": SWEEP_INTERVAL_S,
                 "options": {"expires": 2 * SWEEP_INTERVAL_S},
             },
             "sweep-insights": {
-                "task": names.SWEEP_INSIGHTS,
+                "task": routing.SWEEP_INSIGHTS,
                 "schedule": SWEEP_INTERVAL_S,
                 "options": {"expires": 2 * SWEEP_INTERVAL_S},
             },
             # A tick nobody ran in time is dropped, not queued up behind a stopped worker.
             "dispatch-schedules": {
-                "task": names.DISPATCH_SCHEDULES,
+                "task": routing.DISPATCH_SCHEDULES,
                 "schedule": settings.schedule_tick_s,
                 "options": {"expires": max(2.0, 2 * settings.schedule_tick_s)},
             },
@@ -100,7 +101,7 @@ _task_tokens = threading.local()  # prerun and postrun of one task run on the sa
 def _bind_task_context(task_id: str, task: Any, args: Any = (), **_: Any) -> None:
     """Every line a call-id task logs carries the call's id, account, state and attempt."""
     fields: dict[str, Any] = {"task": task.name}
-    if task.name in names.QUEUE_FOR and args:
+    if task.name in routing.QUEUE_FOR and args:
         fields["call_id"] = str(args[0])
         try:
             from dialq.tasks import runtime_for
@@ -123,7 +124,7 @@ def _serve_metrics(**_: Any) -> None:
     """Prometheus metrics on DIALQ_METRICS_PORT, from the worker's main process (0: off)."""
     settings: Settings = app.conf.dialq_settings
     if settings.metrics_port:
-        from dialq import metrics
+        from dialq.ops import metrics
         from dialq.store import Database
 
         # An engine of its own: scrapes never take a connection a task is waiting for.

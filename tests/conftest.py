@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dialq.redis_server import PrivateRedis, RedisNotFound
+from dialq.ops.local_redis import PrivateRedis, RedisNotFound
 from tests.servers import missing_server, private_pg_schema
 
 

@@ -9,10 +9,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from dialq.calls import CallService
+from dialq.calls.service import CallService
 from dialq.config import Settings
-from dialq.schedule_dispatch import ScheduleDispatcher
-from dialq.schedules import ScheduleService
+from dialq.schedules.api import ScheduleService
+from dialq.schedules.occurrences import ScheduleDispatcher
 from dialq.store import Database, calls_repo
 from dialq.store.schedule_tables import Occurrence
 from dialq.store.tables import Call

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dialq import names
+from dialq import routing
 from dialq.api import close_runtimes
+from dialq.calls.read import call_detail
 from dialq.config import Settings
 from dialq.sandbox import RunningSandbox
 from dialq.store import Database
 from dialq.store import calls_repo as repo
-from dialq.views import call_detail
 
 APP_ID = "test-app"
 APP_SECRET = "test-secret-never-logged"
@@ -95,7 +95,7 @@ class Stack:
         log = self.workdir / f"worker-{len(self.workers)}.log"
         args = [
             sys.executable, "-m", "celery", "-A", "dialq.worker", "worker",
-            "-Q", ",".join(names.ALL_QUEUES), "-c", str(concurrency),
+            "-Q", ",".join(routing.ALL_QUEUES), "-c", str(concurrency),
             "--loglevel", "INFO", "-n", f"w{len(self.workers)}@%h", "--without-gossip",
             "--without-mingle",
         ]  # fmt: skip

@@ -6,7 +6,7 @@ rather than sent as null, because the reference documents them as optional, not 
 
 from __future__ import annotations
 
-from dialq.models import CallRequest
+from dialq.calls.request import CallRequest
 
 # The only action the Telephony API supports (symbl-api.md §3.1).
 SEND_SUMMARY_EMAIL = "sendSummaryEmail"

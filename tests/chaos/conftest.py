@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import text
 
 from dialq.api import close_runtimes
-from dialq.redis_server import PrivateRedis, RedisNotFound
+from dialq.ops.local_redis import PrivateRedis, RedisNotFound
 from dialq.sandbox import SandboxConfig, start_sandbox
-from dialq.sandbox.audit import AuditReport
 from dialq.store import Database
+from dialq.testing.audit import AuditReport
 from tests.chaos.harness import CHAOS_ENV, ChaosStack
 from tests.servers import missing_server
 from tests.stack import APP_ID, APP_SECRET, Stack, stack_env

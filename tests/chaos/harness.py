@@ -3,7 +3,7 @@
 Each scenario gets its own Redis (AOF on), sandbox and empty PostgreSQL tables, starts real
 `celery worker` and `celery beat` processes under a supervisor that restarts whatever dies (as
 systemd would), enqueues calls at a fixed rate while it injects its fault, then waits for the
-system to recover and audits every call with `dialq.sandbox.audit`.
+system to recover and audits every call with `dialq.testing.audit`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import redis
 
-from dialq import names
+from dialq import routing
 from dialq.api import enqueue_call
 from dialq.capacity import Capacity
-from dialq.redis_server import PrivateRedis
+from dialq.ops.local_redis import PrivateRedis
 from dialq.sandbox import RunningSandbox
-from dialq.sandbox.audit import FINAL, AuditReport, audit, permit_holders, read_calls
+from dialq.testing.audit import FINAL, AuditReport, audit, permit_holders, read_calls
 from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ MAX_DURATION_S = 10
 
 def worker_args(name: str, concurrency: int) -> list[str]:
     return [
-        "-A", "dialq.worker", "worker", "-Q", ",".join(names.ALL_QUEUES),
+        "-A", "dialq.worker", "worker", "-Q", ",".join(routing.ALL_QUEUES),
         "-c", str(concurrency), "--loglevel", "INFO", "-n", f"{name}@%h",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip

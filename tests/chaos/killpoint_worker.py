@@ -21,8 +21,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from dialq.calls.dial import Dial
 from dialq.capacity import Capacity, Verdict
-from dialq.dialing import Dial
 from dialq.symbl.client import SymblClient
 
 STEPS = ("before_claim", "holding_permit", "after_claim", "after_post")

@@ -8,7 +8,7 @@ import time
 import pytest
 from celery import Celery
 
-from dialq import names
+from dialq import routing
 from dialq.worker import create_app
 from tests.chaos.conftest import Record, Scale
 from tests.chaos.harness import ChaosStack, assert_promises_kept, run_scenario
@@ -22,7 +22,7 @@ def _publish_copies(app: Celery, ids: list[str], copies: int) -> int:
     lock = threading.Lock()
 
     def send(call_id: str) -> None:
-        app.send_task(names.DIAL, args=[call_id], queue=names.QUEUE_DIAL)
+        app.send_task(routing.DIAL, args=[call_id], queue=routing.QUEUE_DIAL)
         with lock:
             sent[0] += 1
 

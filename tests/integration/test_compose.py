@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from dialq.config import Settings
-from dialq.durations import parse_duration
-from dialq.redis_server import free_port
+from dialq.ops.local_redis import free_port
+from dialq.validation.durations import parse_duration
 from tests.servers import missing_server
 
 ROOT = Path(__file__).resolve().parents[2]

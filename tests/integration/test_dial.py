@@ -8,9 +8,9 @@ import time
 import pytest
 import redis
 
-from dialq import names
+from dialq import routing
 from dialq.api import enqueue_call, producer_runtime
-from dialq.models import InvalidCallRequest
+from dialq.calls.request import InvalidCallRequest
 from tests.stack import Stack
 
 START = {"path": "/v1/endpoint:connect", "operation": "start"}
@@ -55,7 +55,7 @@ def test_the_same_dial_message_delivered_five_times_at_once_sends_one_start_requ
     time.sleep(1.0)  # let every copy be consumed
     # then exactly one start request reached the API
     assert len(stack.starts_for(handle.id)) == 1
-    assert redis.Redis.from_url(stack.env["DIALQ_BROKER_URL"]).llen(names.QUEUE_DIAL) == 0
+    assert redis.Redis.from_url(stack.env["DIALQ_BROKER_URL"]).llen(routing.QUEUE_DIAL) == 0
 
 
 def test_duplicate_deliveries_to_two_workers_still_send_one_start_request(stack: Stack) -> None:
@@ -190,4 +190,4 @@ def test_an_invalid_request_writes_nothing_and_publishes_nothing(stack: Stack) -
         from dialq.store import calls_repo
 
         assert calls_repo.list_calls(session) == []
-    assert redis.Redis.from_url(stack.env["DIALQ_BROKER_URL"]).llen(names.QUEUE_DIAL) == 0
+    assert redis.Redis.from_url(stack.env["DIALQ_BROKER_URL"]).llen(routing.QUEUE_DIAL) == 0

@@ -13,9 +13,9 @@ import redis
 from alembic import command
 from alembic.script import ScriptDirectory
 
-from dialq import names
-from dialq.doctor import DEFAULT_MAX_QUEUE_DEPTH
-from dialq.redis_server import free_port
+from dialq import routing
+from dialq.ops.doctor import DEFAULT_MAX_QUEUE_DEPTH
+from dialq.ops.local_redis import free_port
 from dialq.store.db import alembic_config, make_engine
 from tests.servers import private_pg_schema
 from tests.stack import APP_SECRET, Stack
@@ -124,8 +124,8 @@ def test_doctor_fails_plainly_for_a_queue_backlog_counting_its_priority_messages
 ) -> None:
     # given one message over the limit waiting on the dial queue, the last one with priority 9
     client = redis.Redis.from_url(stack.env["DIALQ_BROKER_URL"])
-    client.rpush(names.QUEUE_DIAL, *[b"{}"] * DEFAULT_MAX_QUEUE_DEPTH)
-    client.rpush(names.QUEUE_DIAL + PRIORITY_9, b"{}")
+    client.rpush(routing.QUEUE_DIAL, *[b"{}"] * DEFAULT_MAX_QUEUE_DEPTH)
+    client.rpush(routing.QUEUE_DIAL + PRIORITY_9, b"{}")
     client.close()
     # when the doctor runs
     code, report, _ = _doctor(stack)
@@ -135,8 +135,8 @@ def test_doctor_fails_plainly_for_a_queue_backlog_counting_its_priority_messages
     assert checks["queues"]["status"] == "FAIL"
     detail = checks["queues"]["detail"]
     assert detail.startswith(f"backlog over {DEFAULT_MAX_QUEUE_DEPTH} (")
-    assert f"{names.QUEUE_DIAL} {DEFAULT_MAX_QUEUE_DEPTH + 1}" in detail
-    assert f"{names.QUEUE_WEBHOOKS} 0" in detail
+    assert f"{routing.QUEUE_DIAL} {DEFAULT_MAX_QUEUE_DEPTH + 1}" in detail
+    assert f"{routing.QUEUE_WEBHOOKS} 0" in detail
     assert detail.endswith("add workers")
     assert checks["broker"]["status"] == "OK"
 

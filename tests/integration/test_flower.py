@@ -19,9 +19,9 @@ import pytest
 import redis
 from celery import Celery
 
-from dialq import names
+from dialq import routing
 from dialq.api import enqueue_call
-from dialq.redis_server import free_port
+from dialq.ops.local_redis import free_port
 from tests.stack import APP_SECRET, WEBHOOK_SECRET, Stack
 
 NUMBERS = ("+14155550171", "+14155550172")
@@ -121,7 +121,7 @@ def _dial_states(
         tasks = [
             task
             for task in flower.tasks().values()
-            if task["name"] == names.DIAL and call_id in (task["args"] or "")
+            if task["name"] == routing.DIAL and call_id in (task["args"] or "")
         ]
         found = [task for task in tasks if task["state"] == state]
         if found:
@@ -142,7 +142,7 @@ def _assert_nothing_leaks(flower: Flower, stack: Stack, task_ids: list[str]) -> 
 
 def _forbidden(stack: Stack) -> list[str]:
     client = redis.Redis.from_url(stack.env["DIALQ_BROKER_URL"])
-    token = client.hget(f"{names.REDIS_PREFIX}token:default", "value")
+    token = client.hget(f"{routing.REDIS_PREFIX}token:default", "value")
     client.close()
     assert token, "the worker fetched no token"
     assert isinstance(token, bytes)  # the client was made without decode_responses
@@ -165,19 +165,19 @@ def test_flower_shows_dialq_tasks_with_states_and_never_a_number_or_secret(
     handles = [enqueue_call({"phone_number": n}, settings=stack.settings) for n in NUMBERS]
     plain = Celery(broker=stack.env["DIALQ_BROKER_URL"])
     plain.send_task(
-        names.PLACE_CALL,
+        routing.PLACE_CALL,
         kwargs={"request": {"phone_number": BY_NAME_NUMBER}},
-        queue=names.QUEUE_DIAL,
+        queue=routing.QUEUE_DIAL,
     )
     plain.close()
     for handle in handles:
         stack.wait_for(handle.id, {"connected"})
     # when Flower has seen the tasks run
-    tasks = _wait_for_tasks(flower, {names.DIAL: 3, names.PLACE_CALL: 1, names.WATCH_CALL: 1})
+    tasks = _wait_for_tasks(flower, {routing.DIAL: 3, routing.PLACE_CALL: 1, routing.WATCH_CALL: 1})
     # then each dialq task appears with its name, state and call-id-only arguments
-    dials = [t for t in tasks.values() if t["name"] == names.DIAL and t["state"] == "SUCCESS"]
+    dials = [t for t in tasks.values() if t["name"] == routing.DIAL and t["state"] == "SUCCESS"]
     assert {handle.id for handle in handles} <= {t["args"].strip("[]()'\",") for t in dials}
-    intake = next(t for t in tasks.values() if t["name"] == names.PLACE_CALL)
+    intake = next(t for t in tasks.values() if t["name"] == routing.PLACE_CALL)
     assert intake["kwargs"] == "{'request': '<redacted>'}"
     assert intake["started"] is not None  # task_track_started / started events are on
     # and no page or API answer holds a phone number, the app secret or an access token
@@ -193,7 +193,7 @@ def test_flower_shows_dialq_tasks_with_states_and_never_a_number_or_secret(
         assert status == 200, (path, body[:500])
         leaked = [secret for secret in forbidden if secret in body]
         assert not leaked, f"{path} shows {leaked}"
-    assert names.DIAL in flower.get("/tasks")[1] or names.DIAL in flower.get(datatable)[1]
+    assert routing.DIAL in flower.get("/tasks")[1] or routing.DIAL in flower.get(datatable)[1]
 
 
 def test_flower_as_deployed_asks_for_credentials_and_refuses_control(
@@ -205,7 +205,7 @@ def test_flower_as_deployed_asks_for_credentials_and_refuses_control(
     # when someone without credentials asks, or an operator tries to control a worker
     status_anonymous, _ = anonymous.get("/api/tasks")
     status_control, body = flower.get("/api/worker/shutdown/w0@nowhere", method="POST")
-    status_send, _ = flower.get(f"/api/task/send-task/{names.DIAL}", method="POST")
+    status_send, _ = flower.get(f"/api/task/send-task/{routing.DIAL}", method="POST")
     # then the first is refused for want of credentials and the others for read-only mode
     assert status_anonymous == 401
     assert status_control == 403, body

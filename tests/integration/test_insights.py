@@ -12,9 +12,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dialq import names
+from dialq import routing
 from dialq.api import enqueue_call
-from dialq.insights import InsightsService
+from dialq.insights.harvest import InsightsService
 from dialq.store import Call, CallStatus, Database, calls_repo, insights_repo
 from dialq.tasks import CeleryPublisher
 from dialq.worker import create_app
@@ -27,7 +27,7 @@ FAST = {"DIALQ_INSIGHTS_BACKOFF_BASE_S": "0.3", "DIALQ_INSIGHTS_BACKOFF_MAX_S": 
 
 
 def publish_harvest(stack: Stack, call_id: str) -> None:
-    CeleryPublisher(create_app(stack.settings)).publish(names.HARVEST_INSIGHTS, call_id)
+    CeleryPublisher(create_app(stack.settings)).publish(routing.HARVEST_INSIGHTS, call_id)
 
 
 def connected_call(stack: Stack) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import redis
 
-from dialq import names
+from dialq import routing
 from dialq.api import enqueue_call, producer_runtime
-from dialq.redis_server import PrivateRedis, RedisNotFound
+from dialq.ops.local_redis import PrivateRedis, RedisNotFound
 from dialq.sandbox import SandboxConfig, start_sandbox
 from tests.servers import missing_server
 from tests.stack import APP_ID, APP_SECRET, Stack, running_stack, stack_env
@@ -117,7 +117,7 @@ def api(shared_stack: Stack) -> Iterator[Stack]:
     """The shared stack with no fault scripted and no cached token, before and after."""
     shared_stack.sandbox.control.clear_faults()
     client = redis.Redis.from_url(shared_stack.env["DIALQ_BROKER_URL"])
-    client.delete(f"{names.REDIS_PREFIX}token:default")
+    client.delete(f"{routing.REDIS_PREFIX}token:default")
     yield shared_stack
     shared_stack.sandbox.control.clear_faults()
     client.close()

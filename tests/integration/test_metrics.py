@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dialq.api import enqueue_call
-from dialq.redis_server import free_port
+from dialq.ops.local_redis import free_port
 from dialq.store import Database, webhooks_repo
 from tests.stack import Stack
 from tests.webhook_receiver import Receiver, running_receiver

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from dialq.redis_server import free_port
+from dialq.ops.local_redis import free_port
 from dialq.sandbox import RunningSandbox, SandboxControl, SandboxControlError
 from tests.fixtures_sandbox import TEST_APP_ID, TEST_APP_SECRET, SandboxClient
 

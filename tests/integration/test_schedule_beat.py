@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dialq.schedules import upsert_schedule
+from dialq.schedules.api import upsert_schedule
 from dialq.store import Database
 from dialq.store import schedules_repo as repo
 from tests.schedule_helpers import empty_tables, start_beat, stop

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from dialq.config import Settings
-from dialq.schedule_file import FileWatcher, sync_file
-from dialq.schedule_spec import InvalidSchedule
-from dialq.schedules import ScheduleService
+from dialq.schedules.api import ScheduleService
+from dialq.schedules.file import FileWatcher, sync_file
+from dialq.schedules.spec import InvalidSchedule
 from dialq.store import Database
 from dialq.store import schedules_repo as repo
 from tests.schedule_helpers import empty_tables

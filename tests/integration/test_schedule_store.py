@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
-from dialq.schedule_dispatch import ScheduleDispatcher
+from dialq.calls.read import call_detail
+from dialq.schedules.occurrences import ScheduleDispatcher
 from dialq.store import CallStatus, calls_repo
 from dialq.store import schedules_repo as repo
 from dialq.store.schedule_tables import Outcome
 from dialq.store.tables import Call
-from dialq.validation_errors import InvalidCallRequest
-from dialq.views import call_detail
+from dialq.validation.errors import InvalidCallRequest
 from tests.schedule_helpers import (
     utc,
 )

@@ -27,9 +27,9 @@ import redis
 from celery import Celery
 from sqlalchemy import MetaData, select
 
-from dialq import names
+from dialq import routing
 from dialq.api import enqueue_call
-from dialq.redis_server import free_port
+from dialq.ops.local_redis import free_port
 from dialq.sandbox import SandboxConfig, start_sandbox
 from dialq.store import Database, insights_repo
 from dialq.store import calls_repo as repo
@@ -226,17 +226,17 @@ def test_the_demo_flow_leaves_no_secret_anywhere_and_the_number_only_in_the_call
     for index in range(CALLS):
         enqueue_call({**request, "idempotency_key": f"demo-{index}"}, settings=stack.settings)
     queued = redis_dump(broker)
-    assert queued[names.QUEUE_DIAL], "the dial messages should be in the broker now"
+    assert queued[routing.QUEUE_DIAL], "the dial messages should be in the broker now"
     # when a worker and beat run, and one more call arrives by name from a plain Celery client
     stack.start_worker(concurrency=4)
     beat_args = ["beat", "-s", str(stack.workdir / "beat-schedule"), "--loglevel", "INFO"]
     processes.append(Process(stack, "beat", beat_args, {}))
     sender = Celery(broker=broker)
     sender.send_task(
-        names.PLACE_CALL,
+        routing.PLACE_CALL,
         kwargs={"request": request},
         kwargsrepr="{'request': '<redacted>'}",
-        queue=names.QUEUE_DIAL,
+        queue=routing.QUEUE_DIAL,
     )
     sender.close()
     # and every call connects, is ended by the far end, has its insights and webhooks delivered
@@ -244,7 +244,7 @@ def test_the_demo_flow_leaves_no_secret_anywhere_and_the_number_only_in_the_call
     until(lambda: len(flower.tasks()) >= 4 * (CALLS + 1), "flower sees the tasks")
     # then nothing anywhere holds a secret, and only the calls table holds the number
     tokens = redis.Redis.from_url(broker, decode_responses=True)
-    token = str(tokens.hget(f"{names.REDIS_PREFIX}token:default", "value") or "")
+    token = str(tokens.hget(f"{routing.REDIS_PREFIX}token:default", "value") or "")
     tokens.close()
     assert token, "the worker fetched no token"
     places = gather(stack, flower, processes, caplog, queued, receiver)
@@ -254,7 +254,7 @@ def test_the_demo_flow_leaves_no_secret_anywhere_and_the_number_only_in_the_call
     leaks += [
         f"{place}: access token"
         for place, text in places.items()
-        if token in text and place != f"redis {names.REDIS_PREFIX}token:default"
+        if token in text and place != f"redis {routing.REDIS_PREFIX}token:default"
     ]
     assert not leaks, leaks
     with_number = sorted(place for place, text in places.items() if number_in(text))

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 
 from dialq import __version__
 from dialq.config import Account
-from dialq.redis_server import free_port
+from dialq.ops.local_redis import free_port
 from dialq.symbl.auth import (
     CachedToken,
     MemoryTokenStore,

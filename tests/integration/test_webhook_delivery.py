@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from dialq import names
+from dialq import routing
 from dialq.config import Settings
 from dialq.store import CallStatus, Database, calls_repo
 from dialq.store import webhooks_repo as repo
 from dialq.store.tables import Call
-from dialq.webhooks import WebhookService, register
+from dialq.webhooks.delivery import WebhookService, register
 from tests.webhook_receiver import Receiver, running_receiver
 
 T0 = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
@@ -180,7 +180,7 @@ def test_a_long_backoff_waits_in_the_database_and_the_sweeper_publishes_it_when_
     # and once due, the sweeper publishes it and the delivery succeeds
     world.clock.now = cursor.next_attempt_at
     assert service.sweep() == 1
-    assert world.publisher.sent == [(names.DELIVER_WEBHOOKS, "c1", 0.0)]
+    assert world.publisher.sent == [(routing.DELIVER_WEBHOOKS, "c1", 0.0)]
     assert service.deliver("c1") == "delivered"
     assert world.sequences() == [1, 1]
     assert service.cursor("c1").failures == 0  # type: ignore[union-attr]
@@ -196,7 +196,7 @@ def test_the_sweeper_finds_only_undelivered_quiet_calls_with_a_callback(world: W
     assert service.deliver("done") == "delivered"
     # when the sweeper runs, then only the call whose nudge was lost is published
     assert service.sweep() == 1
-    assert world.publisher.sent == [(names.DELIVER_WEBHOOKS, "lost", 0.0)]
+    assert world.publisher.sent == [(routing.DELIVER_WEBHOOKS, "lost", 0.0)]
     # and with a default callback configured, calls without their own are included
     world.publisher.sent.clear()
     default = f"{world.receiver.url}/default"
@@ -230,7 +230,7 @@ def test_the_nudge_publishes_once_per_committed_change_only_for_calls_with_a_cal
         calls_repo.add_call(session, new_call("with", f"{world.receiver.url}/h", T0))
         calls_repo.add_call(session, new_call("without", None, T0))
     # then one delivery is published, for the call with a callback
-    assert world.publisher.sent == [(names.DELIVER_WEBHOOKS, "with", 0.0)]
+    assert world.publisher.sent == [(routing.DELIVER_WEBHOOKS, "with", 0.0)]
 
 
 def test_without_a_secret_nothing_is_sent_or_nudged(world: World) -> None:

@@ -13,8 +13,8 @@ import pytest
 from dialq.api import enqueue_call
 from dialq.store import Database, insights_repo
 from dialq.store import webhooks_repo as repo
-from dialq.webhook_payload import event_id
-from dialq.webhook_signing import verify_signature
+from dialq.webhooks.payload import event_id
+from dialq.webhooks.signing import verify_signature
 from tests.stack import WEBHOOK_SECRET, Stack
 from tests.webhook_receiver import Received, Receiver, running_receiver
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from dialq.validation_errors import WHOLE_REQUEST, InvalidCallRequest
+from dialq.validation.errors import WHOLE_REQUEST, InvalidCallRequest
 
 # The fallback words for a pydantic error type nobody mapped to plain words.
 UNMAPPED_RULE = re.compile(r"^is not valid \(")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from hypothesis import strategies as st
 
-from dialq.cli import main
+from dialq.cli.entry import main
 from dialq.config import Settings
 from tests.property.strategies import nasty_text
 

@@ -15,7 +15,7 @@ from typing import Any
 import phonenumbers
 from hypothesis import strategies as st
 
-from dialq.field_checks import SUPPORTED_LANGUAGES
+from dialq.validation.fields import SUPPORTED_LANGUAGES
 
 CALL_FIELDS = (
     "phone_number",

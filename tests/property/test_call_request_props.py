@@ -8,7 +8,7 @@ import phonenumbers
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dialq.models import CallRequest, InvalidCallRequest, parse_call_request
+from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
 from tests.property.checks import assert_names_fields_and_rules, field_root
 from tests.property.profiles import PURE
 from tests.property.strategies import (

@@ -14,9 +14,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from dialq.models import parse_call_request
-from dialq.schedule_spec import InvalidSchedule, ScheduleDefinition, parse_schedule
-from dialq.schedules import ScheduleService
+from dialq.calls.request import parse_call_request
+from dialq.schedules.api import ScheduleService
+from dialq.schedules.spec import InvalidSchedule, ScheduleDefinition, parse_schedule
 from dialq.store import Database
 from dialq.store.schedule_tables import Schedule
 from tests.property.checks import assert_names_fields_and_rules, field_root

@@ -16,7 +16,7 @@ import pytest
 from celery import Celery
 from hypothesis import example, given
 
-from dialq import names
+from dialq import routing
 from dialq.api import close_runtimes
 from dialq.config import Settings
 from dialq.store import Database
@@ -45,7 +45,7 @@ def intake(
 
 def run_place_call(app: Celery, message: Message) -> dict[str, Any]:
     """The task's own body, as the worker runs it for one delivery (a fresh task id)."""
-    task = app.tasks[names.PLACE_CALL]
+    task = app.tasks[routing.PLACE_CALL]
     task.push_request(id=str(uuid.uuid4()))
     try:
         args, kwargs = message

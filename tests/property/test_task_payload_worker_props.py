@@ -10,7 +10,7 @@ from celery import Celery
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialq import names
+from dialq import routing
 from dialq.store import Database
 from dialq.store import calls_repo as repo
 from tests.property.profiles import IO
@@ -65,11 +65,11 @@ def test_a_real_worker_refuses_bad_messages_by_name_with_no_row_message_or_trace
         calls = _call_count(db)
         # when each message is sent by name, as JSON
         for args, kwargs in batch:
-            sender.send_task(names.PLACE_CALL, args=args, kwargs=kwargs, queue=names.QUEUE_DIAL)
+            sender.send_task(routing.PLACE_CALL, args=args, kwargs=kwargs, queue=routing.QUEUE_DIAL)
         logs = _wait_for_rejections(stack, seen + BATCH)
         # then each is refused naming a field, with nothing stored or published, no traceback
         assert _call_count(db) == calls
-        assert client.llen(names.QUEUE_DIAL) == 0
+        assert client.llen(routing.QUEUE_DIAL) == 0
         assert "Traceback" not in logs
         assert "raised unexpected" not in logs
         rejections = [line.split(REJECTED, 1)[1] for line in logs.splitlines() if REJECTED in line]

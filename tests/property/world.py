@@ -10,7 +10,7 @@ from pathlib import Path
 import redis
 from sqlalchemy import func, inspect, select, table
 
-from dialq import names
+from dialq import routing
 from dialq.config import Settings
 from dialq.store import Database
 from tests.stack import APP_ID, APP_SECRET
@@ -64,7 +64,7 @@ class Snapshot:
 
     @property
     def dial_messages(self) -> int:
-        return self.keys.get(names.QUEUE_DIAL, ("list", 0))[1]
+        return self.keys.get(routing.QUEUE_DIAL, ("list", 0))[1]
 
 
 @contextmanager

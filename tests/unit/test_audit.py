@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dialq.sandbox.audit import CallSnapshot, audit
+from dialq.testing.audit import CallSnapshot, audit
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 RECOVERY_S = 30.0

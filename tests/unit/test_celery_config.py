@@ -8,9 +8,9 @@ import pytest
 from celery import Celery
 from pydantic import ValidationError
 
-from dialq import names, worker
+from dialq import routing, worker
 from dialq.config import Settings
-from dialq.dispatch import MAX_COUNTDOWN_S
+from dialq.publisher import MAX_COUNTDOWN_S
 from dialq.worker import create_app
 
 # Nothing listens on port 1: were building or reading the app to connect, these tests would fail.
@@ -19,17 +19,22 @@ VISIBILITY_TIMEOUT_S = 1800
 
 # One queue per kind of work, so a backlog of one never delays another (design.md §6).
 EXPECTED_QUEUE = {
-    names.PLACE_CALL: names.QUEUE_DIAL,
-    names.DIAL: names.QUEUE_DIAL,
-    names.WATCH_CALL: names.QUEUE_LIFECYCLE,
-    names.HARVEST_INSIGHTS: names.QUEUE_LIFECYCLE,
-    names.DELIVER_WEBHOOKS: names.QUEUE_WEBHOOKS,
-    names.SWEEP: names.QUEUE_SWEEP,
-    names.SWEEP_INSIGHTS: names.QUEUE_SWEEP,
-    names.SWEEP_WEBHOOKS: names.QUEUE_SWEEP,
-    names.DISPATCH_SCHEDULES: names.QUEUE_SWEEP,
+    routing.PLACE_CALL: routing.QUEUE_DIAL,
+    routing.DIAL: routing.QUEUE_DIAL,
+    routing.WATCH_CALL: routing.QUEUE_LIFECYCLE,
+    routing.HARVEST_INSIGHTS: routing.QUEUE_LIFECYCLE,
+    routing.DELIVER_WEBHOOKS: routing.QUEUE_WEBHOOKS,
+    routing.SWEEP: routing.QUEUE_SWEEP,
+    routing.SWEEP_INSIGHTS: routing.QUEUE_SWEEP,
+    routing.SWEEP_WEBHOOKS: routing.QUEUE_SWEEP,
+    routing.DISPATCH_SCHEDULES: routing.QUEUE_SWEEP,
 }
-BEAT_TASKS = {names.SWEEP, names.SWEEP_INSIGHTS, names.SWEEP_WEBHOOKS, names.DISPATCH_SCHEDULES}
+BEAT_TASKS = {
+    routing.SWEEP,
+    routing.SWEEP_INSIGHTS,
+    routing.SWEEP_WEBHOOKS,
+    routing.DISPATCH_SCHEDULES,
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +65,9 @@ def test_building_the_app_and_reading_its_configuration_needs_no_running_broker(
     # when the app is built, its tasks registered and a route looked up
     app = create_app(settings)
     app.loader.import_default_modules()
-    queue = routed_queue(app, names.DIAL)
+    queue = routed_queue(app, routing.DIAL)
     # then all of it worked offline, with the settings the app was given
-    assert queue == names.QUEUE_DIAL
+    assert queue == routing.QUEUE_DIAL
     assert app.conf.broker_url == UNREACHABLE_BROKER
     assert app.conf.dialq_settings is settings  # tasks build their runtime from these
 
@@ -154,10 +159,10 @@ def test_there_are_four_queues_one_per_kind_of_work(app: Celery) -> None:
     # given the app / when its queues are read
     declared = [queue.name for queue in app.conf.task_queues]
     # then dialing, lifecycle and insights, webhooks and sweeps each have their own
-    assert sorted(declared) == sorted(names.ALL_QUEUES)
-    assert len(set(names.ALL_QUEUES)) == 4
+    assert sorted(declared) == sorted(routing.ALL_QUEUES)
+    assert len(set(routing.ALL_QUEUES)) == 4
     # and whatever is sent without a route goes to the dial queue, not Celery's "celery"
-    assert app.conf.task_default_queue == names.QUEUE_DIAL
+    assert app.conf.task_default_queue == routing.QUEUE_DIAL
 
 
 @pytest.mark.parametrize(("task_name", "queue"), sorted(EXPECTED_QUEUE.items()))
@@ -168,8 +173,8 @@ def test_each_task_is_routed_to_the_queue_of_its_kind(
     assert routed_queue(app, task_name) == queue
     # and publishing by name (dialq.tasks.CeleryPublisher) picks the same queue, so the same
     # task never ends up on two queues depending on who sent it
-    if task_name in names.QUEUE_FOR:
-        assert names.QUEUE_FOR[task_name] == queue
+    if task_name in routing.QUEUE_FOR:
+        assert routing.QUEUE_FOR[task_name] == queue
 
 
 def test_every_registered_task_has_a_deliberate_queue(app: Celery) -> None:
@@ -185,7 +190,7 @@ def test_beat_only_ticks_sweepers_and_dispatchers_and_drops_late_ticks(app: Cele
     entries = app.conf.beat_schedule.values()
     # then beat never says "dial X", only ticks idempotent sweepers (design.md §2 invariant 5)
     assert {entry["task"] for entry in entries} == BEAT_TASKS
-    assert {routed_queue(app, entry["task"]) for entry in entries} == {names.QUEUE_SWEEP}
+    assert {routed_queue(app, entry["task"]) for entry in entries} == {routing.QUEUE_SWEEP}
     # and a tick nobody ran in time expires (within two ticks, 2 s at least) instead of piling
     # up behind a stopped worker
     for entry in entries:

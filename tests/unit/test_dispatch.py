@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from dialq.dispatch import MAX_COUNTDOWN_S, capacity_delay_s
+from dialq.publisher import MAX_COUNTDOWN_S, capacity_delay_s
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,11 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-from dialq import doctor
-from dialq.cli import app
+from dialq.cli.entry import app
 from dialq.config import Settings
-from dialq.doctor import FAIL, OK, Check
-from dialq.redis_server import free_port
+from dialq.ops import doctor
+from dialq.ops.doctor import FAIL, OK, Check
+from dialq.ops.local_redis import free_port
 
 
 @pytest.mark.parametrize(

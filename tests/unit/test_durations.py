@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dialq.durations import format_duration, parse_duration
+from dialq.validation.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from dialq.insights import event_detail, fetch
-from dialq.insights_policy import (
+from dialq.insights.harvest import event_detail, fetch
+from dialq.insights.policy import (
     SUMMARY_NOT_READY,
     TRANSCRIPT_EMPTY,
     Decision,

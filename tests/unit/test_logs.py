@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from dialq import logs
 from dialq.config import Settings
+from dialq.ops import logs
 
 SECRET = "app-secret-never-in-a-log"
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialq.models import (
+from dialq.calls.request import (
     CallRequest,
     FieldError,
     InvalidCallRequest,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dialq.models import parse_call_request
+from dialq.calls.request import parse_call_request
 from dialq.symbl.payloads import api_phone_number, start_body, stop_body
 
 EMAIL_ACTION = {

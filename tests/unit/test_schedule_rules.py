@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dialq.schedule_rules import Rule, local_iso, next_after, occurrences, to_instant, utc_iso
+from dialq.schedules.rules import Rule, local_iso, next_after, occurrences, to_instant, utc_iso
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 

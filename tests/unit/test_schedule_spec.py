@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from dialq.schedule_dispatch import decide, occurrence_key
-from dialq.schedule_spec import InvalidSchedule, parse_schedule
+from dialq.schedules.occurrences import decide, occurrence_key
+from dialq.schedules.spec import InvalidSchedule, parse_schedule
 from dialq.store.schedule_tables import Outcome
 
 CALL = {"phone_number": "+1 415 555 0123", "session_name": "Standup"}

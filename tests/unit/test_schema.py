@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dialq.models import call_request_json_schema, parse_call_request
+from dialq.calls.request import call_request_json_schema, parse_call_request
 from dialq.symbl.payloads import start_body
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "call-request.schema.json"
-REGENERATE = "python -m dialq.models > docs/call-request.schema.json"
+REGENERATE = "python -m dialq.calls.request > docs/call-request.schema.json"
 
 
 def rendered_schema() -> str:
@@ -25,7 +25,7 @@ def test_committed_schema_matches_the_model() -> None:
 
 def test_python_m_dialq_models_prints_the_schema() -> None:
     printed = subprocess.run(
-        [sys.executable, "-m", "dialq.models"],
+        [sys.executable, "-m", "dialq.calls.request"],
         capture_output=True,
         text=True,
         check=True,

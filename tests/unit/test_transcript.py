@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dialq.transcript import (
+from dialq.insights.transcript import (
     TranscriptFormat,
     clock_time,
     insights_lines,

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from dialq.webhook_guard import (
+from dialq.webhooks.guard import (
     RefusedURL,
     Resolver,
     check_url,

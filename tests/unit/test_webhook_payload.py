@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dialq.store.tables import Call, Event
-from dialq.webhook_payload import build_payload, encode, event_id
-from dialq.webhooks import webhook_backoff_s
+from dialq.webhooks.delivery import webhook_backoff_s
+from dialq.webhooks.payload import build_payload, encode, event_id
 
 T0 = datetime(2026, 11, 24, 14, 0, 0, 250000, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dialq.webhook_signing import sign, signature_header, verify_signature
+from dialq.webhooks.signing import sign, signature_header, verify_signature
 
 SECRET = "whsec-unit"
 BODY = b'{"event_id":"e-1","sequence":1,"state":"queued"}'

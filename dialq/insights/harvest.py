@@ -17,11 +17,10 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from dialq import names
-from dialq.calls import ClientFactory, utcnow
+from dialq import routing
+from dialq.calls.service import ClientFactory, utcnow
 from dialq.config import Settings
-from dialq.dispatch import Publisher
-from dialq.insights_policy import (
+from dialq.insights.policy import (
     SUMMARY_NOT_READY,
     TRANSCRIPT_EMPTY,
     Decision,
@@ -29,6 +28,7 @@ from dialq.insights_policy import (
     decide,
     problem_for,
 )
+from dialq.publisher import Publisher
 from dialq.store import Database, calls_repo, insights_repo
 from dialq.store.insights_tables import InsightsStatus
 from dialq.symbl.client import AttemptRecord, SymblClient
@@ -214,7 +214,7 @@ class InsightsService:
 
     def _publish(self, call_id: str, countdown_s: float) -> None:
         try:
-            self._publisher.publish(names.HARVEST_INSIGHTS, call_id, countdown_s)
+            self._publisher.publish(routing.HARVEST_INSIGHTS, call_id, countdown_s)
         except Exception:
             # The row already says when the harvest is due: the sweeper publishes it again.
             log.warning("could not publish the harvest of %s", call_id, exc_info=True)

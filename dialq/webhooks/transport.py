@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Mapping
 from typing import Protocol
 
-from dialq.webhook_guard import Target
+from dialq.webhooks.guard import Target
 
 # A receiver answers with a status; its body is read (so the connection ends cleanly) up to this.
 MAX_RESPONSE_BYTES = 64 * 1024

@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dialq.calls.request import InvalidCallRequest, parse_call_request
 from dialq.config import Settings
-from dialq.dispatch import MAX_COUNTDOWN_S
-from dialq.models import InvalidCallRequest, parse_call_request
-from dialq.schedule_rules import Rule, next_after, utc_iso
-from dialq.schedule_spec import rule_of
+from dialq.publisher import MAX_COUNTDOWN_S
+from dialq.schedules.rules import Rule, next_after, utc_iso
+from dialq.schedules.spec import rule_of
 from dialq.store import Database
 from dialq.store import schedules_repo as repo
 from dialq.store.schedule_tables import Outcome, Schedule
 from dialq.store.tables import TERMINAL, Call, CallStatus
 
 if TYPE_CHECKING:
-    from dialq.calls import CallHandle
-    from dialq.models import CallRequest
+    from dialq.calls.request import CallRequest
+    from dialq.calls.service import CallHandle
 
 log = logging.getLogger("dialq.schedules")
 

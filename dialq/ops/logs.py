@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from dialq.field_checks import mask_phone
+from dialq.validation.fields import mask_phone
 
 if TYPE_CHECKING:
     from dialq.config import Settings
@@ -136,7 +136,7 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class ReadableFormatter(logging.Formatter):
-    """``2026-01-02 03:04:05,678 INFO dialq.dialing: message [call_id=... state=...]``."""
+    """``2026-01-02 03:04:05,678 INFO dialq.calls.dial: message [call_id=... state=...]``."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 
-from dialq.dispatch import MAX_COUNTDOWN_S
+from dialq.publisher import MAX_COUNTDOWN_S
 from dialq.store.insights_tables import InsightsStatus
 from dialq.symbl.errors import (
     APIStatusError,

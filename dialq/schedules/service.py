@@ -1,45 +1,23 @@
-"""Planned and recurring calls: store schedules by name, preview them, tick the dispatcher.
-
-Python API::
-
-    from dialq.schedules import upsert_schedule
-    upsert_schedule({"name": "standup", "cron": "0 9 * * 1-5", "timezone": "America/New_York",
-                     "call": {"phone_number": "+14155550123", "session_name": "Standup"}})
-"""
+"""Schedules by name: upsert, pause, resume, remove, preview. Writes no calls itself."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from dialq.config import Settings
-from dialq.schedule_dispatch import ScheduleDispatcher, TickReport, utcnow
-from dialq.schedule_rules import next_after, occurrences
-from dialq.schedule_spec import InvalidSchedule, ScheduleDefinition, parse_schedule, rule_of
+from dialq.schedules.occurrences import utcnow
+from dialq.schedules.rules import next_after, occurrences
+from dialq.schedules.spec import InvalidSchedule, ScheduleDefinition, parse_schedule, rule_of
 from dialq.store import Database
 from dialq.store import schedules_repo as repo
 from dialq.store.schedule_tables import Schedule
-from dialq.validation_errors import FieldError
-
-if TYPE_CHECKING:
-    from dialq.runtime import Runtime
-
-__all__ = [
-    "InvalidSchedule",
-    "SavedSchedule",
-    "ScheduleService",
-    "next_occurrences",
-    "pause_schedule",
-    "remove_schedule",
-    "resume_schedule",
-    "upsert_schedule",
-]
+from dialq.validation.errors import FieldError
 
 
 class UnknownSchedule(LookupError):
@@ -151,66 +129,3 @@ def _apply(row: Schedule, definition: ScheduleDefinition, source: str, now: date
     row.enabled = definition.enabled
     row.source = source
     row.updated_at = now
-
-
-# -- the Python API ---------------------------------------------------------------------------
-
-_lock = threading.Lock()
-_services: dict[str, ScheduleService] = {}
-
-
-def service_for(settings: Settings | None = None) -> ScheduleService:
-    """The process-wide schedule service for these settings' database."""
-    settings = settings or Settings()
-    url = settings.database_url_resolved
-    with _lock:
-        if url not in _services:
-            db = Database(url)
-            if settings.auto_migrate:
-                db.upgrade()
-            _services[url] = ScheduleService(settings, db)
-        return _services[url]
-
-
-def upsert_schedule(
-    data: Mapping[str, Any], *, settings: Settings | None = None, source: str = "api"
-) -> SavedSchedule:
-    """Create or update a schedule by name. Raises InvalidSchedule (nothing stored)."""
-    return service_for(settings).upsert(data, source=source)
-
-
-def pause_schedule(name: str, *, settings: Settings | None = None) -> SavedSchedule:
-    return service_for(settings).set_enabled(name, False)
-
-
-def resume_schedule(name: str, *, settings: Settings | None = None) -> SavedSchedule:
-    return service_for(settings).set_enabled(name, True)
-
-
-def remove_schedule(name: str, *, settings: Settings | None = None) -> None:
-    service_for(settings).remove(name)
-
-
-def next_occurrences(
-    name: str, count: int = 5, after: datetime | None = None, *, settings: Settings | None = None
-) -> list[datetime]:
-    return service_for(settings).next_occurrences(name, count, after)
-
-
-# -- the beat tick ----------------------------------------------------------------------------
-
-
-def dispatch_due(runtime: Runtime) -> TickReport:
-    """One dispatcher tick in a worker: reload the schedules file if it changed, then dispatch."""
-    from dialq.schedule_file import FileWatcher
-
-    with _lock:
-        parts = getattr(runtime, "dialq_schedules", None)
-        if parts is None:
-            service = ScheduleService(runtime.settings, runtime.db)
-            dispatcher = ScheduleDispatcher(runtime.settings, runtime.db, runtime.service.enqueue)
-            parts = (FileWatcher(service, runtime.settings.schedules_file), dispatcher)
-            runtime.dialq_schedules = parts  # type: ignore[attr-defined]
-    watcher, dispatcher = parts
-    watcher.sync_if_changed()
-    return dispatcher.tick()

@@ -16,16 +16,16 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from dialq.durations import parse_duration
-from dialq.field_checks import check_timezone
-from dialq.models import NOT_BEFORE_RANGE, parse_call_request
-from dialq.schedule_rules import EPOCH, MAX_COUNT, Kind, Rule, to_instant
-from dialq.validation_errors import (
+from dialq.calls.request import NOT_BEFORE_RANGE, parse_call_request
+from dialq.schedules.rules import EPOCH, MAX_COUNT, Kind, Rule, to_instant
+from dialq.validation.durations import parse_duration
+from dialq.validation.errors import (
     FieldError,
     InvalidCallRequest,
     from_validation_error,
     rule_error,
 )
+from dialq.validation.fields import check_timezone
 
 Overlap = Literal["skip", "allow"]
 # The dispatcher owns these call fields: each occurrence gets its own instant and its own key.

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select
 
-from dialq import names
+from dialq import routing
 from dialq.capacity import waiting_score
 from dialq.store import Call, CallStatus
 from dialq.store import calls_repo as repo
 
 if TYPE_CHECKING:
-    from dialq.calls import CallService
+    from dialq.calls.service import CallService
 
 log = logging.getLogger("dialq.watchdog")
 BATCH = 500
@@ -108,7 +108,7 @@ def _overdue_watches(service: CallService) -> int:
         Call.connected_at < now - grace,
     )
     for call_id in overdue:
-        service.publish(names.WATCH_CALL, call_id)
+        service.publish(routing.WATCH_CALL, call_id)
     return len(overdue)
 
 
@@ -135,7 +135,7 @@ def capacity_backstop(service: CallService) -> dict[str, int]:
             },
         )
         for call_id in service.capacity.waiting_head(account):
-            service.publish(names.DIAL, call_id)
+            service.publish(routing.DIAL, call_id)
             woken += 1
     return {"permit_waiters_woken": woken, "permits_freed": freed, "waiters_expired": expired}
 

@@ -14,19 +14,19 @@ import typer
 from rich.console import Console
 from rich.table import Column
 
-from dialq import names
-from dialq.cli_ids import CALL_ID_HELP, EXIT_INVALID, require_call, short_id
-from dialq.cli_tables import compact_table
+from dialq import routing
+from dialq.calls.read import call_detail, call_summary
+from dialq.calls.request import FieldError, InvalidCallRequest
+from dialq.cli.ids import CALL_ID_HELP, EXIT_INVALID, require_call, short_id
+from dialq.cli.insights import print_insights, transcript_command
+from dialq.cli.output import compact_table
+from dialq.cli.schedules import schedule_app
 from dialq.config import Settings
-from dialq.durations import parse_duration
-from dialq.insights_cli import print_insights, transcript_command
-from dialq.models import FieldError, InvalidCallRequest
 from dialq.sandbox.cli import sandbox_command
-from dialq.schedule_cli import schedule_app
 from dialq.store import CallStatus, Database
 from dialq.store import calls_repo as repo
 from dialq.store.insights_repo import load_insights
-from dialq.views import call_detail, call_summary
+from dialq.validation.durations import parse_duration
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -136,7 +136,7 @@ def list_calls(
 
 
 def _masked(row: dict[str, Any]) -> str:
-    from dialq.models import mask_phone
+    from dialq.calls.request import mask_phone
 
     return mask_phone(row["phone_number"]) if row["phone_number"] else str(row["sip_uri"] or "")
 
@@ -223,7 +223,7 @@ def doctor(
     ping_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds for worker pings.")] = 1.0,
 ) -> None:
     """Check the broker, database, Symbl credentials, workers and queues (exit 1 on any FAIL)."""
-    from dialq import doctor as checks
+    from dialq.ops import doctor as checks
 
     found, elapsed_s = checks.timed(Settings(), timeout_s=timeout, ping_timeout_s=ping_timeout)
     if as_json:
@@ -297,7 +297,7 @@ def _exec_celery(*args: str) -> None:
 @app.command(context_settings=PASS_THROUGH)
 def worker(ctx: typer.Context) -> None:
     """Run a worker on every dialq queue (extra arguments go to `celery worker`)."""
-    _exec_celery("worker", "-Q", ",".join(names.ALL_QUEUES), "--loglevel", "INFO", *ctx.args)
+    _exec_celery("worker", "-Q", ",".join(routing.ALL_QUEUES), "--loglevel", "INFO", *ctx.args)
 
 
 @app.command(context_settings=PASS_THROUGH)
@@ -318,7 +318,7 @@ def demo(
     limit: Annotated[int, typer.Option(min=1, help="The sandbox's concurrent-call limit.")] = 3,
 ) -> None:
     """Start a private Redis, the sandbox, a worker and beat; place calls; watch them live."""
-    from dialq.demo import run_demo
+    from dialq.ops.demo import run_demo
 
     raise typer.Exit(run_demo(calls=calls, limit=limit))
 

@@ -1,7 +1,7 @@
 """The SSRF guard: a callback URL is contacted only at a public address (or an allowed one).
 
 Every address the host resolves to is checked, and the connection is then made to the
-address that was checked (see dialq.webhook_http), so a name that resolves to a public
+address that was checked (see dialq.webhooks.transport), so a name that resolves to a public
 address for the check and to 169.254.169.254 a moment later (DNS rebinding) gains nothing.
 """
 

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from dialq.cli_ids import CALL_ID_HELP, require_call
+from dialq.cli.ids import CALL_ID_HELP, require_call
 from dialq.config import Settings
+from dialq.insights.transcript import TranscriptFormat, insights_lines, render
 from dialq.store import Database, insights_repo
-from dialq.transcript import TranscriptFormat, insights_lines, render
 
 err = Console(stderr=True)
 

@@ -15,7 +15,7 @@ class Publisher(Protocol):
         """Send the dial message for `call_id`, to run after `countdown_s` seconds."""
 
     def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
-        """Send the task named `task` (see dialq.names) with `call_id` as its only argument."""
+        """Send the task named `task` (see dialq.routing) with `call_id` as its only argument."""
 
 
 def capacity_delay_s(retry_after_s: float | None, base_s: float, rng: random.Random) -> float:

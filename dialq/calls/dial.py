@@ -16,10 +16,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
-from dialq import names
+from dialq import routing
+from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
 from dialq.capacity import Verdict, waiting_score
-from dialq.dispatch import capacity_delay_s
-from dialq.models import CallRequest, InvalidCallRequest, parse_call_request
+from dialq.publisher import capacity_delay_s
 from dialq.store import Call, CallStatus
 from dialq.store import calls_repo as repo
 from dialq.store.tables import DIALABLE
@@ -39,7 +39,7 @@ from dialq.symbl.payloads import start_body
 from dialq.symbl.retry import backoff_seconds
 
 if TYPE_CHECKING:
-    from dialq.calls import CallService
+    from dialq.calls.service import CallService
 
 log = logging.getLogger("dialq.dialing")
 SKIPPED = "skipped"
@@ -220,7 +220,7 @@ class Dial:
             return self._orphan(result)
         log.info("call %s connected: conversation %s", self.call_id, result.conversation_id)
         # The lifecycle watcher takes over: end of call, maximum duration, cancel.
-        self.service.publish(names.WATCH_CALL, self.call_id, self.settings.watch_interval_s)
+        self.service.publish(routing.WATCH_CALL, self.call_id, self.settings.watch_interval_s)
         return CallStatus.CONNECTED.value
 
     def _record_connected(self, result: StartResult) -> bool:

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
-from dialq import names
+from dialq import routing
 from dialq.store import Call, CallStatus
 from dialq.store import calls_repo as repo
 from dialq.symbl.client import AttemptRecord
 from dialq.symbl.errors import NotFoundError, SymblError
 
 if TYPE_CHECKING:
-    from dialq.calls import CallService
+    from dialq.calls.service import CallService
 
 log = logging.getLogger("dialq.lifecycle")
 LIVE = frozenset({CallStatus.CONNECTED, CallStatus.STOPPING})
@@ -117,7 +117,7 @@ class Lifecycle:
                 .values(watch_due_at=now + timedelta(seconds=delay_s))
                 .execution_options(synchronize_session=False)
             )
-        self.service.publish(names.WATCH_CALL, call.id, delay_s)
+        self.service.publish(routing.WATCH_CALL, call.id, delay_s)
 
     # -- ending ------------------------------------------------------------------------------
 
@@ -195,7 +195,7 @@ class Lifecycle:
             # Stopping twice is harmless (a second stop answers 404), so the next look retries.
             self._record(call_id, attempts)
             log.warning("call %s: stop failed (%s); will retry", call_id, type(error).__name__)
-            self.service.publish(names.WATCH_CALL, call_id, self.settings.watch_interval_s)
+            self.service.publish(routing.WATCH_CALL, call_id, self.settings.watch_interval_s)
             return CallStatus.STOPPING.value
         self._record(call_id, attempts)
         self._finish(
@@ -210,7 +210,7 @@ class Lifecycle:
             + STOP_STALE_MARGIN_S
         )
         if (now - call.updated_at).total_seconds() < stale_s:
-            self.service.publish(names.WATCH_CALL, call.id, self.settings.watch_interval_s)
+            self.service.publish(routing.WATCH_CALL, call.id, self.settings.watch_interval_s)
             return "stopping"
         # Re-claim with the updated_at we saw, so only one of several deliveries retries.
         with self.db.transaction() as session:

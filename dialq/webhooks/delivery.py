@@ -21,17 +21,17 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dialq import names
+from dialq import routing
 from dialq.config import Settings
-from dialq.dispatch import MAX_COUNTDOWN_S, Publisher
+from dialq.publisher import MAX_COUNTDOWN_S, Publisher
 from dialq.store import Database
 from dialq.store import webhooks_repo as repo
 from dialq.store.tables import Call, Event
 from dialq.store.webhook_tables import WebhookAttempt, WebhookCursor
-from dialq.webhook_guard import Resolver, display_url, parse_networks, system_resolver
-from dialq.webhook_http import PinnedHTTP, Transport
-from dialq.webhook_payload import build_payload, encode, event_id, is_insights_event
-from dialq.webhook_sender import Sent, WebhookSender
+from dialq.webhooks.guard import Resolver, display_url, parse_networks, system_resolver
+from dialq.webhooks.payload import build_payload, encode, event_id, is_insights_event
+from dialq.webhooks.sender import Sent, WebhookSender
+from dialq.webhooks.transport import PinnedHTTP, Transport
 
 log = logging.getLogger("dialq.webhooks")
 
@@ -136,7 +136,7 @@ class WebhookService:
             retry_in = 0.0
         # Invariant 4: longer waits stay in next_attempt_at, where the sweeper finds them.
         if retry_in is not None and retry_in <= MAX_COUNTDOWN_S:
-            self._publisher.publish(names.DELIVER_WEBHOOKS, call_id, retry_in)
+            self._publisher.publish(routing.DELIVER_WEBHOOKS, call_id, retry_in)
         return outcome
 
     def _callback_of(self, call_id: str) -> str | None:
@@ -318,7 +318,7 @@ class WebhookService:
                 limit=SWEEP_BATCH,
             )
         for call_id in due:
-            self._publisher.publish(names.DELIVER_WEBHOOKS, call_id, 0.0)
+            self._publisher.publish(routing.DELIVER_WEBHOOKS, call_id, 0.0)
         return len(due)
 
     def cursor(self, call_id: str) -> WebhookCursor | None:
@@ -338,6 +338,6 @@ def register(db: Database, publisher: Publisher, settings: Settings) -> None:
             with db.sessions() as session:
                 call_ids = repo.calls_with_callback(session, changed)
         for call_id in call_ids:
-            publisher.publish(names.DELIVER_WEBHOOKS, call_id, 0.0)
+            publisher.publish(routing.DELIVER_WEBHOOKS, call_id, 0.0)
 
     db.on_change(nudge)

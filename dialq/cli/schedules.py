@@ -16,17 +16,17 @@ import typer
 from rich.console import Console
 from rich.table import Column
 
-from dialq.cli_ids import short_id
-from dialq.cli_tables import compact_table
+from dialq.cli.ids import short_id
+from dialq.cli.output import compact_table
 from dialq.config import Settings
-from dialq.durations import parse_duration
-from dialq.schedule_file import sync_file
-from dialq.schedule_rules import local_iso, to_instant, utc_iso
-from dialq.schedule_spec import InvalidSchedule
-from dialq.schedules import ScheduleService, UnknownSchedule, service_for
+from dialq.schedules.api import ScheduleService, UnknownSchedule, service_for
+from dialq.schedules.file import sync_file
+from dialq.schedules.rules import local_iso, to_instant, utc_iso
+from dialq.schedules.spec import InvalidSchedule
 from dialq.store import schedules_repo as repo
 from dialq.store.schedule_tables import Schedule
-from dialq.validation_errors import FieldError
+from dialq.validation.durations import parse_duration
+from dialq.validation.errors import FieldError
 
 schedule_app = typer.Typer(no_args_is_help=True, help="Planned and recurring calls.")
 out = Console()

@@ -1,6 +1,6 @@
 """CallRequest: the validated input for "dial this number", from Python or from any Celery client.
 
-Run ``python -m dialq.models > docs/call-request.schema.json`` to regenerate the JSON Schema.
+Run ``python -m dialq.calls.request > docs/call-request.schema.json`` to regenerate the JSON Schema.
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from pydantic import (
     model_validator,
 )
 
-from dialq.field_checks import (
+from dialq.validation.errors import (
+    FieldError,
+    InvalidCallRequest,
+    from_validation_error,
+    rule_error,
+)
+from dialq.validation.fields import (
     SUPPORTED_LANGUAGES,
     check_callback_url,
     check_email,
@@ -33,12 +39,6 @@ from dialq.field_checks import (
     check_timezone,
     mask_phone,
     mask_sip_uri,
-)
-from dialq.validation_errors import (
-    FieldError,
-    InvalidCallRequest,
-    from_validation_error,
-    rule_error,
 )
 
 __all__ = [
@@ -258,7 +258,7 @@ def _allowed_country_codes(context: object) -> Collection[int]:
 
 
 def _apply(check: Callable[..., str], *args: object) -> str:
-    """Run a check from dialq.field_checks, turning its ValueError into a rule error."""
+    """Run a check from dialq.validation.fields, turning its ValueError into a rule error."""
     try:
         return check(*args)
     except ValueError as error:

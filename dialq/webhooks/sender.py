@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dialq import __version__
-from dialq.webhook_guard import IPNetwork, RefusedURL, Resolver, check_url, display_url
-from dialq.webhook_http import Transport
-from dialq.webhook_signing import EVENT_ID_HEADER, SIGNATURE_HEADER, signature_header
+from dialq.webhooks.guard import IPNetwork, RefusedURL, Resolver, check_url, display_url
+from dialq.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, signature_header
+from dialq.webhooks.transport import Transport
 
 USER_AGENT = f"dialq-webhooks/{__version__}"
 

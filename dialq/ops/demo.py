@@ -18,16 +18,16 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Column
 
-from dialq import names
+from dialq import routing
 from dialq.api import enqueue_call
-from dialq.cli_tables import compact_table
+from dialq.calls.read import call_summary
+from dialq.calls.request import InvalidCallRequest, mask_phone
+from dialq.cli.output import compact_table
 from dialq.config import Settings
-from dialq.models import InvalidCallRequest, mask_phone
-from dialq.redis_server import PrivateRedis
+from dialq.ops.local_redis import PrivateRedis
 from dialq.sandbox import SandboxConfig, start_sandbox
 from dialq.store import Database, insights_repo
 from dialq.store import calls_repo as repo
-from dialq.views import call_summary
 
 # Fictional-range North American numbers (555-01xx): valid in form, reach nobody.
 DEMO_TARGETS = [f"+1 415 555 01{n:02d}" for n in range(10, 99)]
@@ -114,7 +114,7 @@ def run_demo(*, calls: int = 12, limit: int = 3) -> int:
                     *celery,
                     "worker",
                     "-Q",
-                    ",".join(names.ALL_QUEUES),
+                    ",".join(routing.ALL_QUEUES),
                     "-c",
                     "4",
                     "--loglevel",

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dialq.schedule_spec import InvalidSchedule, ScheduleDefinition
+from dialq.schedules.spec import InvalidSchedule, ScheduleDefinition
 from dialq.store import schedules_repo as repo
-from dialq.validation_errors import FieldError
+from dialq.validation.errors import FieldError
 
 if TYPE_CHECKING:
-    from dialq.schedules import ScheduleService
+    from dialq.schedules.api import ScheduleService
 
 log = logging.getLogger("dialq.schedules")
 SOURCE = "file"

@@ -13,18 +13,18 @@ from typing import Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dialq import names
-from dialq.cancel import cancel_call
+from dialq import routing
+from dialq.calls.cancel import cancel_call
+from dialq.calls.dial import Dial, Later
+from dialq.calls.request import CallRequest, FieldError, InvalidCallRequest
+from dialq.calls.watch import CancelResult, Lifecycle
+from dialq.calls.watchdog import run_watchdog
 from dialq.capacity import Capacity
 from dialq.config import Settings
-from dialq.dialing import Dial, Later
-from dialq.dispatch import MAX_COUNTDOWN_S, Publisher
-from dialq.lifecycle import CancelResult, Lifecycle
-from dialq.models import CallRequest, FieldError, InvalidCallRequest
+from dialq.publisher import MAX_COUNTDOWN_S, Publisher
 from dialq.store import Call, CallStatus, Database
 from dialq.store import calls_repo as repo
 from dialq.symbl.client import AttemptRecord, SymblClient
-from dialq.watchdog import run_watchdog
 
 log = logging.getLogger("dialq.calls")
 
@@ -222,7 +222,7 @@ class CallService:
         """Give a call's permit back and wake, at once, the waiting calls that may now start."""
         try:
             for waiting_id in self.capacity.release(account, call_id):
-                self.publish(names.DIAL, waiting_id)
+                self.publish(routing.DIAL, waiting_id)
         except Exception:
             # The lease runs out by itself and the watchdog wakes waiters: log, don't fail.
             log.warning("could not release the permit of call %s", call_id, exc_info=True)
@@ -235,12 +235,12 @@ class CallService:
 
     def call_ended(self, call_id: str) -> None:
         """A live call ended (seen ended, stopped, canceled): collect transcript and insights."""
-        self.publish(names.HARVEST_INSIGHTS, call_id)
+        self.publish(routing.HARVEST_INSIGHTS, call_id)
 
     # -- after the start ---------------------------------------------------------------------
 
     def watch(self, call_id: str) -> str:
-        """One look at a live call (see dialq.lifecycle)."""
+        """One look at a live call (see dialq.calls.watch)."""
         return Lifecycle(self).watch(call_id)
 
     def cancel(self, call_id: str) -> CancelResult:
@@ -248,5 +248,5 @@ class CallService:
         return cancel_call(self, call_id)
 
     def watchdog(self) -> dict[str, int]:
-        """The beat tick that repairs stuck states (see dialq.watchdog)."""
+        """The beat tick that repairs stuck states (see dialq.calls.watchdog)."""
         return run_watchdog(self)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 import requests
 
-from dialq import names
+from dialq import routing
 from dialq.config import Settings
 
 OK, FAIL = "OK", "FAIL"
@@ -148,7 +148,7 @@ def check_workers(settings: Settings, timeout_s: float) -> Check:
 
 def queue_depths(client: redis.Redis) -> dict[str, int]:
     depths = {}
-    for queue in names.ALL_QUEUES:
+    for queue in routing.ALL_QUEUES:
         keys = [queue, *(f"{queue}{_PRIORITY_SEPARATOR}{step}" for step in _PRIORITY_STEPS)]
         depths[queue] = sum(int(client.llen(key)) for key in keys)
     return depths

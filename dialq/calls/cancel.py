@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 
-from dialq import names
-from dialq.lifecycle import CancelResult
+from dialq import routing
+from dialq.calls.watch import CancelResult
 from dialq.store import Call, CallStatus
 from dialq.store import calls_repo as repo
 
 if TYPE_CHECKING:
-    from dialq.calls import CallService
+    from dialq.calls.service import CallService
 
 NOT_STARTED = frozenset({CallStatus.QUEUED, CallStatus.WAITING, CallStatus.UNKNOWN})
 IN_FLIGHT = frozenset({CallStatus.DIALING, CallStatus.CONNECTED})
@@ -62,7 +62,7 @@ def cancel_call(service: CallService, call_id: str) -> CancelResult:
             )
     if status in IN_FLIGHT and flagged:
         if live:
-            service.publish(names.WATCH_CALL, call_id)
+            service.publish(routing.WATCH_CALL, call_id)
         return CancelResult(
             call_id, status.value, True, "cancel requested; the call will be stopped"
         )

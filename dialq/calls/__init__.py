@@ -1,0 +1,1 @@
+"""Calls: states, the request, the pure policy, and the use cases enqueue, dial, watch, cancel."""

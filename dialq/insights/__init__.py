@@ -1,0 +1,1 @@
+"""Transcripts and insights of ended calls: harvest, policy, transcript."""

@@ -1,0 +1,1 @@
+"""Operating dialq: logs, metrics, doctor, the demo, a private Redis."""

@@ -1,0 +1,1 @@
+"""Input rules shared by calls and schedules: one error root, field checks, durations."""

@@ -1,0 +1,1 @@
+"""Signed webhooks for every state change: delivery, payload, signing, guard, transport, sender."""
