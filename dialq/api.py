@@ -28,8 +28,7 @@ def _key(settings: Settings) -> str:
 
 def producer_runtime(settings: Settings | None = None) -> Runtime:
     """The process-wide runtime for these settings (default: from the environment)."""
-    from dialq.tasks import runtime_for
-    from dialq.worker import create_app
+    from dialq.worker import create_app, runtime_for
 
     settings = settings or Settings()
     key = _key(settings)

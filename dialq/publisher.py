@@ -1,9 +1,14 @@
-"""How dial messages are published and delayed: kept apart so the service imports no Celery."""
+"""How tasks are published: the Publisher interface, the countdown cap, and a publisher that
+logs broker failures instead of raising. It imports no Celery (worker.CeleryPublisher does)."""
 
 from __future__ import annotations
 
-import random
+import logging
 from typing import Protocol
+
+from dialq import routing
+
+log = logging.getLogger("dialq.publisher")
 
 # Invariant 4: every broker countdown stays well under the visibility timeout. Anything
 # farther out is a `not_before` in the database that the sweeper publishes when it comes due.
@@ -11,19 +16,28 @@ MAX_COUNTDOWN_S = 60.0
 
 
 class Publisher(Protocol):
-    def publish_dial(self, call_id: str, countdown_s: float) -> None:
-        """Send the dial message for `call_id`, to run after `countdown_s` seconds."""
-
     def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
         """Send the task named `task` (see dialq.routing) with `call_id` as its only argument."""
 
 
-def capacity_delay_s(retry_after_s: float | None, base_s: float, rng: random.Random) -> float:
-    """When to try a start again after a 429.
+class SafePublisher:
+    """Publishes through `inner`; a broker failure is logged, never raised.
 
-    A Retry-After header, if the API ever sends one, is honoured; otherwise a short delay
-    with ±50% jitter, so calls that met the same full account do not return in lockstep.
+    Every message dialq publishes has its truth in the database (a due time, a pending event,
+    a harvest state), and a sweeper republishes what was lost: a broker outage delays work, it
+    must not fail the transaction or the task that was already committed.
     """
-    if retry_after_s is not None:
-        return min(MAX_COUNTDOWN_S, max(0.0, retry_after_s))
-    return min(MAX_COUNTDOWN_S, base_s * rng.uniform(0.5, 1.5))
+
+    def __init__(self, inner: Publisher) -> None:
+        self.inner: Publisher = inner.inner if isinstance(inner, SafePublisher) else inner
+
+    def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
+        try:
+            self.inner.publish(task, call_id, min(max(0.0, countdown_s), MAX_COUNTDOWN_S))
+        except Exception:
+            log.warning(
+                "could not publish %s for call %s; a sweeper will", task, call_id, exc_info=True
+            )
+
+    def publish_dial(self, call_id: str, countdown_s: float) -> None:
+        self.publish(routing.DIAL, call_id, countdown_s)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, Task, signals
 from kombu.entity import Queue
 
 from dialq import routing
 from dialq.config import Settings
 from dialq.ops import logs
+from dialq.publisher import MAX_COUNTDOWN_S
+from dialq.runtime import Runtime
 
 SWEEP_INTERVAL_S = 5.0
 
@@ -104,8 +107,6 @@ def _bind_task_context(task_id: str, task: Any, args: Any = (), **_: Any) -> Non
     if task.name in routing.QUEUE_FOR and args:
         fields["call_id"] = str(args[0])
         try:
-            from dialq.tasks import runtime_for
-
             fields.update(logs.call_fields(runtime_for(task.app).db, fields["call_id"]))
         except Exception:  # context is a nicety: never fail a task over it
             logs.log_context_failure(fields["call_id"])
@@ -130,3 +131,51 @@ def _serve_metrics(**_: Any) -> None:
         # An engine of its own: scrapes never take a connection a task is waiting for.
         db = Database(settings.database_url_resolved)
         metrics.serve(settings.metrics_port, db, metrics.capacity_permits(settings))
+
+
+# -- the process's runtime, reached from every task through its base class ------------------
+
+
+class CeleryPublisher:
+    """Publishes dial messages by name, carrying only the call id."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def publish_dial(self, call_id: str, countdown_s: float) -> None:
+        self.publish(routing.DIAL, call_id, countdown_s)
+
+    def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
+        # Invariant 4: a countdown never exceeds the cap, whatever the caller computed.
+        countdown = min(countdown_s, MAX_COUNTDOWN_S)
+        self.app.send_task(
+            task,
+            args=[call_id],
+            queue=routing.QUEUE_FOR[task],
+            countdown=countdown if countdown > 0 else None,
+        )
+
+
+_runtimes: weakref.WeakKeyDictionary[Celery, Runtime] = weakref.WeakKeyDictionary()
+_runtimes_lock = threading.Lock()
+
+
+def runtime_for(app: Celery) -> Runtime:
+    """One Runtime per process and app, built on first use (after a prefork fork, if any)."""
+    runtime = _runtimes.get(app)
+    if runtime is None:
+        with _runtimes_lock:
+            runtime = _runtimes.get(app)
+            if runtime is None:
+                settings: Settings = app.conf.dialq_settings or Settings()
+                runtime = Runtime(settings, CeleryPublisher(app))
+                _runtimes[app] = runtime
+    return runtime
+
+
+class DialqTask(Task):  # type: ignore[misc]
+    """The base of every dialq task: `self.runtime` is the process's composition root."""
+
+    @property
+    def runtime(self) -> Runtime:
+        return runtime_for(self.app)

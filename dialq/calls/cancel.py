@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from sqlalchemy import update
-
 from dialq import routing
+from dialq.calls.context import CallContext
+from dialq.calls.states import IN_FLIGHT, NOT_STARTED, CallStatus
 from dialq.calls.watch import CancelResult
-from dialq.store import Call, CallStatus
 from dialq.store import calls_repo as repo
 
-if TYPE_CHECKING:
-    from dialq.calls.service import CallService
 
-NOT_STARTED = frozenset({CallStatus.QUEUED, CallStatus.WAITING, CallStatus.UNKNOWN})
-IN_FLIGHT = frozenset({CallStatus.DIALING, CallStatus.CONNECTED})
-
-
-def cancel_call(service: CallService, call_id: str) -> CancelResult:
+def cancel_call(ctx: CallContext, call_id: str) -> CancelResult:
     """Cancel `call_id` and say what that meant for it."""
-    now = service.now()
-    with service.db.transaction() as session:
+    now = ctx.now()
+    with ctx.db.transaction() as session:
         call = repo.get_call(session, call_id)
         if call is None:
             return CancelResult(call_id, "missing", False, "no such call")
@@ -42,17 +33,12 @@ def cancel_call(service: CallService, call_id: str) -> CancelResult:
                 values={"reason": reason, "ended_at": now},
             )
             if moved:
-                service.capacity.forget(call.account, call_id)
+                ctx.capacity.forget(call.account, call_id)
                 return CancelResult(call_id, "canceled", True, f"{reason}; it will never be dialed")
         elif status in IN_FLIGHT:
             # The worker that holds the call stops it: at once if live, or as soon as its start
             # request answers. Flagged in the row, so a cancel racing a dial is never lost.
-            flagged = session.execute(
-                update(Call)
-                .where(Call.id == call_id, Call.status.in_([s.value for s in IN_FLIGHT]))
-                .values(cancel_requested_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
+            flagged = repo.flag_cancel(session, call_id, IN_FLIGHT, now)
             if flagged:
                 repo.append_event(session, call_id, status.value, now, "cancel requested")
                 live = status is CallStatus.CONNECTED
@@ -62,8 +48,8 @@ def cancel_call(service: CallService, call_id: str) -> CancelResult:
             )
     if status in IN_FLIGHT and flagged:
         if live:
-            service.publish(routing.WATCH_CALL, call_id)
+            ctx.publisher.publish(routing.WATCH_CALL, call_id)
         return CancelResult(
             call_id, status.value, True, "cancel requested; the call will be stopped"
         )
-    return cancel_call(service, call_id)  # the state moved under us: decide again
+    return cancel_call(ctx, call_id)  # the state moved under us: decide again

@@ -10,54 +10,35 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
 from dialq import routing
-from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
-from dialq.capacity import Verdict, waiting_score
-from dialq.publisher import capacity_delay_s
-from dialq.store import Call, CallStatus
-from dialq.store import calls_repo as repo
-from dialq.store.tables import DIALABLE
-from dialq.symbl.client import AttemptRecord, StartResult
-from dialq.symbl.errors import (
-    APIStatusError,
-    AuthenticationError,
-    BadRequestError,
-    CapacityError,
-    NotSentError,
-    OutcomeUnknownError,
-    ServerError,
-    SymblError,
-    UnexpectedResponseError,
+from dialq.calls import dispatch
+from dialq.calls.context import CallContext
+from dialq.calls.policy import (
+    StartOutcome,
+    capacity_delay_s,
+    failure_delay_s,
+    lease_s,
+    message_due_at,
+    permit_score,
+    start_outcome,
 )
+from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
+from dialq.calls.states import DIALABLE, RESOLVABLE, CallStatus
+from dialq.capacity import Verdict
+from dialq.store import Call, DatabaseUnavailable, Session
+from dialq.store import calls_repo as repo
+from dialq.symbl.client import AttemptRecord, StartResult
+from dialq.symbl.errors import SymblError
 from dialq.symbl.payloads import start_body
-from dialq.symbl.retry import backoff_seconds
-
-if TYPE_CHECKING:
-    from dialq.calls.service import CallService
 
 log = logging.getLogger("dialq.dialing")
 SKIPPED = "skipped"
 # Writes of a known start outcome tried this often when the database connection drops.
 RECORD_TRIES = 4
-# An outcome may land on a call the watchdog already gave up on (`unknown`): the real answer
-# of a slow worker beats the watchdog's guess.
-RESOLVABLE = frozenset({CallStatus.DIALING, CallStatus.UNKNOWN})
-
-
-def permit_score(call: Call) -> int:
-    return waiting_score(call.priority, int(call.created_at.timestamp() * 1000))
-
-
-def describe(error: SymblError) -> str:
-    """A short, secret-free description for reasons and events."""
-    text = str(error) or type(error).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 @dataclass(frozen=True)
@@ -79,11 +60,11 @@ class Later:
 
 class Dial:
     def __init__(
-        self, service: CallService, call_id: str, on_later: Callable[[Later], None] | None = None
+        self, ctx: CallContext, call_id: str, on_later: Callable[[Later], None] | None = None
     ) -> None:
-        self.service = service
-        self.settings = service.settings
-        self.db = service.db
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.db = ctx.db
         self.call_id = call_id
         self.attempts: list[AttemptRecord] = []
         self.account = "default"
@@ -101,7 +82,7 @@ class Dial:
         request = self._claim()
         if request is None:
             return SKIPPED
-        client = self.service.clients(request.account, self.attempts.append)
+        client = self.ctx.clients(request.account, self.attempts.append)
         try:
             result = client.start(start_body(request), call_id=self.call_id)
         except SymblError as error:
@@ -116,7 +97,7 @@ class Dial:
 
     def _claim(self) -> CallRequest | None:
         """Move the call to `dialing` and commit; None when this delivery must not dial."""
-        now = self.service.now()
+        now = self.ctx.now()
         with self.db.transaction() as session:
             call = repo.get_call(session, self.call_id)
             if call is None:
@@ -124,29 +105,32 @@ class Dial:
             if CallStatus(call.status) not in DIALABLE:
                 # A wake-up for a call already dialed or over: if the waiting index still held
                 # it, it stood ahead of real waiters; drop it and wake the next one instead.
-                self.service.pass_on(call.account, call.id)
+                dispatch.pass_on(self.ctx, call.account, call.id)
                 return None
             early = call.not_before if call.not_before and call.not_before > now else None
             if early is None:
                 return self._claim_due(session, call, now)
         # Early delivery (clock skew between hosts, or a stale duplicate): come back when due.
-        self.service.dispatch(self.call_id, early)
+        dispatch.dispatch(self.ctx, self.call_id, early)
         return None
 
     def _claim_due(self, session: Session, call: Call, now: datetime) -> CallRequest | None:
         self.account = call.account
         if now >= call.deadline_at:
             self._move(session, {CallStatus(call.status)}, CallStatus.FAILED, now, "deadline")
-            self.service.capacity.forget(call.account, call.id)
+            self.ctx.capacity.forget(call.account, call.id)
             return None
-        verdict = self.service.capacity.acquire(
-            call.account, call.id, score=permit_score(call), lease_s=self._lease_s(call)
+        verdict = self.ctx.capacity.acquire(
+            call.account,
+            call.id,
+            score=permit_score(call.priority, call.created_at),
+            lease_s=lease_s(call.max_duration_s, self.settings.permit_lease_margin_s),
         )
         if verdict is not Verdict.GRANTED:
             self._wait_for_permit(session, call, verdict, now)
             return None
         attempt = call.start_attempts + 1
-        worker = self.service.worker_id
+        worker = self.ctx.worker_id
         claimed = repo.transition(
             session,
             call.id,
@@ -166,11 +150,6 @@ class Dial:
             # Settings narrowed since the call was accepted (e.g. a country removed).
             self._move(session, {CallStatus.DIALING}, CallStatus.FAILED, now, f"rejected: {error}")
             return None
-
-    def _lease_s(self, call: Call) -> float:
-        # Expires by itself after the longest the call may live, so a dead worker's permit
-        # comes back; the lifecycle watcher renews it while the call is live.
-        return call.max_duration_s + self.settings.permit_lease_margin_s
 
     def _wait_for_permit(
         self, session: Session, call: Call, verdict: Verdict, now: datetime
@@ -203,7 +182,7 @@ class Dial:
         # not turn that into `unknown` (nobody would watch, stop or harvest it). Retry the write.
         pending = list(self.attempts)
         retrying = Retrying(
-            retry=retry_if_exception_type(OperationalError),
+            retry=retry_if_exception_type(DatabaseUnavailable),
             stop=stop_after_attempt(RECORD_TRIES),
             wait=wait_incrementing(start=0.2, increment=0.2),
             before_sleep=lambda _: log.warning(
@@ -215,17 +194,17 @@ class Dial:
             with attempt:
                 self.attempts[:] = pending  # a rolled-back try wrote none of them
                 moved = self._record_connected(result)
-        self.service.capacity.saw_success(self.account)
+        self.ctx.capacity.saw_success(self.account)
         if not moved:
             return self._orphan(result)
         log.info("call %s connected: conversation %s", self.call_id, result.conversation_id)
         # The lifecycle watcher takes over: end of call, maximum duration, cancel.
-        self.service.publish(routing.WATCH_CALL, self.call_id, self.settings.watch_interval_s)
+        self.ctx.publisher.publish(routing.WATCH_CALL, self.call_id, self.settings.watch_interval_s)
         return CallStatus.CONNECTED.value
 
     def _record_connected(self, result: StartResult) -> bool:
         """Move the call to `connected` with the API's ids; False when it had moved on."""
-        now = self.service.now()
+        now = self.ctx.now()
         interval_s = self.settings.watch_interval_s
         with self.db.transaction() as session:
             self._record_attempts(session)
@@ -259,7 +238,7 @@ class Dial:
             call = repo.get_call(session, self.call_id)
         account = call.account if call else "default"
         try:
-            self.service.clients(account, self.attempts.append).stop(result.connection_id)
+            self.ctx.clients(account, self.attempts.append).stop(result.connection_id)
         except SymblError as error:
             log.error("call %s: could not stop the orphaned call: %s", self.call_id, error)
         with self.db.transaction() as session:
@@ -268,51 +247,48 @@ class Dial:
                 session,
                 self.call_id,
                 None,
-                self.service.now(),
+                self.ctx.now(),
                 f"started late (conversation {result.conversation_id}) and stopped at once",
             )
         return SKIPPED
 
     def _after_error(self, error: SymblError) -> str:
-        if isinstance(error, CapacityError):
-            # A 429 is a capacity signal, not a failure: it spends no failure budget. With a
-            # permit in hand it means the API is fuller than our permits say: cool down, learn.
-            delay_s = capacity_delay_s(
-                error.retry_after_s, self.settings.capacity_retry_s, self.service.rng
-            )
-            learned = self.service.capacity.saw_429(self.account, self.call_id, delay_s)
-            log.warning("account %s answered 429; learned limit now %d", self.account, learned)
-            return self._redial_later(
-                CallStatus.WAITING, delay_s, "no capacity (429)", "capacity_waits"
-            )
-        if isinstance(error, NotSentError | ServerError):
-            return self._retry_failure(error)
-        if isinstance(error, OutcomeUnknownError | UnexpectedResponseError):
-            return self._finish(CallStatus.UNKNOWN, describe(error))
-        if isinstance(error, BadRequestError):
-            return self._finish(CallStatus.FAILED, f"rejected: {error.message}")
-        if isinstance(error, AuthenticationError):
-            return self._finish(CallStatus.FAILED, f"unauthorized: {error.message}")
-        if isinstance(error, APIStatusError):
-            return self._finish(CallStatus.FAILED, f"http {error.status}: {error.message}")
-        return self._finish(CallStatus.UNKNOWN, describe(error))
+        """Apply what the pure policy decided about a start request that raised."""
+        outcome = start_outcome(error)
+        if outcome.kind == "capacity":
+            return self._no_capacity(outcome)
+        if outcome.kind == "retry":
+            return self._retry_failure(outcome)
+        if outcome.kind == "unknown":
+            return self._finish(CallStatus.UNKNOWN, outcome.reason)
+        return self._finish(CallStatus.FAILED, outcome.reason)
 
-    def _retry_failure(self, error: SymblError) -> str:
+    def _no_capacity(self, outcome: StartOutcome) -> str:
+        # A 429 is a capacity signal, not a failure: it spends no failure budget. With a
+        # permit in hand it means the API is fuller than our permits say: cool down, learn.
+        delay_s = capacity_delay_s(
+            outcome.retry_after_s, self.settings.capacity_retry_s, self.ctx.rng
+        )
+        learned = self.ctx.capacity.saw_429(self.account, self.call_id, delay_s)
+        log.warning("account %s answered 429; learned limit now %d", self.account, learned)
+        return self._redial_later(CallStatus.WAITING, delay_s, outcome.reason, "capacity_waits")
+
+    def _retry_failure(self, outcome: StartOutcome) -> str:
         with self.db.sessions() as session:
             call = repo.get_call(session, self.call_id)
             failures = (call.failures if call else 0) + 1
         if failures > self.settings.failure_retry_budget:
-            return self._finish(CallStatus.FAILED, f"retries exhausted: {describe(error)}")
-        delay_s = backoff_seconds(
-            failures, self.service.rng, self.settings.backoff_base_s, self.settings.backoff_max_s
+            return self._finish(CallStatus.FAILED, f"retries exhausted: {outcome.reason}")
+        delay_s = failure_delay_s(
+            failures, self.ctx.rng, self.settings.backoff_base_s, self.settings.backoff_max_s
         )
-        self.service.release_permit(self.account, self.call_id)
-        return self._redial_later(CallStatus.QUEUED, delay_s, describe(error), "failures")
+        dispatch.release_permit(self.ctx, self.account, self.call_id)
+        return self._redial_later(CallStatus.QUEUED, delay_s, outcome.reason, "failures")
 
     def _redial_later(self, to: CallStatus, delay_s: float, detail: str, counter: str) -> str:
-        now = self.service.now()
+        now = self.ctx.now()
         not_before = now + timedelta(seconds=delay_s)
-        due_at = self.service.message_due_at(not_before, now)
+        due_at = message_due_at(not_before, now)
         with self.db.transaction() as session:
             self._record_attempts(session)
             call = repo.get_call(session, self.call_id)
@@ -339,7 +315,7 @@ class Dial:
             if moved:
                 self.later = Later("redial", self.call_id, detail, call.start_attempts, delay_s)
         if due_at is not None:
-            self.service.publish_dial(self.call_id, due_at)
+            dispatch.publish_dial(self.ctx, self.call_id, due_at)
         return to.value
 
     def _finish(self, to: CallStatus, reason: str) -> str:
@@ -348,10 +324,10 @@ class Dial:
             # The call may be live: its permit stays taken until its lease runs out.
             log.warning("call %s: outcome of the start request unknown (%s)", self.call_id, reason)
         else:
-            self.service.release_permit(self.account, self.call_id)
+            dispatch.release_permit(self.ctx, self.account, self.call_id)
         with self.db.transaction() as session:
             self._record_attempts(session)
-            self._move(session, set(RESOLVABLE), to, self.service.now(), reason)
+            self._move(session, set(RESOLVABLE - {to}), to, self.ctx.now(), reason)
         return to.value
 
     def _move(
@@ -370,14 +346,5 @@ class Dial:
         )
 
     def _record_attempts(self, session: Session) -> None:
-        for attempt in self.attempts:
-            repo.record_attempt(
-                session,
-                self.call_id,
-                operation=attempt.operation,
-                started_at=attempt.started_at,
-                status_code=attempt.status,
-                latency_ms=attempt.latency_ms,
-                error=attempt.error,
-            )
+        repo.record_attempts(session, self.call_id, self.attempts)
         self.attempts.clear()

@@ -11,21 +11,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import update
+from typing import Any
 
 from dialq import routing
-from dialq.store import Call, CallStatus
+from dialq.calls import dispatch
+from dialq.calls.context import CallContext
+from dialq.calls.states import LIVE, CallStatus
+from dialq.store import Call
 from dialq.store import calls_repo as repo
 from dialq.symbl.client import AttemptRecord
 from dialq.symbl.errors import NotFoundError, SymblError
 
-if TYPE_CHECKING:
-    from dialq.calls.service import CallService
-
 log = logging.getLogger("dialq.lifecycle")
-LIVE = frozenset({CallStatus.CONNECTED, CallStatus.STOPPING})
 # A stop claimed longer ago than this lost its worker (the HTTP timeouts plus a margin).
 STOP_STALE_MARGIN_S = 15.0
 
@@ -56,10 +53,10 @@ def parse_end_time(value: Any) -> datetime | None:
 
 
 class Lifecycle:
-    def __init__(self, service: CallService) -> None:
-        self.service = service
-        self.settings = service.settings
-        self.db = service.db
+    def __init__(self, ctx: CallContext) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.db = ctx.db
 
     # -- watching ----------------------------------------------------------------------------
 
@@ -69,7 +66,7 @@ class Lifecycle:
             call = repo.get_call(session, call_id)
         if call is None or CallStatus(call.status) not in LIVE:
             return "skipped"
-        now = self.service.now()
+        now = self.ctx.now()
         if call.status == CallStatus.STOPPING.value:
             return self._retry_stale_stop(call, now)
         if call.cancel_requested_at is not None:
@@ -87,7 +84,7 @@ class Lifecycle:
         started = call.connected_at or call.created_at
         remaining_s = (started + timedelta(seconds=call.max_duration_s) - now).total_seconds()
         lease_s = max(0.0, remaining_s) + self.settings.permit_lease_margin_s
-        self.service.capacity.renew(call.account, call.id, lease_s)
+        self.ctx.capacity.renew(call.account, call.id, lease_s)
 
     def _past_max_duration(self, call: Call, now: datetime) -> bool:
         started = call.connected_at or call.created_at
@@ -96,7 +93,7 @@ class Lifecycle:
     def _end_seen(self, call: Call) -> datetime | None:
         if not call.conversation_id:
             return None
-        client = self.service.clients(call.account, _ignore)
+        client = self.ctx.clients(call.account, _ignore)
         try:
             conversation = client.conversation(call.conversation_id)
         except SymblError as error:
@@ -111,13 +108,8 @@ class Lifecycle:
         until_max_s = (started + timedelta(seconds=call.max_duration_s) - now).total_seconds()
         delay_s = max(0.0, min(self.settings.watch_interval_s, until_max_s))
         with self.db.transaction() as session:
-            session.execute(
-                update(Call)
-                .where(Call.id == call.id)
-                .values(watch_due_at=now + timedelta(seconds=delay_s))
-                .execution_options(synchronize_session=False)
-            )
-        self.service.publish(routing.WATCH_CALL, call.id, delay_s)
+            repo.set_watch_due(session, call.id, now + timedelta(seconds=delay_s))
+        self.ctx.publisher.publish(routing.WATCH_CALL, call.id, delay_s)
 
     # -- ending ------------------------------------------------------------------------------
 
@@ -145,7 +137,7 @@ class Lifecycle:
                 call_id,
                 from_=from_,
                 to=to,
-                now=self.service.now(),
+                now=self.ctx.now(),
                 detail=reason,
                 values=values,
             )
@@ -154,13 +146,13 @@ class Lifecycle:
             with self.db.sessions() as session:
                 call = repo.get_call(session, call_id)
             if call is not None:
-                self.service.release_permit(call.account, call_id)
-            self.service.call_ended(call_id)
+                dispatch.release_permit(self.ctx, call.account, call_id)
+            dispatch.call_ended(self.ctx, call_id)
         return moved
 
     def stop(self, call_id: str, reason: str, *, to: CallStatus = CallStatus.COMPLETED) -> str:
         """Claim the stop (connected → stopping), send it once, and record the outcome."""
-        now = self.service.now()
+        now = self.ctx.now()
         with self.db.transaction() as session:
             claimed = repo.transition(
                 session,
@@ -181,25 +173,25 @@ class Lifecycle:
         if call is None or not call.connection_id:
             return "skipped"
         attempts: list[AttemptRecord] = []
-        client = self.service.clients(call.account, attempts.append)
+        client = self.ctx.clients(call.account, attempts.append)
         try:
             result = client.stop(call.connection_id)
         except NotFoundError:
             # The call had already ended at Symbl's side: completed, not failed.
             self._record(call_id, attempts)
             self._finish(
-                call_id, {CallStatus.STOPPING}, to, f"{reason} (already ended)", self.service.now()
+                call_id, {CallStatus.STOPPING}, to, f"{reason} (already ended)", self.ctx.now()
             )
             return to.value
         except SymblError as error:
             # Stopping twice is harmless (a second stop answers 404), so the next look retries.
             self._record(call_id, attempts)
             log.warning("call %s: stop failed (%s); will retry", call_id, type(error).__name__)
-            self.service.publish(routing.WATCH_CALL, call_id, self.settings.watch_interval_s)
+            self.ctx.publisher.publish(routing.WATCH_CALL, call_id, self.settings.watch_interval_s)
             return CallStatus.STOPPING.value
         self._record(call_id, attempts)
         self._finish(
-            call_id, {CallStatus.STOPPING}, to, reason, self.service.now(), result.summary_info
+            call_id, {CallStatus.STOPPING}, to, reason, self.ctx.now(), result.summary_info
         )
         return to.value
 
@@ -210,17 +202,11 @@ class Lifecycle:
             + STOP_STALE_MARGIN_S
         )
         if (now - call.updated_at).total_seconds() < stale_s:
-            self.service.publish(routing.WATCH_CALL, call.id, self.settings.watch_interval_s)
+            self.ctx.publisher.publish(routing.WATCH_CALL, call.id, self.settings.watch_interval_s)
             return "stopping"
         # Re-claim with the updated_at we saw, so only one of several deliveries retries.
         with self.db.transaction() as session:
-            reclaimed = session.execute(
-                update(Call)
-                .where(Call.id == call.id, Call.status == CallStatus.STOPPING.value)
-                .where(Call.updated_at == call.updated_at)
-                .values(updated_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
+            reclaimed = repo.reclaim_stop(session, call.id, seen_at=call.updated_at, now=now)
         if not reclaimed:
             return "skipped"
         to = CallStatus.CANCELED if call.cancel_requested_at else CallStatus.COMPLETED
@@ -230,16 +216,7 @@ class Lifecycle:
         if not attempts:
             return
         with self.db.transaction() as session:
-            for attempt in attempts:
-                repo.record_attempt(
-                    session,
-                    call_id,
-                    operation=attempt.operation,
-                    started_at=attempt.started_at,
-                    status_code=attempt.status,
-                    latency_ms=attempt.latency_ms,
-                    error=attempt.error,
-                )
+            repo.record_attempts(session, call_id, attempts)
 
 
 def _ignore(_attempt: AttemptRecord) -> None:

@@ -12,37 +12,34 @@ Running it twice at once changes nothing more: every repair is a conditional upd
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
-
-from sqlalchemy import or_, select
+from typing import Any, TypeVar
 
 from dialq import routing
-from dialq.capacity import waiting_score
-from dialq.store import Call, CallStatus
+from dialq.calls import dispatch
+from dialq.calls.context import CallContext
+from dialq.calls.policy import permit_score
+from dialq.calls.states import DIALABLE, CallStatus
 from dialq.store import calls_repo as repo
-
-if TYPE_CHECKING:
-    from dialq.calls.service import CallService
+from dialq.store import repair_repo as queries
 
 log = logging.getLogger("dialq.watchdog")
-BATCH = 500
+_T = TypeVar("_T")
 # Far longer than a worker takes from its permit's grant to its claim's commit.
 CLAIM_GRACE_S = 60.0
 
 
-def run_watchdog(service: CallService) -> dict[str, int]:
+def run_watchdog(ctx: CallContext) -> dict[str, int]:
     report = {
-        "stale_dialing": _stale_dialing(service),
-        "unknown_redialed": _redial_unknown(service)
-        if service.settings.unknown_policy == "redial"
-        else 0,
-        "unknown_waiting_for_a_person": _count(service, CallStatus.UNKNOWN),
-        "watches_republished": _overdue_watches(service),
-        "dials_republished": service.sweep(grace_s=service.settings.dispatch_grace_s),
-        **capacity_backstop(service),
+        "stale_dialing": _stale_dialing(ctx),
+        "unknown_redialed": _redial_unknown(ctx) if ctx.settings.unknown_policy == "redial" else 0,
+        "unknown_waiting_for_a_person": _count(ctx, CallStatus.UNKNOWN),
+        "watches_republished": _overdue_watches(ctx),
+        "dials_republished": dispatch.sweep(ctx, grace_s=ctx.settings.dispatch_grace_s),
+        **capacity_backstop(ctx),
     }
-    if report["unknown_waiting_for_a_person"] and service.settings.unknown_policy == "alert":
+    if report["unknown_waiting_for_a_person"] and ctx.settings.unknown_policy == "alert":
         log.warning(
             "%d call(s) in state unknown need a person: see `dialq calls --status unknown`",
             report["unknown_waiting_for_a_person"],
@@ -50,18 +47,18 @@ def run_watchdog(service: CallService) -> dict[str, int]:
     return report
 
 
-def _ids(service: CallService, *conditions: object) -> list[str]:
-    with service.db.sessions() as session:
-        return list(session.scalars(select(Call.id).where(*conditions).limit(BATCH)))  # type: ignore[arg-type]
+def _read(ctx: CallContext, query: Callable[..., _T], *args: Any) -> _T:
+    with ctx.db.sessions() as session:
+        return query(session, *args)
 
 
-def _stale_dialing(service: CallService) -> int:
-    now = service.now()
-    cutoff = now - timedelta(seconds=service.settings.dialing_stale_s)
+def _stale_dialing(ctx: CallContext) -> int:
+    now = ctx.now()
+    cutoff = now - timedelta(seconds=ctx.settings.dialing_stale_s)
     moved = 0
-    for call_id in _ids(service, Call.status == CallStatus.DIALING.value, Call.claimed_at < cutoff):
+    for call_id in _read(ctx, queries.stale_dialing, cutoff):
         reason = "worker lost while dialing: the start request's outcome is unknown"
-        with service.db.transaction() as session:
+        with ctx.db.transaction() as session:
             moved += repo.transition(
                 session,
                 call_id,
@@ -74,12 +71,12 @@ def _stale_dialing(service: CallService) -> int:
     return moved
 
 
-def _redial_unknown(service: CallService) -> int:
-    now = service.now()
-    cutoff = now - timedelta(seconds=service.settings.unknown_redial_delay_s)
+def _redial_unknown(ctx: CallContext) -> int:
+    now = ctx.now()
+    cutoff = now - timedelta(seconds=ctx.settings.unknown_redial_delay_s)
     moved = 0
-    for call_id in _ids(service, Call.status == CallStatus.UNKNOWN.value, Call.updated_at < cutoff):
-        with service.db.transaction() as session:
+    for call_id in _read(ctx, queries.unknown_since, cutoff):
+        with ctx.db.transaction() as session:
             moved += repo.transition(
                 session,
                 call_id,
@@ -89,89 +86,59 @@ def _redial_unknown(service: CallService) -> int:
                 detail="redial per the unknown-outcome policy",
                 values={"not_before": now, "dispatch_due_at": None},
             )
-        service.dispatch(call_id, now)
+        dispatch.dispatch(ctx, call_id, now)
     return moved
 
 
-def _count(service: CallService, status: CallStatus) -> int:
-    with service.db.sessions() as session:
-        return len(repo.list_calls(session, status=status.value, limit=10_000))
+def _count(ctx: CallContext, status: CallStatus) -> int:
+    return _read(ctx, queries.count_in, status)
 
 
-def _overdue_watches(service: CallService) -> int:
-    now = service.now()
-    grace = timedelta(seconds=2 * service.settings.watch_interval_s + 10)
-    overdue = _ids(
-        service,
-        Call.status.in_([CallStatus.CONNECTED.value, CallStatus.STOPPING.value]),
-        or_(Call.watch_due_at.is_(None), Call.watch_due_at < now - grace),
-        Call.connected_at < now - grace,
-    )
+def _overdue_watches(ctx: CallContext) -> int:
+    now = ctx.now()
+    grace = timedelta(seconds=2 * ctx.settings.watch_interval_s + 10)
+    overdue = _read(ctx, queries.overdue_watches, now - grace)
     for call_id in overdue:
-        service.publish(routing.WATCH_CALL, call_id)
+        ctx.publisher.publish(routing.WATCH_CALL, call_id)
     return len(overdue)
 
 
-def capacity_backstop(service: CallService) -> dict[str, int]:
+def capacity_backstop(ctx: CallContext) -> dict[str, int]:
     """Per account: rebuild the waiting index from the database, free permits held by calls
     that are over, fail waiters past their deadline, and wake as many as permits allow."""
     woken = freed = expired = 0
-    for account in service.settings.accounts:
-        expired += _fail_expired_waiters(service, account)
-        freed += _free_permits_of_finished_calls(service, account)
-        with service.db.sessions() as session:
-            rows = session.execute(
-                select(Call.id, Call.priority, Call.created_at).where(
-                    Call.account == account,
-                    Call.status == CallStatus.WAITING.value,
-                    Call.not_before.is_(None),
-                )
-            ).all()
-        service.capacity.index_waiting(
+    for account in ctx.settings.accounts:
+        expired += _fail_expired_waiters(ctx, account)
+        freed += _free_permits_of_finished_calls(ctx, account)
+        lineup = _read(ctx, queries.waiting_lineup, account)
+        ctx.capacity.index_waiting(
             account,
-            {
-                row.id: waiting_score(row.priority, int(row.created_at.timestamp() * 1000))
-                for row in rows
-            },
+            {call_id: permit_score(priority, created) for call_id, priority, created in lineup},
         )
-        for call_id in service.capacity.waiting_head(account):
-            service.publish(routing.DIAL, call_id)
+        for call_id in ctx.capacity.waiting_head(account):
+            ctx.publisher.publish(routing.DIAL, call_id)
             woken += 1
     return {"permit_waiters_woken": woken, "permits_freed": freed, "waiters_expired": expired}
 
 
-def _free_permits_of_finished_calls(service: CallService, account: str) -> int:
+def _free_permits_of_finished_calls(ctx: CallContext, account: str) -> int:
     # dialing, connected, stopping and unknown calls may be live at the API: they keep theirs.
-    over = [s.value for s in (CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELED)]
-    stale = _held_by(service, service.capacity.holders(account), over)
+    stale = _read(ctx, queries.over, ctx.capacity.holders(account))
     # A queued or waiting holder may be a worker between its grant and its claim's commit:
     # only a grant older than any claim can take (a rolled-back claim) is freed.
-    settled = service.capacity.settled_holders(account, older_than_s=CLAIM_GRACE_S)
-    unclaimed = [CallStatus.QUEUED.value, CallStatus.WAITING.value]
-    stale += _held_by(service, settled, unclaimed)
+    settled = ctx.capacity.settled_holders(account, older_than_s=CLAIM_GRACE_S)
+    stale += _read(ctx, queries.in_states, settled, DIALABLE)
     for call_id in stale:
-        service.release_permit(account, call_id)
+        dispatch.release_permit(ctx, account, call_id)
     return len(stale)
 
 
-def _held_by(service: CallService, holders: list[str], statuses: list[str]) -> list[str]:
-    """Which of these permit holders are in one of these states."""
-    if not holders:
-        return []
-    return _ids(service, Call.id.in_(holders), Call.status.in_(statuses))
-
-
-def _fail_expired_waiters(service: CallService, account: str) -> int:
-    now = service.now()
-    expired = _ids(
-        service,
-        Call.account == account,
-        Call.status == CallStatus.WAITING.value,
-        Call.deadline_at <= now,
-    )
+def _fail_expired_waiters(ctx: CallContext, account: str) -> int:
+    now = ctx.now()
+    expired = _read(ctx, queries.expired_waiters, account, now)
     for call_id in expired:
         reason = "deadline passed while waiting for capacity"
-        with service.db.transaction() as session:
+        with ctx.db.transaction() as session:
             repo.transition(
                 session,
                 call_id,
@@ -181,5 +148,5 @@ def _fail_expired_waiters(service: CallService, account: str) -> int:
                 detail=reason,
                 values={"reason": reason, "ended_at": now},
             )
-        service.capacity.forget(account, call_id)
+        ctx.capacity.forget(account, call_id)
     return len(expired)

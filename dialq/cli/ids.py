@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from sqlalchemy.orm import Session
 
-from dialq.store import calls_repo
+from dialq.store import Session, calls_repo
 from dialq.store.tables import Call
 
 EXIT_INVALID = 2

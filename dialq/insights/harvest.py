@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from dialq import routing
-from dialq.calls.service import ClientFactory, utcnow
+from dialq.calls.context import ClientFactory
+from dialq.clock import utcnow
 from dialq.config import Settings
 from dialq.insights.policy import (
     SUMMARY_NOT_READY,
@@ -28,8 +27,8 @@ from dialq.insights.policy import (
     decide,
     problem_for,
 )
-from dialq.publisher import Publisher
-from dialq.store import Database, calls_repo, insights_repo
+from dialq.publisher import Publisher, SafePublisher
+from dialq.store import Conflict, Database, calls_repo, insights_repo
 from dialq.store.insights_tables import InsightsStatus
 from dialq.symbl.client import AttemptRecord, SymblClient
 from dialq.symbl.errors import NotFoundError, SymblError, UnexpectedResponseError
@@ -87,7 +86,7 @@ class InsightsService:
         self.settings = settings
         self.db = db
         self._clients = clients
-        self._publisher = publisher
+        self._publisher = SafePublisher(publisher)
         self._clock = clock
         self._rng = rng or random.Random()
         # Longer than the slowest harvest: every part timing out once, plus a margin.
@@ -131,7 +130,7 @@ class InsightsService:
                 ended_at = call.ended_at or call.updated_at
                 deadline = ended_at + timedelta(seconds=self.settings.insights_deadline_s)
                 return Held(token, call.account, call.conversation_id, deadline)
-        except IntegrityError:
+        except Conflict:
             # Another delivery inserted the row first (or the call was deleted): theirs to do.
             return "held elsewhere"
 
@@ -176,15 +175,7 @@ class InsightsService:
             if attempt.status is not None and attempt.status < 400:
                 return
             with self.db.transaction() as session:
-                calls_repo.record_attempt(
-                    session,
-                    call_id,
-                    operation=attempt.operation,
-                    started_at=attempt.started_at,
-                    status_code=attempt.status,
-                    latency_ms=attempt.latency_ms,
-                    error=attempt.error,
-                )
+                calls_repo.record_attempts(session, call_id, [attempt])
 
         return record
 
@@ -201,7 +192,7 @@ class InsightsService:
             try:
                 with self.db.transaction() as session:
                     insights_repo.add_pending(session, call_id, now=now)
-            except IntegrityError:
+            except Conflict:
                 continue  # a harvest started meanwhile
             due.append(call_id)
         with self.db.transaction() as session:
@@ -213,11 +204,8 @@ class InsightsService:
         return len(due)
 
     def _publish(self, call_id: str, countdown_s: float) -> None:
-        try:
-            self._publisher.publish(routing.HARVEST_INSIGHTS, call_id, countdown_s)
-        except Exception:
-            # The row already says when the harvest is due: the sweeper publishes it again.
-            log.warning("could not publish the harvest of %s", call_id, exc_info=True)
+        # Safe: the row already says when the harvest is due, and the sweeper publishes it again.
+        self._publisher.publish(routing.HARVEST_INSIGHTS, call_id, countdown_s)
 
 
 def fetch(client: SymblClient, conversation_id: str) -> Fetched:

@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 
+from dialq.backoff import backoff_s
 from dialq.publisher import MAX_COUNTDOWN_S
 from dialq.store.insights_tables import InsightsStatus
 from dialq.symbl.errors import (
@@ -60,15 +61,9 @@ def problem_for(error: SymblError) -> Problem:
 
 
 def retry_delay_s(attempt: int, rng: random.Random, base_s: float, max_s: float) -> float:
-    """Delay after harvest attempt ``attempt`` (1-based): exponential, jittered, at most 60 s.
-
-    Equal jitter (half fixed, half random) rather than full jitter: a harvest retried at once
-    would only meet the same "not ready" again.
-    """
-    if attempt < 1:
-        raise ValueError("attempt counts from 1")
-    ceiling = min(max_s, MAX_COUNTDOWN_S, base_s * 2.0 ** min(attempt - 1, 64))
-    return ceiling * rng.uniform(0.5, 1.0)
+    """Delay after harvest attempt `attempt`: equal jitter (a harvest retried at once would only
+    meet the same "not ready" again), at most 60 s (a broker countdown, invariant 4)."""
+    return backoff_s(attempt, rng, base_s=base_s, max_s=min(max_s, MAX_COUNTDOWN_S), jitter="equal")
 
 
 def decide(

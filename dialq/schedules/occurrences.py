@@ -16,18 +16,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 from dialq.calls.request import InvalidCallRequest, parse_call_request
+from dialq.calls.states import TERMINAL, CallStatus
 from dialq.config import Settings
 from dialq.publisher import MAX_COUNTDOWN_S
 from dialq.schedules.rules import Rule, next_after, utc_iso
 from dialq.schedules.spec import rule_of
-from dialq.store import Database
+from dialq.store import Conflict, Database, Session
 from dialq.store import schedules_repo as repo
 from dialq.store.schedule_tables import Outcome, Schedule
-from dialq.store.tables import TERMINAL, Call, CallStatus
+from dialq.store.tables import Call
 
 if TYPE_CHECKING:
     from dialq.calls.request import CallRequest
@@ -173,7 +171,7 @@ class ScheduleDispatcher:
                         session, schedule.id, instant, Outcome.SKIPPED_LATE, now=now
                     )
                 repo.advance(session, schedule.id, from_due=at, to_due=following, now=now)
-        except IntegrityError:
+        except Conflict:
             report.already_handled += 1
             return None
         log.info("schedule %s: %d late occurrence(s) skipped", schedule.name, len(late))
@@ -195,7 +193,7 @@ class ScheduleDispatcher:
             with self.db.transaction() as session:
                 repo.add_occurrence(session, schedule.id, at, outcome, now=now, detail=detail)
                 repo.advance(session, schedule.id, from_due=at, to_due=following, now=now)
-        except IntegrityError:
+        except Conflict:
             report.already_handled += 1
             return None
         report.count(outcome)
@@ -229,7 +227,7 @@ class ScheduleDispatcher:
             # Valid when stored, refused now (settings narrowed): record it, do not retry forever.
             detail = f"invalid call: {error}"
             return self._skip(schedule, rule, at, Outcome.SKIPPED_INVALID, report, detail), None
-        except IntegrityError:
+        except Conflict:
             report.already_handled += 1  # another tick recorded this occurrence first
             return None, None
         if not handle.created:

@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from dialq.config import Settings
 from dialq.schedules.occurrences import utcnow
 from dialq.schedules.rules import next_after, occurrences
 from dialq.schedules.spec import InvalidSchedule, ScheduleDefinition, parse_schedule, rule_of
-from dialq.store import Database
+from dialq.store import Conflict, Database
 from dialq.store import schedules_repo as repo
 from dialq.store.schedule_tables import Schedule
 from dialq.validation.errors import FieldError
@@ -49,7 +47,7 @@ class ScheduleService:
         definition = data if isinstance(data, ScheduleDefinition) else self.parse(data)
         try:
             return self._upsert(definition, source)
-        except IntegrityError:
+        except Conflict:
             # Another process created the same name between our read and our insert.
             return self._upsert(definition, source)
 

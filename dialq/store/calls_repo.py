@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from dialq.store.tables import Attempt, Call, CallStatus, Event
+from dialq.calls.states import CallStatus, check_transition
+from dialq.store.tables import Attempt, Call, Event
 
 
 def add_call(session: Session, call: Call, *, detail: str | None = None) -> Call:
@@ -76,6 +77,7 @@ def transition(
     Returns False, changing nothing, when the row is in no state of `from_`: that is how a
     second delivery of the same message learns that another worker already claimed the call.
     """
+    check_transition(set(from_), to)
     result = session.execute(
         update(Call)
         .where(Call.id == call_id, Call.status.in_([s.value for s in from_]))
@@ -130,26 +132,34 @@ def append_event(
     return recorded
 
 
-def record_attempt(
-    session: Session,
-    call_id: str,
-    *,
-    operation: str,
-    started_at: datetime,
-    status_code: int | None,
-    latency_ms: float,
-    error: str | None,
-) -> None:
-    session.add(
-        Attempt(
-            call_id=call_id,
-            operation=operation,
-            started_at=started_at,
-            status_code=status_code,
-            latency_ms=latency_ms,
-            error=error,
+class AttemptLike(Protocol):
+    """One HTTP attempt as a client reports it (dialq.symbl.transport.AttemptRecord)."""
+
+    @property
+    def operation(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def latency_ms(self) -> float: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+def record_attempts(session: Session, call_id: str, attempts: Iterable[AttemptLike]) -> None:
+    """The one writer of a call's HTTP attempts (start, stop, token, conversation reads)."""
+    for attempt in attempts:
+        session.add(
+            Attempt(
+                call_id=call_id,
+                operation=attempt.operation,
+                started_at=attempt.started_at,
+                status_code=attempt.status,
+                latency_ms=attempt.latency_ms,
+                error=attempt.error,
+            )
         )
-    )
 
 
 def list_calls(session: Session, *, status: str | None = None, limit: int = 50) -> list[Call]:
@@ -206,3 +216,39 @@ def mark_dispatched(session: Session, call_id: str, due_at: datetime) -> None:
         .values(dispatch_due_at=due_at)
         .execution_options(synchronize_session=False)
     )
+
+
+def set_watch_due(session: Session, call_id: str, due_at: datetime) -> None:
+    """When the watcher's next look at a live call is due (the watchdog republishes it late)."""
+    session.execute(
+        update(Call)
+        .where(Call.id == call_id)
+        .values(watch_due_at=due_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def reclaim_stop(session: Session, call_id: str, *, seen_at: datetime, now: datetime) -> bool:
+    """Take over a stop whose worker was lost: only if nothing touched the row since `seen_at`,
+    so one of several deliveries retries it."""
+    result = session.execute(
+        update(Call)
+        .where(Call.id == call_id, Call.status == CallStatus.STOPPING.value)
+        .where(Call.updated_at == seen_at)
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def flag_cancel(
+    session: Session, call_id: str, statuses: Collection[CallStatus], now: datetime
+) -> bool:
+    """Ask the worker holding a call in one of `statuses` to stop it; False if it moved on."""
+    result = session.execute(
+        update(Call)
+        .where(Call.id == call_id, Call.status.in_([s.value for s in statuses]))
+        .values(cancel_requested_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialq.store.errors import translated
 from dialq.store.tables import Event
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -93,11 +94,17 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._listeners: list[ChangeListener] = []
-        event.listen(self.sessions, "after_flush", _collect_changed_calls)
-        event.listen(self.sessions, "after_commit", self._announce)
-        event.listen(self.sessions, "after_soft_rollback", _forget_changed_calls)
+        event.listen(self._factory, "after_flush", _collect_changed_calls)
+        event.listen(self._factory, "after_commit", self._announce)
+        event.listen(self._factory, "after_soft_rollback", _forget_changed_calls)
+
+    @contextmanager
+    def sessions(self) -> Iterator[Session]:
+        """A session for reads (or work committed by hand); store errors, not SQLAlchemy's."""
+        with translated(), self._factory() as session:
+            yield session
 
     def on_change(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
@@ -128,7 +135,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed on success and rolled back on any error."""
-        with self.sessions() as session, session.begin():
+        with translated(), self._factory() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

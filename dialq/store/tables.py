@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from dialq.calls.states import DIALABLE, TERMINAL, CallStatus
 from dialq.store.types import UTCDateTime
 
-
-class CallStatus(enum.StrEnum):
-    QUEUED = "queued"
-    WAITING = "waiting"  # no capacity yet; redialed when a slot frees
-    DIALING = "dialing"  # claimed by a worker; the start request is (about to be) in flight
-    CONNECTED = "connected"
-    STOPPING = "stopping"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    UNKNOWN = "unknown"  # the start request's outcome could not be known
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL
-
-
-TERMINAL = frozenset({CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELED})
-DIALABLE = frozenset({CallStatus.QUEUED, CallStatus.WAITING})
+__all__ = ["DIALABLE", "TERMINAL", "Attempt", "Base", "Call", "CallStatus", "Event"]
 
 
 class Base(DeclarativeBase):

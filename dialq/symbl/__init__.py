@@ -25,12 +25,9 @@ from dialq.symbl.errors import (
     UnexpectedStatusError,
     error_for_status,
 )
-from dialq.symbl.retry import (
-    backoff_seconds,
-    classify_transport_error,
-    is_retryable_failure,
-    retry_after_seconds,
-)
+from dialq.symbl.headers import retry_after_seconds
+from dialq.symbl.retry import is_retryable_failure
+from dialq.symbl.sent import classify_transport_error
 
 __all__ = [
     "APIStatusError",
@@ -56,7 +53,6 @@ __all__ = [
     "TokenStore",
     "UnexpectedResponseError",
     "UnexpectedStatusError",
-    "backoff_seconds",
     "classify_transport_error",
     "error_for_status",
     "is_retryable_failure",

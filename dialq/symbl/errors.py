@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from http import HTTPStatus
 
+from dialq.symbl.headers import REQUEST_ID_HEADERS, first_header, retry_after_seconds
+
 BODY_LIMIT_CHARS = 2048
 MESSAGE_LIMIT_CHARS = 200
-# Headers a gateway in front of the API may use to name the request (none is documented).
-REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-correlation-id")
 
 
 class SymblError(Exception):
@@ -127,11 +127,8 @@ def error_for_status(
     """The error for a non-success response: the one place a status becomes a class."""
     message = error_message(status, body_text)
     body = body_text[:BODY_LIMIT_CHARS]
-    request_id = _header(headers, REQUEST_ID_HEADERS)
+    request_id = first_header(headers, REQUEST_ID_HEADERS)
     if status == 429:
-        # Imported here: retry.py builds these errors, so a top-level import would be circular.
-        from dialq.symbl.retry import retry_after_seconds
-
         retry_after_s = retry_after_seconds(headers, now)
         return CapacityError(status, message, body, request_id, retry_after_s)
     if 500 <= status <= 599:
@@ -155,13 +152,6 @@ def error_message(status: int, body_text: str) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "no message"
-
-
-def _header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
-    for key, value in headers.items():
-        if key.lower() in names and value:
-            return value
-    return None
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:

@@ -21,7 +21,7 @@ from dialq.symbl.errors import (
     error_for_status,
     redact,
 )
-from dialq.symbl.retry import classify_transport_error
+from dialq.symbl.sent import classify_transport_error
 
 log = logging.getLogger("dialq.symbl")
 

@@ -32,18 +32,16 @@ from typing import Any
 
 from sqlalchemy import select
 
+from dialq.calls.states import DIALABLE, LIVE, MAY_BE_LIVE, CallStatus
 from dialq.capacity import Capacity
 from dialq.sandbox.control import SandboxControl
-from dialq.store import Call, CallStatus, Database
+from dialq.store import Call, Database
 
 FINAL = frozenset(
     {CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELED, CallStatus.UNKNOWN}
 )
-MAYBE_LIVE = frozenset(
-    {CallStatus.DIALING, CallStatus.CONNECTED, CallStatus.STOPPING, CallStatus.UNKNOWN}
-)
-LIVE = frozenset({CallStatus.CONNECTED, CallStatus.STOPPING})
-WAITS = frozenset({CallStatus.QUEUED, CallStatus.WAITING})
+MAYBE_LIVE = MAY_BE_LIVE
+WAITS = DIALABLE
 
 
 @dataclass(frozen=True)

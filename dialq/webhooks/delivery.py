@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 from dialq import routing
+from dialq.backoff import backoff_s
 from dialq.config import Settings
-from dialq.publisher import MAX_COUNTDOWN_S, Publisher
-from dialq.store import Database
+from dialq.publisher import MAX_COUNTDOWN_S, Publisher, SafePublisher
+from dialq.store import Conflict, Database, Session
 from dialq.store import webhooks_repo as repo
 from dialq.store.tables import Call, Event
 from dialq.store.webhook_tables import WebhookAttempt, WebhookCursor
@@ -53,15 +51,9 @@ def no_insights(_session: Session, _call_id: str) -> Mapping[str, Any] | None:
 
 
 def webhook_backoff_s(failures: int, rng: random.Random, base_s: float, max_s: float) -> float:
-    """Delay before retry number ``failures`` (1-based): exponential, capped, equal jitter.
-
-    Half the ceiling is fixed and half random: waits grow for sure (a down receiver is not
-    hammered) while receivers that failed together do not come back in lockstep.
-    """
-    if failures < 1:
-        raise ValueError("failures count from 1")
-    ceiling = min(max_s, base_s * 2.0 ** min(failures - 1, 64))
-    return ceiling / 2 + rng.uniform(0.0, ceiling / 2)
+    """Delay before delivery retry number `failures`: equal jitter, so waits surely grow and a
+    receiver that is down is not hammered. The due time lives in the database, so no 60 s cap."""
+    return backoff_s(failures, rng, base_s=base_s, max_s=max_s, jitter="equal")
 
 
 @dataclass(frozen=True)
@@ -92,7 +84,7 @@ class WebhookService:
     ) -> None:
         self.settings = settings
         self.db = db
-        self._publisher = publisher
+        self._publisher = SafePublisher(publisher)
         self._clock = clock
         self._rng = rng or random.Random()
         self._insights = insights
@@ -153,7 +145,7 @@ class WebhookService:
             with self.db.transaction() as session:
                 if repo.get_cursor(session, call_id) is None:
                     session.add(repo.new_cursor(call_id, now))
-        except IntegrityError:
+        except Conflict:
             pass  # a concurrent delivery created it first
         with self.db.transaction() as session:
             if repo.take_lease(session, call_id, token=token, now=now, until=now + self._lease):
@@ -328,6 +320,7 @@ class WebhookService:
 
 def register(db: Database, publisher: Publisher, settings: Settings) -> None:
     """Publish a delivery for every call that gained events in a commit and has a callback."""
+    publisher = SafePublisher(publisher)
     if not settings.webhook_secret.get_secret_value():
         return  # nothing would be sent; the sweeper catches up once a secret is set
 

@@ -46,10 +46,10 @@ def test_the_same_dial_message_delivered_five_times_at_once_sends_one_start_requ
 ) -> None:
     # given a queued call whose message nobody has consumed yet (no worker running)
     handle = enqueue_call({"phone_number": NUMBER}, settings=stack.settings)
-    app = producer_runtime(stack.settings).service._publisher  # the Celery publisher
+    app = producer_runtime(stack.settings).service.ctx.publisher  # publishes through Celery
     # when four more copies of its dial message are published, and a worker with 8 threads starts
     for _ in range(4):
-        app.publish_dial(handle.id, 0)
+        app.publish(routing.DIAL, handle.id, 0)
     stack.start_worker(concurrency=8)
     stack.wait_for(handle.id, {"connected"})
     time.sleep(1.0)  # let every copy be consumed
@@ -62,13 +62,13 @@ def test_duplicate_deliveries_to_two_workers_still_send_one_start_request(stack:
     # given two workers
     stack.start_worker(concurrency=4)
     stack.start_worker(concurrency=4)
-    publisher = producer_runtime(stack.settings).service._publisher
+    publisher = producer_runtime(stack.settings).service.ctx.publisher
     # when each of ten calls has its message published five times, from several threads at once
     handles = [enqueue_call({"phone_number": NUMBER}, settings=stack.settings) for _ in range(10)]
 
     def publish_four_times(call_id: str) -> None:
         for _ in range(4):
-            publisher.publish_dial(call_id, 0)
+            publisher.publish(routing.DIAL, call_id, 0)
 
     threads = [threading.Thread(target=publish_four_times, args=(h.id,)) for h in handles]
     for thread in threads:

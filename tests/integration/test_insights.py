@@ -16,8 +16,7 @@ from dialq import routing
 from dialq.api import enqueue_call
 from dialq.insights.harvest import InsightsService
 from dialq.store import Call, CallStatus, Database, calls_repo, insights_repo
-from dialq.tasks import CeleryPublisher
-from dialq.worker import create_app
+from dialq.worker import CeleryPublisher, create_app
 from tests.stack import Stack
 
 NUMBER = "+1 415 555 0110"

@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
-from sqlalchemy.exc import IntegrityError
 
 from dialq.calls.read import call_detail
 from dialq.schedules.occurrences import ScheduleDispatcher
-from dialq.store import CallStatus, calls_repo
+from dialq.store import CallStatus, Conflict, calls_repo
 from dialq.store import schedules_repo as repo
 from dialq.store.schedule_tables import Outcome
 from dialq.store.tables import Call
@@ -239,7 +238,7 @@ def test_the_occurrence_key_is_unique_in_the_database(world: World) -> None:
     saved = world.schedules.upsert(every(5))
     with world.db.transaction() as session:
         repo.add_occurrence(session, saved.id, T0, Outcome.SKIPPED_LATE, now=T0)
-    with pytest.raises(IntegrityError), world.db.transaction() as session:
+    with pytest.raises(Conflict), world.db.transaction() as session:
         repo.add_occurrence(session, saved.id, T0, Outcome.PLACED, now=T0)
 
 

@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, text
 
-from dialq.store import Call, CallStatus, Database
+from dialq.calls.states import IllegalTransition
+from dialq.store import Call, CallStatus, Conflict, Database
 from dialq.store import calls_repo as repo
+from dialq.store.tables import Event
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -111,7 +112,7 @@ def test_times_come_back_as_aware_utc(db: Database) -> None:
 def test_an_idempotency_key_is_unique(db: Database) -> None:
     with db.transaction() as session:
         repo.add_call(session, new_call("c4", idempotency_key="k"))
-    with pytest.raises(IntegrityError), db.transaction() as session:
+    with pytest.raises(Conflict), db.transaction() as session:
         repo.add_call(session, new_call("c5", idempotency_key="k"))
     with db.sessions() as session:
         found = repo.find_by_idempotency_key(session, "k")
@@ -175,3 +176,21 @@ def test_a_call_is_found_by_its_whole_id_or_a_unique_prefix_and_never_by_a_share
         # and what is too short, not an id's characters, or a LIKE pattern names no call
         for given in ("0c6", "0c6f1f0e%", "%", "_c6f1f0e", "zzzzzzzz"):
             assert repo.find_call(session, given) is None
+
+
+def test_a_move_the_state_machine_does_not_allow_is_refused_and_writes_nothing(
+    db: Database,
+) -> None:
+    # given a completed call
+    with db.transaction() as session:
+        repo.add_call(session, new_call("c9", status=CallStatus.COMPLETED.value))
+    # when code asks to move it back to queued
+    with pytest.raises(IllegalTransition), db.transaction() as session:
+        repo.transition(session, "c9", from_={CallStatus.COMPLETED}, to=CallStatus.QUEUED, now=T0)
+    # then the row and its events are as they were
+    with db.sessions() as session:
+        call = repo.get_call(session, "c9")
+        assert call is not None
+        assert call.status == CallStatus.COMPLETED.value
+        events = session.scalars(select(Event.to_status).where(Event.call_id == "c9")).all()
+        assert events == ["completed"]

@@ -49,7 +49,7 @@ from dialq.symbl.errors import (
     UnexpectedResponseError,
     UnexpectedStatusError,
 )
-from dialq.symbl.retry import classify_transport_error
+from dialq.symbl.sent import classify_transport_error
 
 APP_ID = "app-under-test"
 APP_SECRET = "app-secret-under-test"

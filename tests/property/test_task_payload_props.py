@@ -21,8 +21,7 @@ from dialq.api import close_runtimes
 from dialq.config import Settings
 from dialq.store import Database
 from dialq.store import calls_repo as repo
-from dialq.tasks import runtime_for
-from dialq.worker import create_app
+from dialq.worker import create_app, runtime_for
 from tests.property.checks import field_root
 from tests.property.profiles import IO
 from tests.property.strategies import CALL_FIELDS, Message, json_payloads, messages

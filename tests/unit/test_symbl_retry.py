@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import socket
 import ssl
 from datetime import UTC, datetime
@@ -27,59 +26,11 @@ from dialq.symbl.errors import (
     TokenError,
     UnexpectedResponseError,
 )
-from dialq.symbl.retry import (
-    backoff_seconds,
-    classify_transport_error,
-    is_retryable_failure,
-    retry_after_seconds,
-)
+from dialq.symbl.headers import retry_after_seconds
+from dialq.symbl.retry import is_retryable_failure
+from dialq.symbl.sent import classify_transport_error
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-
-
-class HighestDraw(random.Random):
-    """Always draws the top of the range, to read the jitter's ceiling."""
-
-    def uniform(self, a: float, b: float) -> float:
-        return b
-
-
-@pytest.mark.parametrize(
-    ("attempt", "base_s", "max_s", "ceiling_s"),
-    [
-        (1, 2.0, 60.0, 2.0),
-        (2, 2.0, 60.0, 4.0),
-        (3, 2.0, 60.0, 8.0),
-        (5, 2.0, 60.0, 32.0),
-        (6, 2.0, 60.0, 60.0),
-        (4, 1.0, 5.0, 5.0),
-        (10_000, 2.0, 60.0, 60.0),
-        (3, 2.0, 600.0, 8.0),
-        (9, 2.0, 600.0, 60.0),  # max_s above 60 is held to 60 (broker countdown cap)
-    ],
-)
-def test_backoff_ceiling_doubles_per_attempt_up_to_the_cap(
-    attempt: int, base_s: float, max_s: float, ceiling_s: float
-) -> None:
-    assert backoff_seconds(attempt, HighestDraw(), base_s, max_s) == ceiling_s
-
-
-def test_backoff_is_full_jitter_between_zero_and_the_ceiling() -> None:
-    rng = random.Random(7)
-    draws = [backoff_seconds(4, rng, 2.0, 60.0) for _ in range(500)]
-    assert all(0.0 <= d <= 16.0 for d in draws)
-    assert min(draws) < 2.0 < 14.0 < max(draws)  # spread over the whole range
-
-
-def test_backoff_is_reproducible_with_the_same_seed() -> None:
-    first = [backoff_seconds(n, random.Random(3), 2.0, 60.0) for n in range(1, 8)]
-    again = [backoff_seconds(n, random.Random(3), 2.0, 60.0) for n in range(1, 8)]
-    assert first == again
-
-
-def test_backoff_rejects_attempt_zero() -> None:
-    with pytest.raises(ValueError, match="from 1"):
-        backoff_seconds(0, random.Random(1), 2.0, 60.0)
 
 
 @pytest.mark.parametrize(

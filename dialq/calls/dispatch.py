@@ -1,0 +1,68 @@
+"""Getting calls to workers: publish their messages, hand permits on, sweep what was lost.
+
+Every function takes the `CallContext`; the publisher in it logs broker failures, and the
+sweeper republishes rows whose message is missing (design.md invariant 6).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from dialq import routing
+from dialq.calls.context import CallContext
+from dialq.calls.policy import message_due_at
+from dialq.store import calls_repo as repo
+
+log = logging.getLogger("dialq.calls")
+
+
+def publish_dial(ctx: CallContext, call_id: str, due_at: datetime) -> None:
+    delay_s = max(0.0, (due_at - ctx.now()).total_seconds())
+    ctx.publisher.publish(routing.DIAL, call_id, delay_s)
+
+
+def dispatch(ctx: CallContext, call_id: str, not_before: datetime | None) -> None:
+    """Mark, then publish a dial message now or with a short countdown; farther out, wait."""
+    due_at = message_due_at(not_before, ctx.now())
+    if due_at is None:
+        return
+    with ctx.db.transaction() as session:
+        repo.mark_dispatched(session, call_id, due_at)
+    publish_dial(ctx, call_id, due_at)
+
+
+def sweep(ctx: CallContext, *, grace_s: float = 60.0, horizon_s: float = 10.0) -> int:
+    """Publish dialable calls that are due and whose message is missing or stale."""
+    now = ctx.now()
+    with ctx.db.sessions() as session:
+        due = repo.due_for_dispatch(
+            session,
+            now=now - timedelta(seconds=grace_s),
+            horizon=now + timedelta(seconds=horizon_s),
+        )
+    for call_id, not_before in due:
+        dispatch(ctx, call_id, not_before)
+    return len(due)
+
+
+def release_permit(ctx: CallContext, account: str, call_id: str) -> None:
+    """Give a call's permit back and wake, at once, the waiting calls that may now start."""
+    try:
+        for waiting_id in ctx.capacity.release(account, call_id):
+            ctx.publisher.publish(routing.DIAL, waiting_id)
+    except Exception:
+        # The lease runs out by itself and the watchdog wakes waiters: log, don't fail.
+        log.warning("could not release the permit of call %s", call_id, exc_info=True)
+
+
+def pass_on(ctx: CallContext, account: str, call_id: str) -> None:
+    """A call that no longer waits leaves the waiting index; the permit it was woken for goes
+    to the next waiter."""
+    if ctx.capacity.forget(account, call_id):
+        release_permit(ctx, account, "")
+
+
+def call_ended(ctx: CallContext, call_id: str) -> None:
+    """A live call ended (seen ended, stopped, canceled): collect transcript and insights."""
+    ctx.publisher.publish(routing.HARVEST_INSIGHTS, call_id)

@@ -1,0 +1,133 @@
+"""Producing a call: validate its account, write its row (queued), publish its dial message."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from dialq import routing
+from dialq.calls.context import CallContext
+from dialq.calls.dispatch import publish_dial
+from dialq.calls.policy import message_due_at
+from dialq.calls.request import CallRequest, FieldError, InvalidCallRequest, parse_call_request
+from dialq.calls.states import CallStatus
+from dialq.store import Call, Conflict, Session
+from dialq.store import calls_repo as repo
+
+log = logging.getLogger("dialq.calls")
+
+
+@dataclass(frozen=True)
+class CallHandle:
+    """What a producer gets back: the call's id, its status, and whether this request made it."""
+
+    id: str
+    status: str
+    created: bool
+
+
+def enqueue(
+    ctx: CallContext,
+    request: CallRequest,
+    *,
+    also: Callable[[Session, Call], None] | None = None,
+) -> CallHandle:
+    """Write the call row (queued) and publish its dial message.
+
+    The same idempotency key returns the existing call and places nothing new. If the broker
+    is down the row stays queued and the sweeper publishes it later (invariant 6). `also`
+    writes more rows in the call's own transaction (a schedule's occurrence), so both are
+    committed or neither is.
+    """
+    if request.account not in ctx.settings.accounts:
+        raise InvalidCallRequest([FieldError("account", "names no configured account")])
+    if request.idempotency_key:
+        existing = _by_key(ctx, request.idempotency_key)
+        if existing is not None:
+            return CallHandle(existing.id, existing.status, created=False)
+    call = _new_call(ctx, request)
+    try:
+        with ctx.db.transaction() as session:
+            repo.add_call(session, call)
+            if also is not None:
+                also(session, call)
+    except Conflict:
+        # Lost a race with a concurrent producer using the same idempotency key.
+        existing = _by_key(ctx, request.idempotency_key or "")
+        if existing is None:
+            raise
+        return CallHandle(existing.id, existing.status, created=False)
+    log.info("call %s queued for %s", call.id, request.masked_target)
+    if call.dispatch_due_at is not None:
+        publish_dial(ctx, call.id, call.dispatch_due_at)
+    return CallHandle(call.id, call.status, created=True)
+
+
+def _by_key(ctx: CallContext, key: str) -> Call | None:
+    with ctx.db.sessions() as session:
+        return repo.find_by_idempotency_key(session, key)
+
+
+def _new_call(ctx: CallContext, request: CallRequest) -> Call:
+    now = ctx.now()
+    due = request.not_before or now
+    return Call(
+        id=str(uuid.uuid4()),
+        status=CallStatus.QUEUED.value,
+        account=request.account,
+        phone_number=request.phone_number,
+        sip_uri=request.sip_uri,
+        request=request.model_dump(mode="json"),
+        priority=request.priority,
+        max_duration_s=request.max_duration_s or ctx.settings.default_max_duration_s,
+        callback_url=request.callback_url,
+        idempotency_key=request.idempotency_key,
+        not_before=request.not_before,
+        deadline_at=due + timedelta(seconds=ctx.settings.dial_deadline_s),
+        # Marked before the publish: if the publish fails, the sweeper finds it stale.
+        dispatch_due_at=message_due_at(request.not_before, now),
+        start_attempts=0,
+        failures=0,
+        capacity_waits=0,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def enqueue_message(
+    ctx: CallContext, args: tuple[Any, ...], kwargs: dict[str, Any], *, message_id: str
+) -> dict[str, Any]:
+    """A by-name `dialq.place_call` message from any Celery client: validated like the Python
+    API, then enqueued. Returns the handle, or the input error (nothing written or dialed)."""
+    try:
+        request = _payload(args, kwargs)
+        if isinstance(request, dict) and not request.get("idempotency_key"):
+            # Redis may deliver this message twice; without a key of the producer's, the
+            # message's own id makes a second delivery find the first call, not write another.
+            request = {**request, "idempotency_key": f"celery-task:{message_id}"}
+        call_request = parse_call_request(
+            request, allowed_country_codes=ctx.settings.allowed_country_codes
+        )
+        handle = enqueue(ctx, call_request)
+    except InvalidCallRequest as error:
+        # The message names the field and never the number.
+        log.warning("rejected %s payload: %s", routing.PLACE_CALL, error)
+        return {"error": str(error)}
+    return {"id": handle.id, "status": handle.status, "created": handle.created}
+
+
+def _payload(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The payload of a by-name message: kwargs {"request": {...}}, or it as the one argument.
+
+    Other clients build these messages by hand: a misspelt or extra argument is an input error
+    to name, not a TypeError from the task's signature.
+    """
+    given = [*args, *([kwargs["request"]] if "request" in kwargs else [])]
+    if len(given) != 1 or set(kwargs) - {"request"}:
+        rule = 'is required, and alone: send kwargs {"request": {...}}'
+        raise InvalidCallRequest([FieldError("request", rule)])
+    return given[0]

@@ -1,0 +1,82 @@
+"""What Flower shows of dialq's tasks: redacted by-name requests, and WAITING / REDIAL states
+for a dial that left its call for later. Ids and reasons only, never a number or a secret."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+from celery.worker.request import Request
+
+from dialq.calls.dial import Later
+
+log = logging.getLogger("dialq.tasks")
+
+
+class RedactedRequest(Request):  # type: ignore[misc]
+    """The by-name payload carries a phone number: keep it out of Flower and worker events."""
+
+    @property
+    def argsrepr(self) -> str:
+        return "(...)"
+
+    @property
+    def kwargsrepr(self) -> str:
+        return "{'request': '<redacted>'}"
+
+
+# Celery's event state turns an unknown `task-<name>` event into the task state `<NAME>`, no
+# result backend needed. Not Celery's own names (sent, received, started, succeeded, failed,
+# retried, revoked, rejected): a dial that redials later is a new task, not a `task-retried`.
+LATER_EVENTS = {"waiting": "task-waiting", "redial": "task-redial"}
+
+
+class FlowerState:
+    """Shows a dial that left its call for later as WAITING or REDIAL, with its reason.
+
+    The event holds the call id, reason, attempt, retries and delay, never a number, secret or
+    token; `result` repeats them in words because Flower's task API shows only Celery's own fields.
+    """
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.shown = False
+
+    def __call__(self, later: Later) -> None:
+        if self.task.request.called_directly or not self.task.app.conf.worker_send_task_events:
+            return
+        fields: dict[str, Any] = {
+            "call_id": later.call_id,
+            "reason": later.reason,
+            "attempt": later.attempt,
+            # Flower's `retries` column: dialq never calls Celery's retry (a redial is a new
+            # task), so it shows how many of the call's start attempts have been retried so far.
+            "retries": later.attempt if later.kind == "redial" else later.attempt - 1,
+            "result": f"waiting for capacity: {later.reason}",
+        }
+        if later.delay_s is not None:
+            fields["delay_s"] = round(later.delay_s, 3)
+            fields["result"] = f"redial in {later.delay_s:.1f}s: {later.reason}"
+        try:
+            self.task.send_event(LATER_EVENTS[later.kind], **fields)
+        except Exception:  # monitoring is a nicety: the call's row is already committed
+            log.warning("call %s: could not send the %s event", later.call_id, later.kind)
+            return
+        self.shown = True
+
+
+# What a dial returns once Flower was told WAITING or REDIAL (see DialRequest).
+LEFT_FOR_LATER = "left for later"
+
+
+class DialRequest(Request):  # type: ignore[misc]
+    """A dial whose call was left for later sent Flower a WAITING or REDIAL event: the
+    `task-succeeded` event that would replace that state at once is not sent. The message is
+    acked and the worker's bookkeeping done as for any success (no exception path: raising
+    `Ignore` instead kept ~7 MB more per worker alive in a 3-minute soak)."""
+
+    def send_event(self, type: str, **fields: Any) -> None:
+        if type == "task-succeeded" and fields.get("result") == repr(LEFT_FOR_LATER):
+            return
+        super().send_event(type, **fields)

@@ -1,0 +1,76 @@
+"""The watchdog's queries: calls stuck in a state longer than anything legitimate keeps them.
+
+Each returns at most `limit` ids, so one tick does bounded work and the next takes the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from dialq.calls.states import TERMINAL, CallStatus
+from dialq.store.tables import Call
+
+BATCH = 500
+
+
+def _ids(session: Any, *conditions: Any, limit: int = BATCH) -> list[str]:
+    return list(session.scalars(select(Call.id).where(*conditions).limit(limit)))
+
+
+def stale_dialing(session: Any, claimed_before: datetime) -> list[str]:
+    return _ids(session, Call.status == CallStatus.DIALING.value, Call.claimed_at < claimed_before)
+
+
+def unknown_since(session: Any, updated_before: datetime) -> list[str]:
+    return _ids(session, Call.status == CallStatus.UNKNOWN.value, Call.updated_at < updated_before)
+
+
+def count_in(session: Any, status: CallStatus) -> int:
+    return int(session.scalar(select(func.count()).where(Call.status == status.value)) or 0)
+
+
+def overdue_watches(session: Any, due_before: datetime) -> list[str]:
+    """Live calls whose next look should have happened before `due_before`."""
+    return _ids(
+        session,
+        Call.status.in_([CallStatus.CONNECTED.value, CallStatus.STOPPING.value]),
+        or_(Call.watch_due_at.is_(None), Call.watch_due_at < due_before),
+        Call.connected_at < due_before,
+    )
+
+
+def waiting_lineup(session: Any, account: str) -> list[tuple[str, int, datetime]]:
+    """(id, priority, created_at) of the account's calls waiting for a permit."""
+    rows = session.execute(
+        select(Call.id, Call.priority, Call.created_at).where(
+            Call.account == account,
+            Call.status == CallStatus.WAITING.value,
+            Call.not_before.is_(None),
+        )
+    ).all()
+    return [(row.id, row.priority, row.created_at) for row in rows]
+
+
+def in_states(session: Any, ids: Collection[str], statuses: Collection[CallStatus]) -> list[str]:
+    """Which of `ids` are in one of `statuses`."""
+    if not ids:
+        return []
+    return _ids(session, Call.id.in_(list(ids)), Call.status.in_([s.value for s in statuses]))
+
+
+def over(session: Any, ids: Collection[str]) -> list[str]:
+    """Which of `ids` are finished for good."""
+    return in_states(session, ids, TERMINAL)
+
+
+def expired_waiters(session: Any, account: str, now: datetime) -> list[str]:
+    return _ids(
+        session,
+        Call.account == account,
+        Call.status == CallStatus.WAITING.value,
+        Call.deadline_at <= now,
+    )
