@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check dialq tests bench examples
 	$(BIN)/ruff format --check dialq tests bench examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## unit: the tests that need no server
 unit: $(STAMP)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import object_session
-
 from dialq.store import Call, schedules_repo
 
 
@@ -69,8 +67,7 @@ def call_detail(call: Call) -> dict[str, Any]:
 
 def schedule_of(call: Call) -> dict[str, Any] | None:
     """The schedule and occurrence that placed this call, if a schedule did."""
-    session = object_session(call)
-    found = schedules_repo.occurrence_of_call(session, call.id) if session else None
+    found = schedules_repo.occurrence_of_loaded_call(call)
     if found is None:
         return None
     occurrence, name = found

@@ -76,21 +76,14 @@ def check_broker(settings: Settings, timeout_s: float) -> tuple[Check, redis.Red
 
 
 def check_database(settings: Settings) -> Check:
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from dialq.store.db import alembic_config, make_engine
+    from dialq.store.db import schema_levels
 
     url = settings.database_url_resolved
-    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
-    engine = make_engine(url)
     try:
-        with engine.connect() as connection:
-            current = set(MigrationContext.configure(connection).get_current_heads())
+        current, heads = schema_levels(url)
     except Exception as error:
-        return Check("database", FAIL, f"cannot connect to {safe_url(url)}: {_short(error)}")
-    finally:
-        engine.dispose()
+        cause = error.__cause__ or error  # the driver's own words, first line only
+        return Check("database", FAIL, f"cannot connect to {safe_url(url)}: {_short(cause)}")
     if current == heads:
         return Check("database", OK, f"{safe_url(url)} at the newest schema")
     missing = ", ".join(sorted(heads - current)) or "?"

@@ -104,17 +104,13 @@ def pop(token: contextvars.Token[dict[str, Any] | None]) -> None:
 
 def call_fields(db: Database, call_id: str) -> dict[str, Any]:
     """The call's account, state and attempt number, for the context of a task's log lines."""
-    from sqlalchemy import select
-
-    from dialq.store.tables import Call
+    from dialq.store import calls_repo  # here: logging is set up before the database is needed
 
     with db.sessions() as session:
-        row = session.execute(
-            select(Call.account, Call.status, Call.start_attempts).where(Call.id == call_id)
-        ).first()
-    if row is None:
+        call = calls_repo.get_call(session, call_id)
+    if call is None:
         return {}
-    return {"account": row.account, "state": row.status, "attempt": row.start_attempts}
+    return {"account": call.account, "state": call.status, "attempt": call.start_attempts}
 
 
 def log_context_failure(call_id: str) -> None:

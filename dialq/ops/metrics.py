@@ -14,18 +14,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session
 
+from dialq.calls.states import CallStatus
 from dialq.config import Settings
-from dialq.store import Database
-from dialq.store.tables import Attempt, Call, CallStatus
+from dialq.store import Database, calls_repo, observers
 
 log = logging.getLogger("dialq.metrics")
 
@@ -53,8 +50,6 @@ WEBHOOK_FAILURES = Counter(
     registry=REGISTRY,
 )
 
-_PENDING = "dialq_metrics_pending"
-
 
 def _code_label(status_code: int | None) -> str:
     return str(status_code) if status_code is not None else "error"
@@ -74,42 +69,16 @@ def observe_webhook(status_code: int | None) -> None:
         WEBHOOK_FAILURES.inc()
 
 
-def _webhook_attempt_type() -> type[Any] | None:
-    try:
-        from dialq.store.webhook_tables import WebhookAttempt
-    except ImportError:  # webhooks not part of this build
-        return None
-    return WebhookAttempt
-
-
-def _collect(session: Session, _context: Any) -> None:
-    webhook_type = _webhook_attempt_type()
-    pending = session.info.setdefault(_PENDING, [])
-    for row in session.new:
-        if isinstance(row, Attempt) and row.operation == "start":
-            pending.append(("start", row.status_code, row.latency_ms))
-        elif webhook_type is not None and isinstance(row, webhook_type):
-            pending.append(("webhook", row.status_code, 0.0))
-
-
-def _count(session: Session) -> None:
-    for kind, status_code, latency_ms in session.info.pop(_PENDING, []):
-        if kind == "start":
-            observe_start(status_code, latency_ms)
-        else:
-            observe_webhook(status_code)
-
-
-def _forget(session: Session, _previous: Any) -> None:
-    session.info.pop(_PENDING, None)
+def _observe(kind: str, status_code: int | None, latency_ms: float) -> None:
+    if kind == "start":
+        observe_start(status_code, latency_ms)
+    else:
+        observe_webhook(status_code)
 
 
 def count_committed_attempts() -> None:
     """Feed the counters from every attempt row this process commits (idempotent)."""
-    if not event.contains(Session, "after_flush", _collect):
-        event.listen(Session, "after_flush", _collect)
-        event.listen(Session, "after_commit", _count)
-        event.listen(Session, "after_soft_rollback", _forget)
+    observers.on_committed_attempts(_observe)
 
 
 PermitsSource = Callable[[], dict[str, int]]
@@ -152,12 +121,8 @@ class DatabaseCollector(Collector):
 
     def _from_database(self) -> Iterable[Metric]:
         with self._db.sessions() as session:
-            counts = dict(
-                session.execute(select(Call.status, func.count()).group_by(Call.status)).all()
-            )
-            oldest = session.scalar(
-                select(func.min(Call.created_at)).where(Call.status == CallStatus.WAITING.value)
-            )
+            counts = calls_repo.count_by_status(session)
+            oldest = calls_repo.oldest_created_in(session, CallStatus.WAITING)
         by_state = GaugeMetricFamily(
             "dialq_calls", "Calls in the database by state", labels=["state"]
         )

@@ -252,3 +252,23 @@ def flag_cancel(
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """How many calls are in each state (states with none are absent)."""
+    rows = session.execute(select(Call.status, func.count()).group_by(Call.status)).all()
+    return {status: int(count) for status, count in rows}
+
+
+def oldest_created_in(session: Session, status: CallStatus) -> datetime | None:
+    """When the oldest call now in `status` was created; None when no call is in it."""
+    return session.scalar(select(func.min(Call.created_at)).where(Call.status == status.value))
+
+
+def snapshot_all(session: Session) -> list[tuple[str, str, str, datetime, datetime | None, Any]]:
+    """(id, status, account, updated_at, not_before, watch_due_at) of every call: the audit's
+    view, without loading whole rows."""
+    query = select(
+        Call.id, Call.status, Call.account, Call.updated_at, Call.not_before, Call.watch_due_at
+    )
+    return [tuple(row) for row in session.execute(query).all()]  # type: ignore[misc]

@@ -80,6 +80,22 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+def schema_levels(url: str) -> tuple[set[str], set[str]]:
+    """(the database's migration heads, the code's) without migrating; raises DatabaseUnavailable
+    when the database cannot be reached."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    engine = make_engine(url)
+    try:
+        with translated(), engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+    return current, heads
+
+
 ChangeListener = Callable[[set[str]], None]
 
 

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from dialq.store.schedule_tables import Occurrence, Outcome, Schedule
 from dialq.store.tables import Call
@@ -100,6 +100,12 @@ def occurrence_of_call(session: Session, call_id: str) -> tuple[Occurrence, str]
     )
     row = session.execute(query).first()
     return (row[0], row[1]) if row else None
+
+
+def occurrence_of_loaded_call(call: Call) -> tuple[Occurrence, str] | None:
+    """The same, for a call row read in a session that is still open."""
+    session = object_session(call)
+    return occurrence_of_call(session, call.id) if session is not None else None
 
 
 def call_status(session: Session, call_id: str) -> str | None:

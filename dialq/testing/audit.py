@@ -30,12 +30,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from dialq.calls.states import DIALABLE, LIVE, MAY_BE_LIVE, CallStatus
 from dialq.capacity import Capacity
 from dialq.sandbox.control import SandboxControl
-from dialq.store import Call, Database
+from dialq.store import Database, calls_repo
 
 FINAL = frozenset(
     {CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELED, CallStatus.UNKNOWN}
@@ -84,20 +82,11 @@ def read_calls(database: str | Database) -> dict[str, CallSnapshot]:
     db = Database(database) if isinstance(database, str) else database
     try:
         with db.sessions() as session:
-            rows = session.execute(
-                select(
-                    Call.id,
-                    Call.status,
-                    Call.account,
-                    Call.updated_at,
-                    Call.not_before,
-                    Call.watch_due_at,
-                )
-            ).all()
+            rows = calls_repo.snapshot_all(session)
     finally:
         if isinstance(database, str):
             db.dispose()
-    return {row.id: CallSnapshot(*row) for row in rows}
+    return {row[0]: CallSnapshot(*row) for row in rows}
 
 
 def audit(

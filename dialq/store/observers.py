@@ -1,0 +1,46 @@
+"""Hear about committed rows without reading them back: HTTP attempts, for the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from dialq.store.tables import Attempt
+from dialq.store.webhook_tables import WebhookAttempt
+
+# kind ("start" or "webhook"), HTTP status (None: no response), latency in milliseconds
+AttemptObserver = Callable[[str, int | None, float], None]
+_PENDING = "dialq.observed_attempts"
+_observers: list[AttemptObserver] = []
+
+
+def _collect(session: Session, _context: Any) -> None:
+    pending = session.info.setdefault(_PENDING, [])
+    for row in session.new:
+        if isinstance(row, Attempt) and row.operation == "start":
+            pending.append(("start", row.status_code, row.latency_ms))
+        elif isinstance(row, WebhookAttempt):
+            pending.append(("webhook", row.status_code, 0.0))
+
+
+def _announce(session: Session) -> None:
+    for kind, status_code, latency_ms in session.info.pop(_PENDING, []):
+        for observer in _observers:
+            observer(kind, status_code, latency_ms)
+
+
+def _forget(session: Session, _previous: Any) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def on_committed_attempts(observer: AttemptObserver) -> None:
+    """Call `observer` for every start or webhook attempt this process commits (idempotent)."""
+    if observer not in _observers:
+        _observers.append(observer)
+    if not event.contains(Session, "after_flush", _collect):
+        event.listen(Session, "after_flush", _collect)
+        event.listen(Session, "after_commit", _announce)
+        event.listen(Session, "after_soft_rollback", _forget)
