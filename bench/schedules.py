@@ -51,11 +51,8 @@ SIZES = (100, 10_000, 100_000)
 
 
 class NullPublisher:
-    def publish_dial(self, call_id: str, countdown_s: float) -> None:
-        """The tick's own cost is measured: the broker is out of the picture."""
-
     def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
-        """Likewise for every other task message."""
+        """The tick's own cost is measured: the broker is out of the picture."""
 
 
 def no_dialing(account: str, on_attempt: Any) -> Any:

@@ -1,4 +1,10 @@
-"""Wiring for one process: the database, Redis, HTTP sessions, token providers, the service."""
+"""The composition root: one Runtime per process builds every shared part, each on first use.
+
+Workers reach it through their task base class (dialq.worker.DialqTask), producers through
+dialq.api.producer_runtime, the CLI through the same. Nothing else builds a database engine, a
+Redis client, a token provider or a service (the worker's metrics endpoint keeps an engine of
+its own on purpose: a scrape never takes a connection a task is waiting for).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from functools import cached_property
 
 import redis
 import requests
@@ -15,7 +22,10 @@ from dialq.calls.service import CallService
 from dialq.capacity import Capacity
 from dialq.config import Settings
 from dialq.insights.harvest import InsightsService
-from dialq.publisher import Publisher
+from dialq.publisher import Publisher, SafePublisher
+from dialq.schedules.file import FileWatcher
+from dialq.schedules.occurrences import ScheduleDispatcher, TickReport
+from dialq.schedules.service import ScheduleService
 from dialq.store import Database
 from dialq.store.insights_repo import insights_summary
 from dialq.symbl.auth import RedisTokenStore, TokenProvider
@@ -24,43 +34,123 @@ from dialq.webhooks.delivery import WebhookService, register
 
 
 class Runtime:
-    """Everything a worker or producer process shares between its threads."""
+    """Everything a worker or producer process shares between its threads.
+
+    Members are built on first use, under one lock, so a producer that only writes schedules
+    never opens Redis, and a CLI command that only reads never builds a token provider.
+    """
 
     def __init__(self, settings: Settings, publisher: Publisher) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url_resolved)
-        if settings.auto_migrate:
-            self.db.upgrade()
-        self.redis = redis.Redis.from_url(settings.broker_url)
+        self.publisher = SafePublisher(publisher)
         self._local = threading.local()
-        token_store = RedisTokenStore(self.redis, prefix=f"{routing.REDIS_PREFIX}token:")
-        self.tokens = {
-            name: TokenProvider(
-                name,
-                account,
-                token_store,
-                self._session(),
-                renew_margin_s=settings.token_renew_margin_s,
-                connect_timeout_s=settings.http_connect_timeout_s,
-                read_timeout_s=settings.http_read_timeout_s,
+        self._lock = threading.RLock()
+        self._closers: list[Callable[[], None]] = []
+
+    def _build(self, name: str, make: Callable[[], object]) -> object:
+        # cached_property computes outside any lock on Python 3.12+: two threads could build two
+        # engines. The first build under the lock wins; the value then sits in __dict__.
+        with self._lock:
+            if name not in self.__dict__:
+                self.__dict__[name] = make()
+            return self.__dict__[name]
+
+    @cached_property
+    def db(self) -> Database:
+        def make() -> Database:
+            db = Database(self.settings.database_url_resolved)
+            if self.settings.auto_migrate:
+                db.upgrade()
+            # Every committed event nudges its webhook delivery.
+            register(db, self.publisher, self.settings)
+            self._closers.append(db.dispose)
+            return db
+
+        return self._build("db", make)  # type: ignore[return-value]
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        def make() -> redis.Redis:
+            client = redis.Redis.from_url(self.settings.broker_url)
+            self._closers.append(client.close)
+            return client
+
+        return self._build("redis", make)  # type: ignore[return-value]
+
+    @cached_property
+    def tokens(self) -> dict[str, TokenProvider]:
+        def make() -> dict[str, TokenProvider]:
+            store = RedisTokenStore(self.redis, prefix=f"{routing.REDIS_PREFIX}token:")
+            return {
+                name: TokenProvider(
+                    name,
+                    account,
+                    store,
+                    self._session(),
+                    renew_margin_s=self.settings.token_renew_margin_s,
+                    connect_timeout_s=self.settings.http_connect_timeout_s,
+                    read_timeout_s=self.settings.http_read_timeout_s,
+                )
+                for name, account in self.settings.accounts.items()
+            }
+
+        return self._build("tokens", make)  # type: ignore[return-value]
+
+    @cached_property
+    def capacity(self) -> Capacity:
+        limits = {n: a.max_concurrent_calls for n, a in self.settings.accounts.items()}
+        return self._build("capacity", lambda: Capacity(self.redis, limits))  # type: ignore[return-value]
+
+    @cached_property
+    def service(self) -> CallService:
+        def make() -> CallService:
+            return CallService(
+                self.settings,
+                self.db,
+                self.client_for,
+                self.publisher,
+                capacity=self.capacity,
+                worker_id=f"{socket.gethostname()}:{os.getpid()}",
             )
-            for name, account in settings.accounts.items()
-        }
-        self.capacity = Capacity(
-            self.redis,
-            {name: account.max_concurrent_calls for name, account in settings.accounts.items()},
+
+        return self._build("service", make)  # type: ignore[return-value]
+
+    @cached_property
+    def insights(self) -> InsightsService:
+        def make() -> InsightsService:
+            return InsightsService(self.settings, self.db, self.client_for, self.publisher)
+
+        return self._build("insights", make)  # type: ignore[return-value]
+
+    @cached_property
+    def webhooks(self) -> WebhookService:
+        def make() -> WebhookService:
+            return WebhookService(self.settings, self.db, self.publisher, insights=insights_summary)
+
+        return self._build("webhooks", make)  # type: ignore[return-value]
+
+    @cached_property
+    def schedules(self) -> ScheduleService:
+        return self._build(  # type: ignore[return-value]
+            "schedules", lambda: ScheduleService(self.settings, self.db)
         )
-        self.service = CallService(
-            settings,
-            self.db,
-            self.client_for,
-            publisher,
-            capacity=self.capacity,
-            worker_id=f"{socket.gethostname()}:{os.getpid()}",
-        )
-        self.insights = InsightsService(settings, self.db, self.client_for, publisher)
-        self.webhooks = WebhookService(settings, self.db, publisher, insights=insights_summary)
-        register(self.db, publisher, settings)  # every committed event nudges its delivery
+
+    @cached_property
+    def _schedule_tick(self) -> tuple[FileWatcher, ScheduleDispatcher]:
+        def make() -> tuple[FileWatcher, ScheduleDispatcher]:
+            watcher = FileWatcher(self.schedules, self.settings.schedules_file)
+            dispatcher = ScheduleDispatcher(self.settings, self.db, self.service.enqueue)
+            return watcher, dispatcher
+
+        return self._build("_schedule_tick", make)  # type: ignore[return-value]
+
+    def dispatch_schedules(self) -> TickReport:
+        """One dispatcher tick: reload the schedules file if it changed, then dispatch."""
+        watcher, dispatcher = self._schedule_tick
+        # Two ticks at once (two threads, two beats) are harmless: each occurrence is a unique
+        # row, written with its call in one transaction.
+        watcher.sync_if_changed()
+        return dispatcher.tick()
 
     def _session(self) -> requests.Session:
         # requests.Session is not documented as thread-safe: one per thread.
@@ -81,5 +171,7 @@ class Runtime:
         )
 
     def close(self) -> None:
-        self.db.dispose()
-        self.redis.close()
+        with self._lock:
+            for close in reversed(self._closers):
+                close()
+            self._closers.clear()

@@ -8,7 +8,6 @@ from celery import shared_task
 
 from dialq import routing
 from dialq.flower import LEFT_FOR_LATER, DialRequest, FlowerState, RedactedRequest
-from dialq.schedules.api import dispatch_due
 from dialq.worker import DialqTask
 
 
@@ -67,5 +66,5 @@ def sweep_webhooks(self: DialqTask) -> int:
 @shared_task(name=routing.DISPATCH_SCHEDULES, bind=True, ignore_result=True, base=DialqTask)
 def dispatch_schedules(self: DialqTask) -> dict[str, Any]:
     """Beat tick: turn due schedule occurrences into calls (each occurrence at most once)."""
-    report = dispatch_due(self.runtime)
+    report = self.runtime.dispatch_schedules()
     return {"due": report.due, **report.outcomes, "already_handled": report.already_handled}

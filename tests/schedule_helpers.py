@@ -14,6 +14,7 @@ from typing import Any
 import redis
 from sqlalchemy import text
 
+from dialq import routing
 from dialq.capacity import Capacity
 from dialq.store import Database
 from tests.stack import Stack
@@ -50,13 +51,12 @@ class RecordingPublisher:
         self.tasks: list[tuple[str, str, float]] = []
         self._lock = threading.Lock()
 
-    def publish_dial(self, call_id: str, countdown_s: float) -> None:
-        with self._lock:
-            self.sent.append((call_id, countdown_s))
-
     def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
         with self._lock:
-            self.tasks.append((task, call_id, countdown_s))
+            if task == routing.DIAL:
+                self.sent.append((call_id, countdown_s))
+            else:
+                self.tasks.append((task, call_id, countdown_s))
 
 
 def no_dialing(account: str, on_attempt: Callable[..., None]) -> Any:

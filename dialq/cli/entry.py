@@ -40,10 +40,9 @@ def _print_json(value: Any) -> None:
 
 
 def _database(settings: Settings) -> Database:
-    db = Database(settings.database_url_resolved)
-    if settings.auto_migrate:
-        db.upgrade()
-    return db
+    from dialq.api import producer_runtime  # imports Celery only when needed
+
+    return producer_runtime(settings).db
 
 
 @app.command()

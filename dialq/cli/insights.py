@@ -8,10 +8,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from dialq.api import producer_runtime
 from dialq.cli.ids import CALL_ID_HELP, require_call
 from dialq.config import Settings
 from dialq.insights.transcript import TranscriptFormat, insights_lines, render
-from dialq.store import Database, insights_repo
+from dialq.store import insights_repo
 
 err = Console(stderr=True)
 
@@ -33,10 +34,8 @@ def transcript_command(
     ] = TranscriptFormat.TEXT,
 ) -> None:
     """Print a call's transcript once its insights are harvested."""
-    settings = Settings()
-    db = Database(settings.database_url_resolved)
-    if settings.auto_migrate:
-        db.upgrade()
+
+    db = producer_runtime(Settings()).db
     with db.sessions() as session:
         call_id = require_call(session, call_id, err).id
         insights = insights_repo.load_insights(session, call_id)

@@ -1,4 +1,4 @@
-"""Planned and recurring calls: store schedules by name, preview them, tick the dispatcher.
+"""Planned and recurring calls, the Python API: store schedules by name, pause, preview.
 
 Python API::
 
@@ -9,19 +9,13 @@ Python API::
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dialq.config import Settings
-from dialq.schedules.occurrences import ScheduleDispatcher, TickReport
 from dialq.schedules.service import SavedSchedule, ScheduleService, UnknownSchedule
 from dialq.schedules.spec import InvalidSchedule
-from dialq.store import Database
-
-if TYPE_CHECKING:
-    from dialq.runtime import Runtime
 
 __all__ = [
     "InvalidSchedule",
@@ -38,21 +32,12 @@ __all__ = [
 
 # -- the Python API ---------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_services: dict[str, ScheduleService] = {}
-
 
 def service_for(settings: Settings | None = None) -> ScheduleService:
-    """The process-wide schedule service for these settings' database."""
-    settings = settings or Settings()
-    url = settings.database_url_resolved
-    with _lock:
-        if url not in _services:
-            db = Database(url)
-            if settings.auto_migrate:
-                db.upgrade()
-            _services[url] = ScheduleService(settings, db)
-        return _services[url]
+    """The schedule service of the process-wide runtime for these settings."""
+    from dialq.api import producer_runtime
+
+    return producer_runtime(settings).schedules
 
 
 def upsert_schedule(
@@ -78,22 +63,3 @@ def next_occurrences(
     name: str, count: int = 5, after: datetime | None = None, *, settings: Settings | None = None
 ) -> list[datetime]:
     return service_for(settings).next_occurrences(name, count, after)
-
-
-# -- the beat tick ----------------------------------------------------------------------------
-
-
-def dispatch_due(runtime: Runtime) -> TickReport:
-    """One dispatcher tick in a worker: reload the schedules file if it changed, then dispatch."""
-    from dialq.schedules.file import FileWatcher
-
-    with _lock:
-        parts = getattr(runtime, "dialq_schedules", None)
-        if parts is None:
-            service = ScheduleService(runtime.settings, runtime.db)
-            dispatcher = ScheduleDispatcher(runtime.settings, runtime.db, runtime.service.enqueue)
-            parts = (FileWatcher(service, runtime.settings.schedules_file), dispatcher)
-            runtime.dialq_schedules = parts  # type: ignore[attr-defined]
-    watcher, dispatcher = parts
-    watcher.sync_if_changed()
-    return dispatcher.tick()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import grimp
 
 
@@ -53,7 +55,7 @@ def test_no_two_modules_of_dialq_import_each_other_even_through_others() -> None
 
 def test_the_cycle_finder_finds_a_cycle_when_there_is_one() -> None:
     class Graph:
-        imports = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+        imports: ClassVar[dict[str, set[str]]] = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
 
         def find_modules_directly_imported_by(self, module: str) -> set[str]:
             return self.imports[module]
