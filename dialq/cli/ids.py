@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from dialq.store import Session, calls_repo
+from dialq.config import Settings
+from dialq.store import Database, Session, calls_repo
 from dialq.store.tables import Call
 
 EXIT_INVALID = 2
@@ -33,3 +34,10 @@ def require_call(session: Session, given: str, err: Console) -> Call:
         err.print(f"no call {given}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     return found
+
+
+def database(settings: Settings) -> Database:
+    """The process runtime's database (migrated first when DIALQ_AUTO_MIGRATE is on)."""
+    from dialq.api import producer_runtime  # imports Celery only when needed
+
+    return producer_runtime(settings).db

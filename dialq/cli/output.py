@@ -6,6 +6,10 @@ No vertical rules and one space between columns leave room for what must stay wh
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Any
+
 from rich import box
 from rich.table import Column, Table
 
@@ -18,3 +22,8 @@ def compact_table(*columns: Column | str, title: str | None = None) -> Table:
         show_edge=False,
         padding=(0, 1, 0, 0),
     )
+
+
+def print_json(value: Any) -> None:
+    """Indented JSON on stdout; times and ids as strings."""
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")

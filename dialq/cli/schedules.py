@@ -5,8 +5,6 @@ Invalid input exits 2 with the field named on stderr, and stores nothing.
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +15,7 @@ from rich.console import Console
 from rich.table import Column
 
 from dialq.cli.ids import short_id
-from dialq.cli.output import compact_table
+from dialq.cli.output import compact_table, print_json
 from dialq.config import Settings
 from dialq.schedules.api import ScheduleService, UnknownSchedule, service_for
 from dialq.schedules.file import sync_file
@@ -33,10 +31,6 @@ out = Console()
 err = Console(stderr=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
 
 
 def _service() -> ScheduleService:
@@ -96,7 +90,7 @@ def add(
     result = {"id": saved.id, "name": saved.name, "created": saved.created}
     result["next_due_at"] = utc_iso(saved.next_due_at) if saved.next_due_at else None
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         verb = "added" if saved.created else "updated"
         out.print(f"schedule [bold]{name}[/] {verb}; next: {result['next_due_at'] or 'none'}")
@@ -136,7 +130,7 @@ def list_schedules(as_json: Json = False) -> None:
     with service.db.sessions() as session:
         rows = [schedule_view(row) for row in repo.list_schedules(session)]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = compact_table(
         "name",
@@ -185,7 +179,7 @@ def show(
             for o in repo.recent_occurrences(session, row.id, limit=recent)
         ]
     if as_json:
-        _print_json(view)
+        print_json(view)
         return
     out.print(f"[bold]{view['name']}[/]  {view['when']} ({view['timezone']})  {view['state']}")
     out.print(f"  next: {view['next'] or 'none'}   overlap: {view['overlap']}")
@@ -256,7 +250,7 @@ def next_(
     instants = service.next_occurrences(name, count, _after(after, row.timezone))
     rows = [{"local": local_iso(i, row.timezone), "utc": utc_iso(i)} for i in instants]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = compact_table(
         Column(f"local ({row.timezone})", no_wrap=True), Column("UTC", no_wrap=True)

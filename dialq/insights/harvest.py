@@ -27,9 +27,9 @@ from dialq.insights.policy import (
     decide,
     problem_for,
 )
+from dialq.insights.states import InsightsStatus
 from dialq.publisher import Publisher, SafePublisher
 from dialq.store import Conflict, Database, calls_repo, insights_repo
-from dialq.store.insights_tables import InsightsStatus
 from dialq.symbl.client import AttemptRecord, SymblClient
 from dialq.symbl.errors import NotFoundError, SymblError, UnexpectedResponseError
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dialq.backoff import backoff_s
+from dialq.insights.states import InsightsStatus
 from dialq.publisher import MAX_COUNTDOWN_S
-from dialq.store.insights_tables import InsightsStatus
 from dialq.symbl.errors import (
     APIStatusError,
     AuthenticationError,

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from dialq.insights.states import InsightsStatus
 from dialq.store.tables import Base
 
-
-class InsightsStatus(enum.StrEnum):
-    PENDING = "pending"  # harvesting: not ready yet, or a harvest is in flight
-    READY = "ready"
-    UNAVAILABLE = "unavailable"  # given up; `reason` says why
-
-    @property
-    def is_final(self) -> bool:
-        return self is not InsightsStatus.PENDING
+__all__ = ["PART_COLUMNS", "Insights", "InsightsStatus"]
 
 
 # The Conversation API parts (symbl-api.md §6) and the column each is stored in.

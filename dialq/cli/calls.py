@@ -1,0 +1,189 @@
+"""The call commands: call, calls, show, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Column
+
+from dialq.calls.read import call_detail, call_summary
+from dialq.calls.request import FieldError, InvalidCallRequest
+from dialq.cli.ids import CALL_ID_HELP, database, require_call, short_id
+from dialq.cli.insights import print_insights
+from dialq.cli.output import compact_table, print_json
+from dialq.config import Settings
+from dialq.store import CallStatus
+from dialq.store import calls_repo as repo
+from dialq.store.insights_repo import load_insights
+from dialq.validation.durations import parse_duration
+
+out = Console()
+err = Console(stderr=True)
+
+
+def call(
+    target: Annotated[str, typer.Argument(help="Phone number (E.164 or national) or sip: URI.")],
+    name: Annotated[str | None, typer.Option(help="Session name shown in Symbl.")] = None,
+    email: Annotated[list[str] | None, typer.Option(help="Summary e-mail recipient.")] = None,
+    dtmf: Annotated[
+        str | None, typer.Option(help="Keys to send once connected (0-9 * # ,).")
+    ] = None,
+    max_duration: Annotated[str | None, typer.Option(help="e.g. 30m, 1h30m.")] = None,
+    language: Annotated[str | None, typer.Option(help="e.g. en-US.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA zone, e.g. America/New_York.")] = None,
+    account: Annotated[str, typer.Option(help="Symbl account name.")] = "default",
+    priority: Annotated[int, typer.Option(help="0-9, higher dials sooner.")] = 5,
+    callback_url: Annotated[str | None, typer.Option(help="Webhook for state changes.")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Same key, same call.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Enqueue a call."""
+    from dialq.api import enqueue_call
+
+    payload: dict[str, Any] = {
+        "account": account,
+        "priority": priority,
+        "summary_emails": email or [],
+    }
+    payload["sip_uri" if target.lower().startswith(("sip:", "sips:")) else "phone_number"] = target
+    optional = {
+        "session_name": name,
+        "dtmf": dtmf,
+        "timezone": timezone,
+        "callback_url": callback_url,
+        "idempotency_key": idempotency_key,
+    }
+    payload.update({key: value for key, value in optional.items() if value is not None})
+    if language:
+        payload["languages"] = [language]
+    if max_duration:
+        try:
+            payload["max_duration_s"] = parse_duration(max_duration)
+        except ValueError as error:
+            raise InvalidCallRequest([FieldError("max_duration_s", str(error))]) from None
+    handle = enqueue_call(payload, settings=Settings())
+    result = {"id": handle.id, "status": handle.status, "created": handle.created}
+    if as_json:
+        print_json(result)
+    else:
+        verb = "queued" if handle.created else "already exists (same idempotency key)"
+        out.print(f"call [bold]{handle.id}[/] {verb}: {handle.status}")
+
+
+def list_calls(
+    status: Annotated[CallStatus | None, typer.Option(help="Only calls in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List recent calls, newest first."""
+    db = database(Settings())
+    with db.sessions() as session:
+        rows = [
+            call_summary(c)
+            for c in repo.list_calls(session, status=status and status.value, limit=limit)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    # The short id (`dialq show` takes it) and the conversation id stay whole in 80 columns.
+    table = compact_table(
+        Column("id", no_wrap=True),
+        Column("status", min_width=9),
+        Column("target", min_width=12, max_width=14, no_wrap=True, overflow="ellipsis"),
+        Column("conversation", min_width=16),
+        Column("tries", min_width=5),
+        Column("429s", min_width=4),
+        Column("reason", overflow="fold"),
+    )
+    for row in rows:
+        table.add_row(
+            short_id(row["id"]),
+            row["status"],
+            _masked(row),
+            row["conversation_id"] or "",
+            str(row["start_attempts"]),
+            str(row["capacity_waits"]),
+            row["reason"] or "",
+        )
+    out.print(table)
+
+
+def _masked(row: dict[str, Any]) -> str:
+    from dialq.calls.request import mask_phone
+
+    return mask_phone(row["phone_number"]) if row["phone_number"] else str(row["sip_uri"] or "")
+
+
+def show(
+    call_id: Annotated[str, typer.Argument(help=CALL_ID_HELP)],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show a call, its HTTP attempts, its state changes as a timeline, and its insights."""
+    db = database(Settings())
+    with db.sessions() as session:
+        found = require_call(session, call_id, err)
+        detail = call_detail(found)
+        detail["insights"] = load_insights(session, found.id)
+    if as_json:
+        print_json(detail)
+        return
+    _print_detail(detail)
+    print_insights(out, detail["insights"])
+
+
+def _print_detail(detail: dict[str, Any]) -> None:
+    out.print(f"[bold]{detail['id']}[/]  {detail['status']}  {detail['reason'] or ''}")
+    for key in ("phone_number", "sip_uri", "conversation_id", "connection_id", "event_url"):
+        if detail[key]:
+            out.print(f"  {key}: {detail[key]}")
+    if detail["ended_at"]:
+        lasted = f", {detail['duration_s']} s live" if detail["duration_s"] is not None else ""
+        out.print(f"  ended: {detail['ended_at']}{lasted}")
+    if scheduled := detail.get("schedule"):
+        out.print(f"  schedule: {scheduled['name']}, occurrence {scheduled['occurrence_at']}")
+    timeline = compact_table("#", Column("at", no_wrap=True), "state", "detail", title="timeline")
+    for event in detail["events"]:
+        timeline.add_row(str(event["seq"]), event["at"], event["to"], event["detail"] or "")
+    out.print(timeline)
+    attempts = compact_table(
+        "operation", Column("at", no_wrap=True), "status", "ms", "error", title="HTTP attempts"
+    )
+    for attempt in detail["attempts"]:
+        attempts.add_row(
+            attempt["operation"],
+            attempt["started_at"],
+            str(attempt["status_code"] or "-"),
+            str(attempt["latency_ms"]),
+            attempt["error"] or "",
+        )
+    out.print(attempts)
+
+
+def cancel(
+    call_id: Annotated[str, typer.Argument(help=CALL_ID_HELP)],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Cancel a call: never dialed if queued, stopped if live, untouched if finished."""
+    from dialq.api import cancel_call  # imports Celery only when needed
+
+    settings = Settings()
+    db = database(settings)
+    with db.sessions() as session:
+        call_id = require_call(session, call_id, err).id
+    db.dispose()
+    result = cancel_call(call_id, settings=settings)
+    if as_json:
+        print_json(
+            {
+                "id": call_id,
+                "status": result.status,
+                "changed": result.changed,
+                "message": result.message,
+            }
+        )
+    else:
+        out.print(f"{call_id}: {result.message}")
+    if result.status == "missing":
+        raise typer.Exit(1)
