@@ -4,15 +4,18 @@ Per account, in Redis:
 - `permits`: sorted set, one member per live call (the call id), score = lease expiry (ms).
   Taking one is idempotent per call, so a duplicate delivery never takes two. An expired lease
   (a worker died) frees itself: every script first drops members past their expiry.
-- `waiting`: sorted set of calls waiting for a permit, score = priority then age. It is an
-  index of the database's `waiting` rows (the truth), rebuilt by the watchdog.
+- `waiting`: sorted set of calls waiting for a permit, score = priority then age: the line. It
+  indexes the database's `waiting` rows (the truth); the watchdog puts back what it lost.
+  A freed permit is handed to exactly one waiter, which leaves the line in the same step and
+  holds the permit as a reservation until its dial message claims it (hand-off, never a
+  broadcast: no waiter is woken twice).
 - `limit`: the learned limit, lowered when the API answers 429 despite a permit (another
   system shares the account) and raised one step after a full turnover of clean starts.
 - `cooldown`: set with a TTL after a 429; no permit is handed out while it exists.
 - `429s`: when 429s arrived, for `dialq capacity` (last hour).
-- `granted`: sorted set, when each permit was last granted (ms). A worker takes a permit before
-  its claim commits, so for a moment the database still says `queued`: the watchdog frees the
-  permits of such calls only once the grant is old enough that no claim can still be under way.
+- `granted`: sorted set, when each permit was last granted or handed (ms). A permit is held
+  before the claim commits, so for a moment the database still says `queued` or `waiting`: the
+  watchdog frees such permits only once the grant is old enough that no claim can still follow.
 """
 
 from __future__ import annotations
@@ -27,59 +30,91 @@ import redis
 
 from dialq import routing
 
-ACQUIRE = """
+# Shared by the scripts below: hand each free permit to exactly one waiter, best first, and
+# take it out of the index in the same step, so no waiter is ever woken twice. The permit is
+# held for it at once, for `reserve_ms` (its dial message is on the way; its own acquire turns
+# the reservation into a full lease).
+HANDOFF = """
+local function handoff(permits, waiting, granted, limit, now, reserve_ms)
+  local handed = {}
+  local free = limit - redis.call('ZCARD', permits)
+  while free > 0 do
+    local head = redis.call('ZPOPMIN', waiting)
+    if #head == 0 then break end
+    redis.call('ZADD', permits, now + reserve_ms, head[1])
+    redis.call('ZADD', granted, now, head[1])
+    table.insert(handed, head[1])
+    free = free - 1
+  end
+  return handed
+end
+local function current_limit(limit_key, configured)
+  return math.min(tonumber(redis.call('GET', limit_key) or configured), configured)
+end
+"""
+
+# Returns {code, handed...}: code 1 granted (the call's lease is `expiry`), 0 full, -1 cooling
+# down; handed are other waiters this call's arrival found free permits for.
+ACQUIRE = (
+    HANDOFF
+    + """
 local permits, waiting, limit_key, cooldown, granted =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local call_id, now, expiry, configured, score =
-    ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local call_id, now, expiry, configured, score, reserve_ms =
+    ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
+    tonumber(ARGV[6])
 redis.call('ZREMRANGEBYSCORE', permits, '-inf', now)
 local function grant()
   redis.call('ZREM', waiting, call_id)
   redis.call('ZADD', permits, expiry, call_id)
   redis.call('ZADD', granted, now, call_id)
-  return 1
 end
-if redis.call('ZSCORE', permits, call_id) then return grant() end
--- Its own index entry (perhaps scored by another process) never stands ahead of itself.
-redis.call('ZREM', waiting, call_id)
-local function wait(code)
-  redis.call('ZADD', waiting, score, call_id)
-  return code
+-- Held already: a reservation handed to it, or a duplicate delivery. Idempotent per call.
+if redis.call('ZSCORE', permits, call_id) then grant() return {1} end
+-- It joins the line at its own place: calls that waited longer (or matter more) go first.
+redis.call('ZADD', waiting, score, call_id)
+if redis.call('EXISTS', cooldown) == 1 then return {-1} end
+local handed = handoff(permits, waiting, granted, current_limit(limit_key, configured), now,
+                       reserve_ms)
+local result, code = {0}, 0
+for _, id in ipairs(handed) do
+  if id == call_id then code = 1 else table.insert(result, id) end
 end
-if redis.call('EXISTS', cooldown) == 1 then return wait(-1) end
-local limit = math.min(tonumber(redis.call('GET', limit_key) or configured), configured)
-local free = limit - redis.call('ZCARD', permits)
--- Calls that waited longer (or matter more) go first: a newcomer does not barge past them.
-local ahead = redis.call('ZCOUNT', waiting, '-inf', '(' .. score)
-if free <= 0 or ahead >= free then return wait(0) end
-return grant()
+if code == 1 then grant() end
+result[1] = code
+return result
 """
+)
 
-RELEASE = """
+# Frees the call's permit (and its place in line, if any); returns the waiters handed a permit.
+RELEASE = (
+    HANDOFF
+    + """
 local permits, waiting, limit_key, cooldown, granted =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local call_id, now, configured = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local call_id, now, configured, reserve_ms =
+    ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('ZREM', permits, call_id)
 redis.call('ZREM', granted, call_id)
+redis.call('ZREM', waiting, call_id)
 redis.call('ZREMRANGEBYSCORE', permits, '-inf', now)
 if redis.call('EXISTS', cooldown) == 1 then return {} end
-local limit = math.min(tonumber(redis.call('GET', limit_key) or configured), configured)
-local free = limit - redis.call('ZCARD', permits)
-if free <= 0 then return {} end
-return redis.call('ZRANGE', waiting, 0, free - 1)
+return handoff(permits, waiting, granted, current_limit(limit_key, configured), now, reserve_ms)
 """
+)
 
-# Rebuilt from a database read that may be a few seconds old: a call granted a permit since
-# then is not waiting any more, and indexing it again would count it ahead of real waiters.
-INDEX = """
+# The watchdog's repair: calls the database says are waiting but the index lost (a Redis
+# restart without AOF). Added only if absent and holding no permit: a call granted since the
+# (possibly seconds old) database read is not waiting any more.
+INDEX_MISSING = """
 local waiting, permits = KEYS[1], KEYS[2]
-redis.call('DEL', waiting)
+local added = 0
 for i = 1, #ARGV, 2 do
   if not redis.call('ZSCORE', permits, ARGV[i]) then
-    redis.call('ZADD', waiting, tonumber(ARGV[i + 1]), ARGV[i])
+    added = added + redis.call('ZADD', waiting, 'NX', tonumber(ARGV[i + 1]), ARGV[i])
   end
 end
-return redis.call('ZCARD', waiting)
+return added
 """
 
 SAW_429 = """
@@ -139,6 +174,21 @@ class Verdict(enum.Enum):
     COOLDOWN = -1
 
 
+# How long a permit handed to a waiter is held for it before its dial message claims it. Longer
+# than the watchdog's claim grace, which frees an unclaimed reservation first (and re-indexes
+# its call), so a lost message costs one tick, not a slot.
+RESERVE_S = 90.0
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What `acquire` decided for the call, and the other waiters it found permits for (each
+    must be sent its dial message: the permit is held for it)."""
+
+    verdict: Verdict
+    handed: list[str]
+
+
 @dataclass(frozen=True)
 class AccountUsage:
     account: str
@@ -170,7 +220,7 @@ class Capacity:
         self._clock = clock
         self._acquire = client.register_script(ACQUIRE)
         self._release = client.register_script(RELEASE)
-        self._index = client.register_script(INDEX)
+        self._index_missing = client.register_script(INDEX_MISSING)
         self._saw_429 = client.register_script(SAW_429)
         self._saw_success = client.register_script(SAW_SUCCESS)
         self._settled = client.register_script(SETTLED)
@@ -184,14 +234,25 @@ class Capacity:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def acquire(self, account: str, call_id: str, *, score: int, lease_s: float) -> Verdict:
-        """Take (or renew) the call's permit; when none is free, index it as waiting."""
+    def acquire(self, account: str, call_id: str, *, score: int, lease_s: float) -> Admission:
+        """Take (or renew) the call's permit; when none is free, it waits in line (`score`).
+
+        A permit is granted only in line order: a newcomer never takes one ahead of a call that
+        waited longer. Free permits the line was owed go to its head at once (`handed`).
+        """
         now = self._now_ms()
-        code = self._acquire(
+        reply = self._acquire(
             keys=self._keys(account, "permits", "waiting", "limit", "cooldown", "granted"),
-            args=[call_id, now, now + int(lease_s * 1000), self.limits[account], score],
+            args=[
+                call_id,
+                now,
+                now + int(lease_s * 1000),
+                self.limits[account],
+                score,
+                int(RESERVE_S * 1000),
+            ],
         )
-        return Verdict(int(code))
+        return Admission(Verdict(int(reply[0])), [_text(m) for m in reply[1:]])
 
     def renew(self, account: str, call_id: str, lease_s: float) -> None:
         """Extend a live call's lease (only if it still holds one)."""
@@ -199,18 +260,16 @@ class Capacity:
         self.redis.zadd(self._key(account, "permits"), {call_id: expiry}, xx=True)
 
     def release(self, account: str, call_id: str) -> list[str]:
-        """Give the permit back; returns the waiting calls that may now take one, in order."""
+        """Give the call's permit (and its place in line) back; each free permit is handed to
+        one waiter, best first, taken out of line in the same step. Returns those waiters."""
         members = self._release(
             keys=self._keys(account, "permits", "waiting", "limit", "cooldown", "granted"),
-            args=[call_id, self._now_ms(), self.limits[account]],
+            args=[call_id, self._now_ms(), self.limits[account], int(RESERVE_S * 1000)],
         )
         return [_text(m) for m in members]
 
     def forget(self, account: str, call_id: str) -> bool:
-        """The call no longer waits (canceled, failed, dialed): drop it from the index.
-
-        True when it was there: it may have held a waiter's place at the head, and a permit
-        meant for it is better passed on (see `CallService.pass_on`)."""
+        """Take the call out of line, keeping any permit it holds (it may be live)."""
         return bool(self.redis.zrem(self._key(account, "waiting"), call_id))
 
     def saw_429(self, account: str, call_id: str, cooldown_s: float) -> int:
@@ -236,12 +295,28 @@ class Capacity:
             )
         )
 
-    def index_waiting(self, account: str, scored: dict[str, int]) -> None:
-        """Make the waiting index hold exactly these calls (the database's view)."""
+    def index_missing(self, account: str, scored: dict[str, int]) -> int:
+        """Put back in line the calls (the database's waiting rows) the index lost; returns how
+        many were missing. Calls holding a permit are left out."""
         flat: list[str | int] = []
         for call_id, score in scored.items():
             flat += [call_id, score]
-        self._index(keys=self._keys(account, "waiting", "permits"), args=flat)
+        if not flat:
+            return 0
+        return int(self._index_missing(keys=self._keys(account, "waiting", "permits"), args=flat))
+
+    def busy_accounts(self) -> list[str]:
+        """Accounts with a permit held or a call in line: the only ones a tick must look at."""
+        pipe = self.redis.pipeline(transaction=False)
+        for account in self.limits:
+            pipe.zcard(self._key(account, "permits"))
+            pipe.zcard(self._key(account, "waiting"))
+        counts = pipe.execute()
+        return [
+            account
+            for i, account in enumerate(self.limits)
+            if int(counts[2 * i]) or int(counts[2 * i + 1])
+        ]
 
     def holders(self, account: str) -> list[str]:
         key = self._key(account, "permits")
@@ -257,9 +332,9 @@ class Capacity:
         )
         return [_text(m) for m in members]
 
-    def waiting_head(self, account: str) -> list[str]:
-        """The waiting calls that the free permits would admit, in order."""
-        return self.release(account, "")  # releasing no one: just asks who may go next
+    def hand_off(self, account: str) -> list[str]:
+        """Hand every free permit to a waiter (after a cooldown ends, or a lost wake-up)."""
+        return self.release(account, "")  # releasing no one: only the hand-off runs
 
     def usage(self, account: str) -> AccountUsage:
         now = self._now_ms()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dialq import routing
+from dialq.calls import dispatch
 from dialq.calls.context import CallContext
 from dialq.calls.states import IN_FLIGHT, NOT_STARTED, CallStatus
 from dialq.calls.watch import CancelResult
@@ -33,7 +34,12 @@ def cancel_call(ctx: CallContext, call_id: str) -> CancelResult:
                 values={"reason": reason, "ended_at": now},
             )
             if moved:
-                ctx.capacity.forget(call.account, call_id)
+                if status is CallStatus.UNKNOWN:
+                    # It may be live at the API: out of line, but its permit stays until its
+                    # lease runs out.
+                    ctx.capacity.forget(call.account, call_id)
+                else:
+                    dispatch.release_permit(ctx, call.account, call_id)
                 return CancelResult(call_id, "canceled", True, f"{reason}; it will never be dialed")
         elif status in IN_FLIGHT:
             # The worker that holds the call stops it: at once if live, or as soon as its start

@@ -118,16 +118,17 @@ class Dial:
         self.account = call.account
         if now >= call.deadline_at:
             self._move(session, {CallStatus(call.status)}, CallStatus.FAILED, now, "deadline")
-            self.ctx.capacity.forget(call.account, call.id)
+            dispatch.release_permit(self.ctx, call.account, call.id)
             return None
-        verdict = self.ctx.capacity.acquire(
+        admission = self.ctx.capacity.acquire(
             call.account,
             call.id,
             score=permit_score(call.priority, call.created_at),
             lease_s=lease_s(call.max_duration_s, self.settings.permit_lease_margin_s),
         )
-        if verdict is not Verdict.GRANTED:
-            self._wait_for_permit(session, call, verdict, now)
+        dispatch.wake(self.ctx, admission.handed)
+        if admission.verdict is not Verdict.GRANTED:
+            self._wait_for_permit(session, call, admission.verdict, now)
             return None
         attempt = call.start_attempts + 1
         worker = self.ctx.worker_id

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from dialq import routing
 from dialq.calls.context import CallContext
 from dialq.calls.policy import message_due_at
+from dialq.capacity import RESERVE_S, Verdict
 from dialq.store import calls_repo as repo
 
 log = logging.getLogger("dialq.calls")
@@ -46,21 +47,37 @@ def sweep(ctx: CallContext, *, grace_s: float = 60.0, horizon_s: float = 10.0) -
     return len(due)
 
 
+def wake(ctx: CallContext, handed: list[str]) -> None:
+    """Send each call handed a permit its dial message (the permit is held for it)."""
+    for call_id in handed:
+        ctx.publisher.publish(routing.DIAL, call_id)
+
+
 def release_permit(ctx: CallContext, account: str, call_id: str) -> None:
-    """Give a call's permit back and wake, at once, the waiting calls that may now start."""
+    """Give a call's permit (or its place in line) back; the freed permit goes to one waiter."""
     try:
-        for waiting_id in ctx.capacity.release(account, call_id):
-            ctx.publisher.publish(routing.DIAL, waiting_id)
+        wake(ctx, ctx.capacity.release(account, call_id))
     except Exception:
-        # The lease runs out by itself and the watchdog wakes waiters: log, don't fail.
+        # The lease runs out by itself and the watchdog hands permits on: log, don't fail.
         log.warning("could not release the permit of call %s", call_id, exc_info=True)
 
 
 def pass_on(ctx: CallContext, account: str, call_id: str) -> None:
-    """A call that no longer waits leaves the waiting index; the permit it was woken for goes
-    to the next waiter."""
-    if ctx.capacity.forget(account, call_id):
-        release_permit(ctx, account, "")
+    """A call woken for a permit it cannot use (canceled, already dialed, over): the permit
+    goes to the next waiter."""
+    release_permit(ctx, account, call_id)
+
+
+def line_up(ctx: CallContext, call_id: str, account: str, score: int) -> bool:
+    """A new call joins its account's line; True when a permit is held for it at once (send
+    its dial message), False when it waits (the row must say so).
+
+    Without this, every call of a large burst would be delivered once only to learn it must
+    wait, behind the wake-ups of the calls that could start.
+    """
+    admission = ctx.capacity.acquire(account, call_id, score=score, lease_s=RESERVE_S)
+    wake(ctx, admission.handed)
+    return admission.verdict is Verdict.GRANTED
 
 
 def call_ended(ctx: CallContext, call_id: str) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 from dialq import routing
 from dialq.calls.context import CallContext
-from dialq.calls.dispatch import publish_dial
-from dialq.calls.policy import message_due_at
+from dialq.calls.dispatch import line_up, publish_dial
+from dialq.calls.policy import message_due_at, permit_score
 from dialq.calls.request import CallRequest, FieldError, InvalidCallRequest, parse_call_request
 from dialq.calls.states import CallStatus
 from dialq.store import Call, Conflict, Session
@@ -62,9 +62,37 @@ def enqueue(
             raise
         return CallHandle(existing.id, existing.status, created=False)
     log.info("call %s queued for %s", call.id, request.masked_target)
-    if call.dispatch_due_at is not None:
+    if call.dispatch_due_at is None:
+        return CallHandle(call.id, call.status, created=True)  # the sweeper publishes it when due
+    if call.not_before is not None or _admitted(ctx, call):
         publish_dial(ctx, call.id, call.dispatch_due_at)
-    return CallHandle(call.id, call.status, created=True)
+        return CallHandle(call.id, call.status, created=True)
+    return CallHandle(call.id, _wait_in_line(ctx, call), created=True)
+
+
+def _admitted(ctx: CallContext, call: Call) -> bool:
+    """Whether a permit is held for the call now; when Redis cannot say, its dial will ask."""
+    try:
+        return line_up(ctx, call.id, call.account, permit_score(call.priority, call.created_at))
+    except Exception:
+        log.warning("call %s: could not join the line; its dial will", call.id, exc_info=True)
+        return True
+
+
+def _wait_in_line(ctx: CallContext, call: Call) -> str:
+    """The row says what the line says: waiting, with no message due (a hand-off sends it)."""
+    with ctx.db.transaction() as session:
+        moved = repo.transition(
+            session,
+            call.id,
+            from_={CallStatus.QUEUED},
+            to=CallStatus.WAITING,
+            now=ctx.now(),
+            detail="waiting for capacity: no free permit",
+            values={"dispatch_due_at": None},
+        )
+    # Not moved: a permit was handed to it meanwhile and its dial claimed it already.
+    return CallStatus.WAITING.value if moved else call.status
 
 
 def _by_key(ctx: CallContext, key: str) -> Call | None:

@@ -22,12 +22,17 @@ from dialq.calls.context import CallContext
 from dialq.calls.policy import permit_score
 from dialq.calls.states import DIALABLE, CallStatus
 from dialq.store import calls_repo as repo
+from dialq.store import line_repo as lines
 from dialq.store import repair_repo as queries
 
 log = logging.getLogger("dialq.watchdog")
 _T = TypeVar("_T")
 # Far longer than a worker takes from its permit's grant to its claim's commit.
 CLAIM_GRACE_S = 60.0
+# Waiting rows the line repair reads per account and tick (twice: the head, and a page).
+LINE_PAGE = 100
+# Where each account's walk over its line stands, per process (any start point is correct).
+_line_cursor: dict[str, str] = {}
 
 
 def run_watchdog(ctx: CallContext) -> dict[str, int]:
@@ -104,21 +109,40 @@ def _overdue_watches(ctx: CallContext) -> int:
 
 
 def capacity_backstop(ctx: CallContext) -> dict[str, int]:
-    """Per account: rebuild the waiting index from the database, free permits held by calls
-    that are over, fail waiters past their deadline, and wake as many as permits allow."""
-    woken = freed = expired = 0
-    for account in ctx.settings.accounts:
-        expired += _fail_expired_waiters(ctx, account)
+    """Repair only what is inconsistent, in bounded work per account with calls in play: fail
+    waiters past their deadline, free permits held by calls that are over (or handed to a call
+    whose wake-up was lost), put back in line the waiters the Redis index lost, and hand free
+    permits to waiters (after a cooldown, nothing else would)."""
+    woken = freed = expired = reindexed = 0
+    waiting = set(_read(ctx, lines.accounts_waiting))
+    for account in sorted((waiting | set(ctx.capacity.busy_accounts())) & set(ctx.capacity.limits)):
+        if account in waiting:
+            expired += _fail_expired_waiters(ctx, account)
         freed += _free_permits_of_finished_calls(ctx, account)
-        lineup = _read(ctx, queries.waiting_lineup, account)
-        ctx.capacity.index_waiting(
-            account,
-            {call_id: permit_score(priority, created) for call_id, priority, created in lineup},
-        )
-        for call_id in ctx.capacity.waiting_head(account):
-            ctx.publisher.publish(routing.DIAL, call_id)
-            woken += 1
-    return {"permit_waiters_woken": woken, "permits_freed": freed, "waiters_expired": expired}
+        if account in waiting:
+            reindexed += _repair_line(ctx, account)
+        handed = ctx.capacity.hand_off(account)
+        dispatch.wake(ctx, handed)
+        woken += len(handed)
+    return {
+        "permit_waiters_woken": woken,
+        "permits_freed": freed,
+        "waiters_expired": expired,
+        "waiters_reindexed": reindexed,
+    }
+
+
+def _repair_line(ctx: CallContext, account: str) -> int:
+    """Put back in line the waiting rows the index lost: the head of the line every tick (it
+    matters first), and one page of the rest, walked a page per tick."""
+    after = _line_cursor.get(account, "")
+    head = _read(ctx, lines.head_of_line, account, LINE_PAGE)
+    page = _read(ctx, lines.waiters_after, account, after, LINE_PAGE)
+    _line_cursor[account] = page[-1][0] if len(page) == LINE_PAGE else ""
+    scored = {
+        call_id: permit_score(priority, created) for call_id, priority, created in head + page
+    }
+    return ctx.capacity.index_missing(account, scored)
 
 
 def _free_permits_of_finished_calls(ctx: CallContext, account: str) -> int:
@@ -148,5 +172,5 @@ def _fail_expired_waiters(ctx: CallContext, account: str) -> int:
                 detail=reason,
                 values={"reason": reason, "ended_at": now},
             )
-        ctx.capacity.forget(account, call_id)
+        dispatch.release_permit(ctx, account, call_id)
     return len(expired)

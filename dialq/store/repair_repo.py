@@ -43,18 +43,6 @@ def overdue_watches(session: Any, due_before: datetime) -> list[str]:
     )
 
 
-def waiting_lineup(session: Any, account: str) -> list[tuple[str, int, datetime]]:
-    """(id, priority, created_at) of the account's calls waiting for a permit."""
-    rows = session.execute(
-        select(Call.id, Call.priority, Call.created_at).where(
-            Call.account == account,
-            Call.status == CallStatus.WAITING.value,
-            Call.not_before.is_(None),
-        )
-    ).all()
-    return [(row.id, row.priority, row.created_at) for row in rows]
-
-
 def in_states(session: Any, ids: Collection[str], statuses: Collection[CallStatus]) -> list[str]:
     """Which of `ids` are in one of `statuses`."""
     if not ids:

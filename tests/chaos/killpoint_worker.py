@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dialq.calls.dial import Dial
-from dialq.capacity import Capacity, Verdict
+from dialq.capacity import Admission, Capacity, Verdict
 from dialq.symbl.client import SymblClient
 
 STEPS = ("before_claim", "holding_permit", "after_claim", "after_post")
@@ -56,11 +56,11 @@ def arm(step: str, point: KillPoint) -> None:
     elif step == "holding_permit":
         acquire = Capacity.acquire
 
-        def acquire_then(self: Capacity, *args: Any, **kwargs: Any) -> Verdict:
-            verdict = acquire(self, *args, **kwargs)
-            if verdict is Verdict.GRANTED:
+        def acquire_then(self: Capacity, *args: Any, **kwargs: Any) -> Admission:
+            admission = acquire(self, *args, **kwargs)
+            if admission.verdict is Verdict.GRANTED:
                 point.reached()
-            return verdict
+            return admission
 
         Capacity.acquire = acquire_then  # type: ignore[method-assign]
     elif step in ("after_claim", "after_post"):

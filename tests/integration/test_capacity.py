@@ -32,6 +32,11 @@ def live_peak(calls: list[dict[str, object]]) -> int:
     return peak
 
 
+def ask(capacity: Capacity, account: str, call_id: str, score: int) -> Verdict:
+    """The verdict of one acquire with a minute's lease."""
+    return capacity.acquire(account, call_id, score=score, lease_s=60).verdict
+
+
 def test_with_a_limit_of_3_ten_calls_all_complete_never_more_than_3_live_and_no_429(
     stack: Stack,
 ) -> None:
@@ -108,16 +113,16 @@ def test_permits_are_idempotent_per_call_and_newcomers_do_not_barge_past_waiters
 ) -> None:
     capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 2})
     # given two calls holding both permits (one of them asking twice)
-    assert capacity.acquire("a", "c1", score=waiting_score(5, 1), lease_s=60) is Verdict.GRANTED
-    assert capacity.acquire("a", "c1", score=waiting_score(5, 1), lease_s=60) is Verdict.GRANTED
-    assert capacity.acquire("a", "c2", score=waiting_score(5, 2), lease_s=60) is Verdict.GRANTED
+    assert ask(capacity, "a", "c1", waiting_score(5, 1)) is Verdict.GRANTED
+    assert ask(capacity, "a", "c1", waiting_score(5, 1)) is Verdict.GRANTED
+    assert ask(capacity, "a", "c2", waiting_score(5, 2)) is Verdict.GRANTED
     # when an old call and then a newer one ask
-    assert capacity.acquire("a", "old", score=waiting_score(5, 3), lease_s=60) is Verdict.FULL
-    assert capacity.acquire("a", "new", score=waiting_score(5, 4), lease_s=60) is Verdict.FULL
+    assert ask(capacity, "a", "old", waiting_score(5, 3)) is Verdict.FULL
+    assert ask(capacity, "a", "new", waiting_score(5, 4)) is Verdict.FULL
     # then a release offers the slot to the old one, and the newcomer cannot take it first
     assert capacity.release("a", "c1") == ["old"]
-    assert capacity.acquire("a", "new", score=waiting_score(5, 4), lease_s=60) is Verdict.FULL
-    assert capacity.acquire("a", "old", score=waiting_score(5, 3), lease_s=60) is Verdict.GRANTED
+    assert ask(capacity, "a", "new", waiting_score(5, 4)) is Verdict.FULL
+    assert ask(capacity, "a", "old", waiting_score(5, 3)) is Verdict.GRANTED
 
 
 def test_an_index_rebuilt_from_an_old_read_leaves_out_calls_granted_since(
@@ -126,13 +131,13 @@ def test_an_index_rebuilt_from_an_old_read_leaves_out_calls_granted_since(
     capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 1})
     # given the watchdog read two waiting rows, and the older one took the permit meanwhile
     read = {"older": waiting_score(5, 1), "newer": waiting_score(5, 2)}
-    assert capacity.acquire("a", "older", score=read["older"], lease_s=60) is Verdict.GRANTED
+    assert ask(capacity, "a", "older", read["older"]) is Verdict.GRANTED
     # when the index is rebuilt from that read
-    capacity.index_waiting("a", read)
+    capacity.index_missing("a", read)
     # then only the call still waiting is indexed: the granted one stands ahead of no one
     assert capacity.usage("a").waiting_in_redis == 1
     capacity.release("a", "older")
-    assert capacity.acquire("a", "newer", score=read["newer"], lease_s=60) is Verdict.GRANTED
+    assert ask(capacity, "a", "newer", read["newer"]) is Verdict.GRANTED
 
 
 def test_a_waiter_found_over_is_dropped_and_its_wake_passed_to_the_next(stack: Stack) -> None:
@@ -148,7 +153,7 @@ def test_a_waiter_found_over_is_dropped_and_its_wake_passed_to_the_next(stack: S
     stack.wait_for(live.id, {"connected"})
     waiter = enqueue_call({"phone_number": NUMBER}, settings=stack.settings)
     stack.wait_for(waiter.id, {"waiting"})
-    capacity.index_waiting("default", {done.id: 0, waiter.id: waiting_score(5, 10**12)})
+    capacity.index_missing("default", {done.id: 0, waiter.id: waiting_score(5, 10**12)})
     # when the live call ends and its release wakes the head (the completed call)
     stack.sandbox.control.end_call(stack.call(live.id)["connection_id"])
     # then the stale entry is dropped and the real waiter is dialed at once, not a tick later
@@ -190,9 +195,9 @@ def test_a_higher_priority_waiter_goes_first(redis_url: str) -> None:
 
 def test_accounts_have_separate_permits(redis_url: str) -> None:
     capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 1, "b": 1})
-    assert capacity.acquire("a", "x", score=1, lease_s=60) is Verdict.GRANTED
-    assert capacity.acquire("b", "y", score=1, lease_s=60) is Verdict.GRANTED
-    assert capacity.acquire("a", "z", score=2, lease_s=60) is Verdict.FULL
+    assert ask(capacity, "a", "x", 1) is Verdict.GRANTED
+    assert capacity.acquire("b", "y", score=1, lease_s=60).verdict is Verdict.GRANTED
+    assert ask(capacity, "a", "z", 2) is Verdict.FULL
 
 
 def test_a_429_cools_the_account_down_and_clean_starts_raise_the_learned_limit_again(
@@ -205,10 +210,10 @@ def test_a_429_cools_the_account_down_and_clean_starts_raise_the_learned_limit_a
     learned = capacity.saw_429("a", "c3", cooldown_s=0.3)
     # then the limit learned is what the API holds, and nobody starts during the cooldown
     assert learned == 2
-    assert capacity.acquire("a", "c4", score=2, lease_s=60) is Verdict.COOLDOWN
+    assert ask(capacity, "a", "c4", 2) is Verdict.COOLDOWN
     time.sleep(0.35)
     capacity.release("a", "c1")
-    assert capacity.acquire("a", "c4", score=2, lease_s=60) is Verdict.GRANTED
+    assert ask(capacity, "a", "c4", 2) is Verdict.GRANTED
     # and after a full turnover of clean starts the limit grows back one step
     assert [capacity.saw_success("a") for _ in range(2)][-1] == 3
     assert capacity.usage("a").http_429_last_hour == 1
@@ -231,3 +236,62 @@ def test_dialq_capacity_json_reports_permits_waiting_and_limits(stack: Stack) ->
     assert row["permits_in_use"] == 1
     assert row["waiting_calls"] == 1
     assert (row["configured_limit"], row["learned_limit"]) == (1, 1)
+
+
+def test_each_released_permit_is_handed_to_exactly_one_waiter_and_no_waiter_is_woken_twice(
+    redis_url: str,
+) -> None:
+    # given 50 permits held and 200 calls in line (the 1,000-call burst at limit 50, in small)
+    capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 50})
+    for n in range(50):
+        assert ask(capacity, "a", f"live{n}", waiting_score(5, n)) is Verdict.GRANTED
+    for n in range(200):
+        assert ask(capacity, "a", f"w{n:03}", waiting_score(5, 1000 + n)) is Verdict.FULL
+    # when every live call ends, and the watchdog's hand-off runs after each
+    woken: list[str] = []
+    for n in range(50):
+        woken += capacity.release("a", f"live{n}")
+        woken += capacity.hand_off("a")
+    # then 50 waiters were woken, the first 50 in line, each exactly once
+    assert woken == [f"w{n:03}" for n in range(50)]
+    assert capacity.usage("a").permits_in_use == 50
+    assert capacity.usage("a").waiting_in_redis == 150
+
+
+def test_a_newcomer_finding_free_permits_behind_waiters_hands_them_to_the_line_first(
+    redis_url: str,
+) -> None:
+    # given a full account of 2 with two calls in line, and a 429 cooldown that just ended
+    capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 2})
+    for name in ("x", "y"):
+        ask(capacity, "a", name, 1)
+    ask(capacity, "a", "old1", 10)
+    ask(capacity, "a", "old2", 11)
+    capacity.redis.zrem("dialq:cap:a:permits", "x", "y")  # both ended; nobody was told
+    # when a newer call asks
+    admission = capacity.acquire("a", "new", score=12, lease_s=60)
+    # then it waits its turn, and the two free permits go to the calls ahead of it
+    assert admission.verdict is Verdict.FULL
+    assert admission.handed == ["old1", "old2"]
+    assert capacity.holders("a") == ["old1", "old2"]
+
+
+def test_a_call_handed_a_permit_holds_it_until_its_dial_claims_it(redis_url: str) -> None:
+    capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 1})
+    ask(capacity, "a", "busy", 1)
+    ask(capacity, "a", "next", 2)
+    assert capacity.release("a", "busy") == ["next"]
+    # a newcomer cannot take the permit held for `next`; `next`'s own dial gets it
+    assert ask(capacity, "a", "later", 3) is Verdict.FULL
+    assert ask(capacity, "a", "next", 2) is Verdict.GRANTED
+
+
+def test_the_line_repair_adds_only_calls_missing_and_holding_no_permit(redis_url: str) -> None:
+    capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 1})
+    ask(capacity, "a", "live", 1)
+    ask(capacity, "a", "in-line", 2)
+    # when the database's page of waiting rows holds one indexed, one lost, one now live
+    added = capacity.index_missing("a", {"in-line": 2, "lost": 3, "live": 1})
+    # then only the lost one is put back
+    assert added == 1
+    assert capacity.usage("a").waiting_in_redis == 2
