@@ -10,11 +10,19 @@ the ideal is ceil(M/N) x D. Writes bench/results/saturation.json and saturation.
 last line printed is the JSON.
 
     .venv/bin/python bench/saturation.py [--limit 8] [--calls 64] [--duration 2]
+        [--workers 2] [--postgres] [--no-baseline] [--accounts 1]
+
+`--workers` runs that many dialq workers and a beat (the watchdog ticks as in production);
+`--postgres` puts dialq's database in a fresh schema of the local PostgreSQL; `--accounts K`
+spreads the calls over K accounts of `--limit` each (the sandbox's limit is per app id).
+Skipped deliveries per started call counts dial deliveries that did nothing (the call was not
+theirs to start): the cost of waking calls that cannot go.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -27,7 +35,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import celery_worker, median, percentile, sandbox_process
+from bench.harness import (
+    celery_process,
+    celery_worker,
+    median,
+    percentile,
+    pg_schema,
+    sandbox_process,
+)
 from dialq import routing
 from dialq.ops.local_redis import PrivateRedis
 from dialq.sandbox import SandboxControl
@@ -56,7 +71,7 @@ def summarise(
     args: Any,
     control: SandboxControl,
 ) -> dict[str, Any]:
-    ideal = math.ceil(args.calls / args.limit) * args.duration
+    ideal = math.ceil(args.calls / (args.limit * args.accounts)) * args.duration
     makespan = max(c["ended_at"] for c in calls) - first
     busy = sum(c["ended_at"] - c["started_at"] for c in calls)
     waits = [c["started_at"] - sent_at[c["call_id"]] for c in calls]
@@ -64,7 +79,7 @@ def summarise(
     return {
         "makespan_s": round(makespan, 3),
         "makespan_ratio": round(makespan / ideal, 3),
-        "utilization": round(busy / (args.limit * makespan), 3),
+        "utilization": round(busy / (args.limit * args.accounts * makespan), 3),
         "http_429": sum(1 for r in starts if r.get("status") == 429),
         "wait_p50_s": round(median(waits), 3),
         "wait_p99_s": round(percentile(waits, 0.99), 3),
@@ -83,26 +98,95 @@ def run_dialq(
         "DIALQ_SYMBL_APP_SECRET": APP_SECRET,
         "DIALQ_MAX_CONCURRENT_CALLS": str(args.limit),
         "DIALQ_WATCH_INTERVAL_S": "0.25",
+        # A 10,000-call backlog at 50 slots takes minutes to drain: no call's deadline is hit.
+        "DIALQ_DIAL_DEADLINE_S": str(max(3600, int(args.timeout * 2))),
     }
+    if args.accounts > 1:
+        env["DIALQ_ACCOUNTS"] = json.dumps(
+            {
+                f"acct{n}": {
+                    # One sandbox app whose limit is the sum: each account's own permits bind.
+                    "app_id": APP_ID,
+                    "app_secret": APP_SECRET,
+                    "base_url": url,
+                    "max_concurrent_calls": args.limit,
+                }
+                for n in range(args.accounts)
+            }
+        )
     os.environ.update(env)
     from dialq.api import enqueue_call
     from dialq.config import Settings
     from dialq.store import Database
 
     settings = Settings()
+    accounts = sorted(settings.accounts)
     Database(settings.database_url_resolved).upgrade()
     queues = ",".join(routing.ALL_QUEUES)
-    with celery_worker("dialq.worker", queues, env, workdir / "dialq.log", args.concurrency):
-        enqueue_call({"phone_number": "+14155550123", "max_duration_s": 60}, settings=settings)
-        time.sleep(args.duration + 2)  # warm-up call: imports, token, connections
+    with contextlib.ExitStack() as stack:
+        logs = [workdir / f"dialq-{n}.log" for n in range(args.workers)]
+        for n, log in enumerate(logs):
+            stack.enter_context(
+                celery_process(
+                    ["-A", "dialq.worker", "worker", "-Q", queues, "-P", "threads",
+                     "-c", str(args.concurrency), "-n", f"w{n}@%h", "--loglevel", "INFO",
+                     "--without-gossip", "--without-mingle"],
+                    env, log, b" ready.",
+                )
+            )  # fmt: skip
+        if args.workers > 1:
+            schedule = workdir / "beat-schedule"
+            stack.enter_context(
+                celery_process(
+                    ["-A", "dialq.worker", "beat", "-s", str(schedule), "--loglevel", "INFO"],
+                    env, workdir / "beat.log", b"beat: Starting",
+                )
+            )  # fmt: skip
+        for account in accounts:
+            enqueue_call(
+                {"phone_number": "+14155550123", "max_duration_s": 60, "account": account},
+                settings=settings,
+            )
+        time.sleep(args.duration + 2)  # warm-up calls: imports, tokens, connections
         control.reset()
+        skipped_before = sum(_skipped(log) for log in logs)
         sent_at: dict[str, float] = {}
         first = time.time()
-        for _ in range(args.calls):
+        for n in range(args.calls):
             now = time.time()
-            sent_at[enqueue_call({"phone_number": "+14155550123"}, settings=settings).id] = now
+            request = {"phone_number": "+14155550123", "account": request_account(n, accounts)}
+            sent_at[enqueue_call(request, settings=settings).id] = now
         calls = wait_all_ended(control, set(sent_at), args.timeout)
-        return summarise(calls, sent_at, first, args, control)
+        result = summarise(calls, sent_at, first, args, control)
+        skipped = sum(_skipped(log) for log in logs) - skipped_before
+        result["skipped_per_start"] = round(skipped / max(1, len(calls)), 3)
+        account_of = {call_id: request_account(n, accounts) for n, call_id in enumerate(sent_at)}
+        result["account_makespan_spread"] = _account_spread(calls, first, account_of)
+        return result
+
+
+def _skipped(log: Path) -> int:
+    """Dial deliveries that did nothing, from the worker's `succeeded ... 'skipped'` lines."""
+    return sum(
+        1
+        for line in log.read_text(errors="replace").splitlines()
+        if "dialq.dial[" in line and "succeeded" in line and "'skipped'" in line
+    )
+
+
+def request_account(n: int, accounts: list[str]) -> str:
+    return accounts[n % len(accounts)]
+
+
+def _account_spread(calls: list[dict[str, Any]], first: float, account_of: dict[str, str]) -> float:
+    """(slowest - fastest) / fastest of the accounts' own makespans (0 with one account)."""
+    ends: dict[str, float] = {}
+    for call in calls:
+        account = account_of[call["call_id"]]
+        ends[account] = max(ends.get(account, 0.0), call["ended_at"] - first)
+    if len(ends) < 2:
+        return 0.0
+    return round((max(ends.values()) - min(ends.values())) / min(ends.values()), 3)
 
 
 def run_baseline(
@@ -142,7 +226,7 @@ def plot(results: dict[str, Any], args: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(9, 4))
-    for name in ("dialq", "baseline"):
+    for name in [n for n in ("dialq", "baseline") if n in results]:
         edges = sorted(
             [(start, 1) for start, _ in results[name]["timeline"]]
             + [(end, -1) for _, end in results[name]["timeline"]]
@@ -176,32 +260,53 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--postgres", action="store_true", help="a fresh schema on 127.0.0.1")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--accounts", type=int, default=1)
+    parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        if args.postgres and not args.database_url:
+            admin = os.environ.get("DIALQ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+            args.database_url = stack.enter_context(pg_schema(admin))
+        run(args)
+
+
+def run(args: Any) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="dialq-saturation-"))
     redis = PrivateRedis().start()
     sandbox_args = [
         "--max-concurrent", str(args.limit), "--call-seconds", str(args.duration),
         "--app-id", APP_ID, "--app-secret", APP_SECRET,
     ]  # fmt: skip
+    sandbox_args[1] = str(args.limit * args.accounts)
     try:
         with sandbox_process(*sandbox_args, log=workdir / "sandbox.log") as (url, control):
             results = {"dialq": run_dialq(redis.url, url, control, args, workdir)}
-            control.reset()
-            results["baseline"] = run_baseline(redis.url, url, control, args, workdir)
+            if not args.no_baseline:
+                control.reset()
+                results["baseline"] = run_baseline(redis.url, url, control, args, workdir)
     finally:
         redis.stop()
-    ideal = math.ceil(args.calls / args.limit) * args.duration
+    ideal = math.ceil(args.calls / (args.limit * args.accounts)) * args.duration
     RESULTS.mkdir(exist_ok=True)
     plot(results, args, RESULTS / "saturation.png")
     keys = ("makespan_ratio", "utilization", "http_429", "wait_p50_s", "wait_p99_s")
-    print(f"N={args.limit} M={args.calls} D={args.duration}s ideal makespan {ideal:.1f}s")
-    print(f"{'':16}" + "".join(f"{k:>16}" for k in keys))
-    for name in ("dialq", "baseline"):
-        print(f"{name:16}" + "".join(f"{results[name][k]:>16}" for k in keys))
-    summary = {
-        "ideal_s": ideal,
-        **{n: {k: results[n][k] for k in keys} for n in ("dialq", "baseline")},
-    }
+    extra = ("skipped_per_start", "account_makespan_spread")
+    names = [n for n in ("dialq", "baseline") if n in results]
+    print(
+        f"N={args.limit} x {args.accounts} account(s), M={args.calls}, D={args.duration}s, "
+        f"{args.workers} worker(s), {'PostgreSQL' if args.database_url else 'SQLite'}: "
+        f"ideal makespan {ideal:.1f}s"
+    )
+    print(f"{'':10}" + "".join(f"{k:>16}" for k in keys))
+    for name in names:
+        print(f"{name:10}" + "".join(f"{results[name][k]:>16}" for k in keys))
+    print("dialq: " + ", ".join(f"{k} {results['dialq'][k]}" for k in extra))
+    summary: dict[str, Any] = {"ideal_s": ideal}
+    for name in names:
+        shown = keys + extra if name == "dialq" else keys
+        summary[name] = {k: results[name][k] for k in shown}
     (RESULTS / "saturation.json").write_text(
         json.dumps({**summary, "args": vars(args)}, indent=2) + "\n"
     )

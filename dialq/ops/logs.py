@@ -23,7 +23,6 @@ from dialq.validation.fields import mask_phone
 
 if TYPE_CHECKING:
     from dialq.config import Settings
-    from dialq.store import Database
 
 CONTEXT_FIELDS = ("call_id", "state", "attempt", "account", "task")
 SECRET_MASK = "<secret>"  # noqa: S105  (the mask, not a password)
@@ -100,21 +99,6 @@ def push(**fields: Any) -> contextvars.Token[dict[str, Any] | None]:
 
 def pop(token: contextvars.Token[dict[str, Any] | None]) -> None:
     _context.reset(token)
-
-
-def call_fields(db: Database, call_id: str) -> dict[str, Any]:
-    """The call's account, state and attempt number, for the context of a task's log lines."""
-    from dialq.store import calls_repo  # here: logging is set up before the database is needed
-
-    with db.sessions() as session:
-        call = calls_repo.get_call(session, call_id)
-    if call is None:
-        return {}
-    return {"account": call.account, "state": call.status, "attempt": call.start_attempts}
-
-
-def log_context_failure(call_id: str) -> None:
-    logging.getLogger("dialq.logs").debug("no log context for call %s", call_id, exc_info=True)
 
 
 def context() -> dict[str, Any]:
