@@ -16,6 +16,8 @@ import pytest
 from celery import Celery
 from hypothesis import example, given
 
+# The tasks register with every app when their module is imported, as the worker imports it.
+import dialq.tasks  # noqa: F401
 from dialq import routing
 from dialq.api import close_runtimes
 from dialq.config import Settings
