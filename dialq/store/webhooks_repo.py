@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ScalarSelect, Subquery, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialq.store.tables import Call, Event
@@ -103,6 +103,9 @@ def due_for_delivery(
     `quiet_before`: the nudge sent at commit time normally delivers it first. Calls whose
     newest event is older than `window_start` are past every retry window and ignored.
     `any_call` (a default callback is configured) also takes calls without a callback_url.
+
+    Reads the events of the window off ix_events_at, then one cursor per call by its key:
+    the cost follows the traffic of the window, never the number of calls or cursors kept.
     """
     latest = (
         select(
@@ -114,23 +117,35 @@ def due_for_delivery(
         .group_by(Event.call_id)
         .subquery()
     )
-    cursor = WebhookCursor
+    # A call with no cursor yet is due once quiet.
+    quiet = case((latest.c.last_at < quiet_before, 1), else_=0)
     query = (
         select(latest.c.call_id)
         .join(Call, Call.id == latest.c.call_id)
-        .outerjoin(cursor, cursor.call_id == latest.c.call_id)
-        .where(
-            latest.c.last_seq > func.coalesce(cursor.delivered_seq, 0),
-            cursor.gave_up_at.is_(None),
-            or_(cursor.lease_until.is_(None), cursor.lease_until < now),
-            or_(
-                cursor.next_attempt_at <= now,
-                and_(cursor.next_attempt_at.is_(None), latest.c.last_at < quiet_before),
-            ),
-        )
+        .where(func.coalesce(_cursor_due(latest, now, quiet_before), quiet) == 1)
         .order_by(latest.c.last_at)
         .limit(limit)
     )
     if not any_call:
         query = query.where(Call.callback_url.is_not(None))
     return list(session.scalars(query))
+
+
+def _cursor_due(latest: Subquery, now: datetime, quiet_before: datetime) -> ScalarSelect[int]:
+    """1 when the call's cursor lets a delivery through, 0 when not, NULL without a cursor.
+
+    A scalar subquery, so PostgreSQL probes the key once per call in the window: as a join
+    it may hash every cursor ever written instead.
+    """
+    cursor = WebhookCursor
+    due = and_(
+        cursor.delivered_seq < latest.c.last_seq,
+        cursor.gave_up_at.is_(None),
+        or_(cursor.lease_until.is_(None), cursor.lease_until < now),
+        or_(
+            cursor.next_attempt_at <= now,
+            and_(cursor.next_attempt_at.is_(None), latest.c.last_at < quiet_before),
+        ),
+    )
+    found = select(case((due, 1), else_=0)).where(cursor.call_id == latest.c.call_id)
+    return found.scalar_subquery()
