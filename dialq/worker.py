@@ -7,7 +7,7 @@ import weakref
 from typing import Any
 
 from celery import Celery, Task, signals
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from dialq import routing
 from dialq.config import Settings
@@ -43,7 +43,13 @@ def create_app(settings: Settings | None = None) -> Celery:
         enable_utc=True,
         timezone="UTC",
         task_default_queue=routing.QUEUE_DIAL,
-        task_queues=[Queue(name) for name in routing.ALL_QUEUES],
+        # Each queue bound to an exchange of its own name: declared bare, Celery binds every
+        # queue to the default exchange under one key, and a message a client publishes to that
+        # exchange lands on all four queues.
+        task_queues=[
+            Queue(name, Exchange(name, type="direct"), routing_key=name)
+            for name in routing.ALL_QUEUES
+        ],
         task_routes={
             routing.PLACE_CALL: {"queue": routing.QUEUE_DIAL},
             routing.DIAL: {"queue": routing.QUEUE_DIAL},
@@ -80,6 +86,8 @@ def create_app(settings: Settings | None = None) -> Celery:
             },
         },
         worker_hijack_root_logger=False,
+        # Sets aside unknown tasks and undecodable messages without logging their bodies.
+        worker_consumer="dialq.poison:GuardedConsumer",
     )
     app.conf.dialq_settings = settings
     return app
@@ -175,6 +183,9 @@ def runtime_for(app: Celery) -> Runtime:
 
 class DialqTask(Task):  # type: ignore[misc]
     """The base of every dialq task: `self.runtime` is the process's composition root."""
+
+    # Every message is checked before Celery builds a request from it (see dialq.poison).
+    Strategy = "dialq.poison:guarded_strategy"
 
     @property
     def runtime(self) -> Runtime:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -74,6 +76,28 @@ def capacity(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             str(row["http_429_last_hour"]),
         )
     out.print(table)
+
+
+def poison(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Messages no task could run, set aside by the workers (task, reason; never the body)."""
+    from dialq.api import producer_runtime  # imports Celery only when needed
+
+    key = f"{routing.REDIS_PREFIX}poison"
+    raw = producer_runtime(Settings()).redis.lrange(key, 0, limit - 1)
+    records = [json.loads(item) for item in raw]
+    if as_json:
+        print_json(records)
+        return
+    table = compact_table("when (UTC)", "task", "kind", "reason")
+    for record in records:
+        when = datetime.fromtimestamp(record["at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(when, record["task"] or "-", record["kind"], record["reason"])
+    out.print(table)
+    if not records:
+        out.print("no message was set aside")
 
 
 def db_upgrade() -> None:

@@ -44,6 +44,12 @@ CAPACITY_REJECTIONS = Counter(
     "429 answers (account's concurrent-call limit reached) to start requests of this process",
     registry=REGISTRY,
 )
+POISON_MESSAGES = Counter(
+    "dialq_poison_messages",
+    "Messages on dialq's queues no task could run, acknowledged and set aside (see dialq poison)",
+    ["kind"],
+    registry=REGISTRY,
+)
 WEBHOOK_FAILURES = Counter(
     "dialq_webhook_failures",
     "Webhook POSTs of this process that the receiver did not accept (non-2xx or no answer)",
