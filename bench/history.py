@@ -4,9 +4,10 @@ Fills a PostgreSQL database of its own (created here, dropped at the end) by SQL
 in realistic proportions (90% completed, 7% failed, 3% canceled), five events and one HTTP
 attempt per call, insights for every ended call that had a conversation, webhook cursors for
 the calls with a callback, schedule occurrences for a tenth of them, plus a small active set
-(queued, waiting, dialing, connected, stopping, unknown) and a few rows of each kind that are
-due. History grows backwards in time at a constant rate (--calls-per-day), as it does in
-production: a bigger history is older, not busier.
+(queued, waiting, dialing, connected, stopping, unknown, and calls ended within the insights
+deadline) and a few rows of each kind that are due. History grows backwards in time at a
+constant rate (--calls-per-day), as it does in production: a bigger history is older, not
+busier.
 
 At each size it times (median of --runs) each query the sweeps, the watchdog, the CLI and the
 metrics scrape run, through the project's own repo functions, and prints the time at each size,
@@ -59,13 +60,14 @@ TARGET_RATIO = 2.0
 FLAGGED_TABLES = ("calls", "events", "attempts", "insights")
 SCHEDULES = 200
 WEBHOOK_WINDOW = timedelta(days=1)  # the default webhook_retry_window_s
+INSIGHTS_DEADLINE = timedelta(seconds=900)  # the default insights_deadline_s
 
 # -- the data ----------------------------------------------------------------------------------
 
 # One history call per n (0 is the newest): its id, its times and its fate are functions of n,
 # so each table is filled from generate_series without reading the others back. Every call of
-# the newest LOST never had a harvest (its message was lost), those up to PENDING are being
-# harvested (the older half overdue), the rest are harvested.
+# the newest LOST got its pending row with its end but its harvest message was lost (due since),
+# those up to PENDING are being harvested (the older half overdue), the rest are harvested.
 LOST, PENDING = 20, 40
 HELPERS = """
 CREATE FUNCTION h_id(n bigint) RETURNS text LANGUAGE sql IMMUTABLE
@@ -133,14 +135,16 @@ SELECT h_id(n),
     CASE WHEN n >= %(pending)s AND mod(n, 20) = 0 THEN 'transcript empty' END,
     '[{"text": "hello"}, {"text": "goodbye"}]'::json, '[]'::json, '[]'::json,
     '[{"text": "send the quote"}]'::json, '[]'::json, '[]'::json,
-    '[{"text": "a short call"}]'::json, 1, h_ended(N) + interval '5 seconds',
-    CASE WHEN n < %(pending)s
+    '[{"text": "a short call"}]'::json, CASE WHEN n < %(lost)s THEN 0 ELSE 1 END,
+    CASE WHEN n >= %(lost)s THEN h_ended(N) + interval '5 seconds' END,
+    CASE WHEN n < %(lost)s THEN h_ended(N)
+         WHEN n < %(pending)s
         THEN %(now)s::timestamptz + (n - (%(lost)s + %(pending)s) / 2) * interval '10 seconds'
     END,
     CASE WHEN n >= %(pending)s THEN h_ended(N) + interval '40 seconds' END,
     h_ended(N) + interval '40 seconds'
 FROM SERIES
-WHERE h_talked(n) AND n >= %(lost)s
+WHERE h_talked(n)
 """
 
 # Every event delivered, but for some of the newest calls whose nudge was lost.
@@ -183,16 +187,23 @@ ACTIVE: tuple[tuple[str, int, str | None], ...] = (
     ("connected", 100, "watch_due_at"),  # a few overdue looks
     ("stopping", 10, "watch_due_at"),
     ("unknown", 5, None),
+    ("completed", 100, "ended_at"),  # ended within the insights deadline
 )
+# Of the calls ended within the deadline, those with an insights row: all but every tenth,
+# ended by a worker older than migration 0007 (the insights sweep's backfill finds them).
+ACTIVE_INSIGHTS = """
+INSERT INTO insights (call_id, status, attempts, first_tried_at, harvested_at, updated_at)
+VALUES (%(id)s, 'ready', 1, %(ended_at)s, %(ended_at)s, %(ended_at)s)
+"""
 ACTIVE_CALLS = """
 INSERT INTO calls (id, status, account, phone_number, request, priority, max_duration_s,
     callback_url, deadline_at, start_attempts, failures, capacity_waits, claimed_at,
     conversation_id, created_at, updated_at, connected_at, not_before, dispatch_due_at,
-    watch_due_at)
+    watch_due_at, ended_at)
 VALUES (%(id)s, %(status)s, 'default', '+14155550123', '{"phone_number": "+14155550123"}',
     %(priority)s, 3600, %(callback_url)s, %(deadline_at)s, 1, 0, 0, %(claimed_at)s,
     %(conversation_id)s, %(created_at)s, %(updated_at)s, %(connected_at)s, %(not_before)s,
-    %(dispatch_due_at)s, %(watch_due_at)s)
+    %(dispatch_due_at)s, %(watch_due_at)s, %(ended_at)s)
 """
 RECENT = "created_at > %(now)s::timestamptz - interval '1 hour'"
 # queued, then (but for queued calls) the state they are in now.
@@ -281,6 +292,7 @@ def active_row(clock: Clock, status: str, i: int, due_column: str | None) -> dic
         "not_before": None,
         "dispatch_due_at": None,
         "watch_due_at": None,
+        "ended_at": None,
     }
     offsets = {
         "dispatch_due_at": -60.0 * (i % 4),
@@ -288,6 +300,7 @@ def active_row(clock: Clock, status: str, i: int, due_column: str | None) -> dic
         "deadline_at": 60.0 * (i - 5),
         "claimed_at": -30.0 * i,
         "watch_due_at": 5.0 * (5 - i),
+        "ended_at": -8.0 * i,
     }
     if due_column is not None:
         row[due_column] = clock.at(offsets[due_column])
@@ -301,8 +314,11 @@ def load_active(conn: psycopg.Connection[Any], clock: Clock) -> None:
         for status, count, due_column in ACTIVE
         for i in range(1, count + 1)
     ]
+    ended = [row for row in rows if row["ended_at"] is not None]
+    with_row = [row for k, row in enumerate(ended, start=1) if k % 10]
     with conn.cursor() as cursor:
         cursor.executemany(ACTIVE_CALLS.encode(), rows)
+        cursor.executemany(ACTIVE_INSIGHTS.encode(), with_row)
     conn.execute(HELPERS.encode())  # several statements: no parameters, simple protocol
     params = {"now": clock.now, "schedules": SCHEDULES}
     for sql in (ACTIVE_EVENTS, ACTIVE_CURSORS, SCHEDULE_ROWS):
@@ -384,9 +400,14 @@ def queries(now: datetime, probe: str) -> dict[str, Query]:
         "dispatch due_for_dispatch": lambda s: calls_repo.due_for_dispatch(
             s, now=now - timedelta(seconds=60), horizon=now + timedelta(seconds=10)
         ),
-        "insights ended_without_insights": lambda s: insights_repo.ended_without_insights(
-            s, ended_before=stale, limit=100
-        ),
+        # What InsightsService.sweep reads: calls ended within the deadline with no row (ended
+        # by a worker older than migration 0007), then the due rows.
+        "insights sweep": lambda s: [
+            *insights_repo.ended_without_insights(
+                s, ended_after=now - INSIGHTS_DEADLINE, ended_before=stale, limit=100
+            ),
+            *(row.call_id for row in insights_repo.overdue(s, due_before=stale, limit=100)),
+        ],
         "insights overdue": lambda s: insights_repo.overdue(s, due_before=stale, limit=100),
         "webhooks due_for_delivery": lambda s: webhooks_repo.due_for_delivery(
             s,
@@ -520,11 +541,6 @@ def ratio(times: dict[int, float]) -> float:
 
 # Queries that cannot be size-independent as they are defined, and why.
 WHY_LINEAR = {
-    "insights ended_without_insights": (
-        "no column or index tells an ended call whose harvest never started from one "
-        "harvested, so the anti-join visits every ended call; it needs the harvest's row "
-        "written when the call ends (or a harvest-due column), a change outside the store"
-    ),
     "metrics count_by_status": (
         "it counts every state exactly, and completed/failed/canceled are all of history; "
         "an exact O(1) answer needs counters kept by the transitions (see the report)"

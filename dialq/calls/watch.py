@@ -17,7 +17,7 @@ from dialq import routing
 from dialq.calls import dispatch
 from dialq.calls.context import CallContext
 from dialq.calls.states import LIVE, CallStatus
-from dialq.store import Call
+from dialq.store import Call, insights_repo
 from dialq.store import calls_repo as repo
 from dialq.symbl.client import AttemptRecord
 from dialq.symbl.errors import NotFoundError, SymblError
@@ -131,20 +131,18 @@ class Lifecycle:
         values: dict[str, Any] = {"reason": reason, "ended_at": ended_at, "watch_due_at": None}
         if summary_info is not None:
             values["summary_info"] = summary_info
+        now = self.ctx.now()
         with self.db.transaction() as session:
             moved = repo.transition(
-                session,
-                call_id,
-                from_=from_,
-                to=to,
-                now=self.ctx.now(),
-                detail=reason,
-                values=values,
+                session, call_id, from_=from_, to=to, now=now, detail=reason, values=values
             )
+            call = repo.get_call(session, call_id) if moved else None
+            if call is not None and call.conversation_id:
+                # With the end, in its transaction: a crash before the harvest message is sent
+                # leaves a due row for the insights sweep, never an ended call nobody harvests.
+                insights_repo.add_pending(session, call_id, now=now)
         if moved:
             log.info("call %s %s: %s", call_id, to.value, reason)
-            with self.db.sessions() as session:
-                call = repo.get_call(session, call_id)
             if call is not None:
                 dispatch.release_permit(self.ctx, call.account, call_id)
             dispatch.call_ended(self.ctx, call_id)

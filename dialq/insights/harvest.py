@@ -29,7 +29,8 @@ from dialq.insights.policy import (
 )
 from dialq.insights.states import InsightsStatus
 from dialq.publisher import Publisher, SafePublisher
-from dialq.store import Conflict, Database, calls_repo, insights_repo
+from dialq.store import Conflict, Database, Session, calls_repo, insights_repo
+from dialq.store.insights_tables import Insights
 from dialq.symbl.client import AttemptRecord, SymblClient
 from dialq.symbl.errors import NotFoundError, SymblError, UnexpectedResponseError
 
@@ -112,27 +113,33 @@ class InsightsService:
                     return "missing"
                 if call.status not in insights_repo.ENDED or not call.conversation_id:
                     return "not ended"
-                row = insights_repo.get(session, call_id)
-                lease_until = now + self._lease
+                row = self._insights_row(session, call_id, now)
                 if row is None:
-                    token: int | None = insights_repo.insert_claimed(
-                        session, call_id, now=now, lease_until=lease_until
-                    )
-                elif row.status != InsightsStatus.PENDING:
+                    return "missing"  # the call was deleted meanwhile
+                if row.status != InsightsStatus.PENDING:
                     return f"already {row.status}"
-                else:
-                    due_by = now + timedelta(seconds=EARLY_TOLERANCE_S)
-                    token = insights_repo.claim(
-                        session, row, due_by=due_by, now=now, lease_until=lease_until
-                    )
+                due_by = now + timedelta(seconds=EARLY_TOLERANCE_S)
+                token = insights_repo.claim(
+                    session, row, due_by=due_by, now=now, lease_until=now + self._lease
+                )
                 if token is None:
                     return "held elsewhere or not due"
                 ended_at = call.ended_at or call.updated_at
                 deadline = ended_at + timedelta(seconds=self.settings.insights_deadline_s)
                 return Held(token, call.account, call.conversation_id, deadline)
         except Conflict:
-            # Another delivery inserted the row first (or the call was deleted): theirs to do.
-            return "held elsewhere"
+            # The call was deleted while its row was written (its foreign key): nothing to do.
+            return "missing"
+
+    @staticmethod
+    def _insights_row(session: Session, call_id: str, now: datetime) -> Insights | None:
+        """The call's insights row: written with the call's end, or now for a call ended by
+        an older worker. Never a second row: of two deliveries, both then claim the one row."""
+        row = insights_repo.get(session, call_id)
+        if row is None:
+            insights_repo.add_pending(session, call_id, now=now)
+            row = insights_repo.get(session, call_id)
+        return row
 
     def _record(self, call_id: str, held: Held, fetched: Fetched) -> str:
         now = self._clock()
@@ -180,21 +187,15 @@ class InsightsService:
         return record
 
     def sweep(self, *, limit: int = SWEEP_BATCH) -> int:
-        """Publish harvests nobody started, and those due whose message was lost. Bounded."""
+        """Publish the harvests that are due and whose message was lost. Bounded.
+
+        Due rows come from ix_insights_due. A call's row is written with its end, so only a
+        call ended by an older worker lacks one: those are looked for back to the insights
+        deadline, no further (migration 0007 wrote the row of every call ended before it).
+        """
         now = self._clock()
         stale = now - timedelta(seconds=SWEEP_GRACE_S)
-        with self.db.sessions() as session:
-            never_started = insights_repo.ended_without_insights(
-                session, ended_before=stale, limit=limit
-            )
-        due: list[str] = []
-        for call_id in never_started:
-            try:
-                with self.db.transaction() as session:
-                    insights_repo.add_pending(session, call_id, now=now)
-            except Conflict:
-                continue  # a harvest started meanwhile
-            due.append(call_id)
+        due = self._backfill(now, stale, limit)
         with self.db.transaction() as session:
             for row in insights_repo.overdue(session, due_before=stale, limit=limit):
                 if insights_repo.mark_republished(session, row, now=now):
@@ -202,6 +203,23 @@ class InsightsService:
         for call_id in due:
             self._publish(call_id, 0.0)
         return len(due)
+
+    def _backfill(self, now: datetime, stale: datetime, limit: int) -> list[str]:
+        """Write the pending row of each call ended within the deadline without one."""
+        window_start = now - timedelta(seconds=self.settings.insights_deadline_s)
+        with self.db.sessions() as session:
+            never_started = insights_repo.ended_without_insights(
+                session, ended_after=window_start, ended_before=stale, limit=limit
+            )
+        written: list[str] = []
+        for call_id in never_started:
+            try:
+                with self.db.transaction() as session:
+                    if insights_repo.add_pending(session, call_id, now=now):
+                        written.append(call_id)
+            except Conflict:
+                continue  # the call was deleted meanwhile
+        return written
 
     def _publish(self, call_id: str, countdown_s: float) -> None:
         # Safe: the row already says when the harvest is due, and the sweeper publishes it again.

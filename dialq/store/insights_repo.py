@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import Executable, exists, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dialq.store.insights_tables import PART_COLUMNS, Insights, InsightsStatus
@@ -20,22 +21,6 @@ COUNTED = ("messages", "topics", "questions", "action_items", "follow_ups", "mem
 
 def get(session: Session, call_id: str) -> Insights | None:
     return session.get(Insights, call_id)
-
-
-def insert_claimed(session: Session, call_id: str, *, now: datetime, lease_until: datetime) -> int:
-    """A new pending row held by the caller as attempt 1 (flushes: a duplicate key raises)."""
-    session.add(
-        Insights(
-            call_id=call_id,
-            status=InsightsStatus.PENDING.value,
-            attempts=1,
-            first_tried_at=now,
-            next_attempt_at=lease_until,
-            updated_at=now,
-        )
-    )
-    session.flush()
-    return 1
 
 
 def claim(
@@ -100,44 +85,57 @@ def save(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def ended_without_insights(session: Session, *, ended_before: datetime, limit: int) -> list[str]:
-    """Ended calls with a conversation and no insights row, that ended before `ended_before`.
+def ended_without_insights(
+    session: Session, *, ended_after: datetime, ended_before: datetime, limit: int
+) -> list[str]:
+    """Ended calls with a conversation and no insights row, that ended in [after, before).
 
-    Still reads every ended call: no column or index says "harvest never started", so the
-    cost grows with history. Found first, then sorted: on PostgreSQL the MATERIALIZED fence
-    lets the anti-join hash the insights keys once, where ORDER BY ... LIMIT leads it to
-    probe the insights key once per ended call (2-5x slower at a million calls).
+    Since migration 0007 a call's pending row is written with its end, so only a call ended by
+    an older worker can lack one: the sweep reads back as far as the insights deadline, through
+    ix_calls_ended, so the cost is the calls ended in that window, never all of history.
     """
-    never_harvested = (
-        select(Call.id, Call.updated_at)
+    query = (
+        select(Call.id)
         .where(
-            ~exists().where(Insights.call_id == Call.id),
-            Call.status.in_(ENDED),
+            # Spelled as ix_calls_ended's predicate: a partial index serves only a query
+            # that implies it.
             Call.conversation_id.is_not(None),
-            or_(
-                Call.ended_at < ended_before,
-                and_(Call.ended_at.is_(None), Call.updated_at < ended_before),
-            ),
+            Call.ended_at >= ended_after,
+            Call.ended_at < ended_before,
+            Call.status.in_(ENDED),
+            ~exists().where(Insights.call_id == Call.id),
         )
-        .cte("never_harvested")
-        .prefix_with("MATERIALIZED", dialect="postgresql")
+        .order_by(Call.ended_at)
+        .limit(limit)
     )
-    query = select(never_harvested.c.id).order_by(never_harvested.c.updated_at).limit(limit)
     return list(session.scalars(query))
 
 
-def add_pending(session: Session, call_id: str, *, now: datetime) -> None:
-    """A pending row due now, for a call whose harvest message was never sent or was lost."""
-    session.add(
-        Insights(
-            call_id=call_id,
-            status=InsightsStatus.PENDING.value,
-            attempts=0,
-            next_attempt_at=now,
-            updated_at=now,
-        )
-    )
-    session.flush()
+def add_pending(session: Session, call_id: str, *, now: datetime) -> bool:
+    """A pending row due now, unless the call has one already; True when this wrote it.
+
+    Written with the call's end, by the harvest of a call ended before that was so, and by the
+    sweep: whichever comes second finds the row there and changes nothing (no error, so the
+    transaction around it goes on).
+    """
+    values = {
+        "call_id": call_id,
+        "status": InsightsStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "updated_at": now,
+    }
+    # SQLAlchemy reads an INSERT's rowcount only when asked (PostgreSQL would say -1).
+    statement = _insert_unless_present(session, values).execution_options(preserve_rowcount=True)
+    result = session.execute(statement)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _insert_unless_present(session: Session, values: Mapping[str, Any]) -> Executable:
+    """INSERT ... ON CONFLICT (call_id) DO NOTHING, in the session's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(Insights).values(**values).on_conflict_do_nothing()
+    return sqlite.insert(Insights).values(**values).on_conflict_do_nothing()
 
 
 def overdue(session: Session, *, due_before: datetime, limit: int) -> list[Insights]:

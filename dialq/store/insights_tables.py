@@ -9,7 +9,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dialq.insights.states import InsightsStatus
-from dialq.store.tables import Base
+from dialq.store.tables import Base, Call
 
 __all__ = ["PART_COLUMNS", "Insights", "InsightsStatus"]
 
@@ -53,3 +53,14 @@ class Insights(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_insights_due", "status", "next_attempt_at"),)
+
+
+# The insights sweep's backfill: calls by when they ended, read back only as far as the insights
+# deadline (migration 0007). Declared here, beside the harvest that needs it, on the calls table;
+# a call with no conversation has nothing to harvest, so it stays out of the index.
+ix_calls_ended = Index(
+    "ix_calls_ended",
+    Call.ended_at,
+    postgresql_where=Call.conversation_id.is_not(None),
+    sqlite_where=Call.conversation_id.is_not(None),
+)

@@ -1,7 +1,8 @@
 """The queries rewritten for a long history answer as the queries they replaced, on SQLite and
 PostgreSQL: the short-id lookup, list_calls, the insights sweep and the webhook sweep. On
-PostgreSQL the lookups read an index, and the history indexes are built concurrently whenever
-Alembic owns the transaction.
+PostgreSQL the lookups and the insights sweep read an index, and the history indexes are built
+concurrently whenever Alembic owns the transaction. Migration 0007 gives the calls ended before
+it the insights row that later calls get with their end.
 
 Each rewritten query is checked against the query it replaced, kept here as `*_before`.
 """
@@ -12,11 +13,13 @@ import random
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import and_, event, func, insert, inspect, or_, select, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import and_, event, func, insert, inspect, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from dialq.store import Call, CallStatus, Database, calls_repo, insights_repo, webhooks_repo
@@ -28,11 +31,15 @@ from tests.servers import private_pg_schema
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 TABLES = ("webhook_attempts", "webhook_cursors", "insights", "attempts", "events", "calls")
-# table: (index, its columns) as migration 0006 builds them.
-HISTORY_INDEXES = {
-    "calls": ("ix_calls_created", ["created_at", "id"]),
-    "events": ("ix_events_at", ["at"]),
-}
+# (table, index, its columns) as migrations 0006 and 0007 build them.
+HISTORY_INDEXES = (
+    ("calls", "ix_calls_created", ["created_at", "id"]),
+    ("events", "ix_events_at", ["at"]),
+    ("calls", "ix_calls_ended", ["ended_at"]),
+)
+INSIGHTS_DUE = "0007_insights_due"
+# The insights deadline the sweep tests read back to.
+DEADLINE = timedelta(minutes=15)
 
 
 def empty_database(url: str) -> Database:
@@ -226,23 +233,24 @@ def add_insights(db: Database, call_id: str, status: InsightsStatus) -> None:
         session.add(Insights(call_id=call_id, status=status.value, attempts=1, updated_at=T0))
 
 
-def test_the_insights_sweep_picks_exactly_the_ended_calls_never_harvested_oldest_first(
+def test_the_insights_sweep_picks_the_calls_ended_within_the_deadline_never_harvested(
     db: Database,
 ) -> None:
-    # given ended calls with and without insights, and calls that are not due for other reasons
+    # given ended calls with and without insights within the deadline, some that ended before
+    # it, and calls that are not due for other reasons
     add_calls(
         db,
         [
             ended("due-completed", 10),
             ended("due-canceled", 5, status=CallStatus.CANCELED.value),
-            ended("due-no-end-time", None, updated_at=T0 - timedelta(minutes=20)),
-            ended("harvested", 30),
-            ended("harvesting", 40),
+            ended("harvested", 12),
+            ended("harvesting", 14),
             ended("ended-just-now", 0),
-            ended("no-end-time-just-now", None),
-            ended("no-conversation", 50, conversation_id=None),
-            ended("failed", 50, status=CallStatus.FAILED.value),
-            ended("live", 50, status=CallStatus.CONNECTED.value, ended_at=None),
+            ended("before-the-deadline", 20),
+            ended("no-end-time", None, updated_at=T0 - timedelta(minutes=11)),
+            ended("no-conversation", 8, conversation_id=None),
+            ended("failed", 8, status=CallStatus.FAILED.value),
+            ended("live", 8, status=CallStatus.CONNECTED.value, ended_at=None),
         ],
     )
     add_insights(db, "harvested", InsightsStatus.READY)
@@ -250,13 +258,41 @@ def test_the_insights_sweep_picks_exactly_the_ended_calls_never_harvested_oldest
     cutoff = T0 - timedelta(seconds=5)
     with db.sessions() as session:
         # when the sweep looks for calls nobody started a harvest for
-        found = insights_repo.ended_without_insights(session, ended_before=cutoff, limit=100)
-        first_two = insights_repo.ended_without_insights(session, ended_before=cutoff, limit=2)
+        found = insights_repo.ended_without_insights(
+            session, ended_after=T0 - DEADLINE, ended_before=cutoff, limit=100
+        )
+        first = insights_repo.ended_without_insights(
+            session, ended_after=T0 - DEADLINE, ended_before=cutoff, limit=1
+        )
         before = ended_without_insights_before(session, cutoff, 100)
-    # then it finds exactly the due ones, oldest update first, as the old query did
-    assert found == ["due-no-end-time", "due-completed", "due-canceled"]
-    assert first_two == found[:2]
-    assert found == before
+    # then it finds the due ones, oldest end first: what the old anti-join found, less the calls
+    # that ended before the deadline or have no end time (migration 0007 wrote their rows)
+    assert found == ["due-completed", "due-canceled"]
+    assert first == found[:1]
+    assert found == [c for c in before if c not in {"before-the-deadline", "no-end-time"}]
+
+
+def test_a_pending_row_is_written_once_and_a_second_write_changes_nothing_nor_raises(
+    db: Database,
+) -> None:
+    # given an ended call whose harvest already holds its row
+    add_calls(db, [ended("ended", 1)])
+    with db.transaction() as session:
+        first = insights_repo.add_pending(session, "ended", now=T0)
+        session.execute(
+            update(Insights).where(Insights.call_id == "ended").values(attempts=1, reason="held")
+        )
+    # when the row is written again (the sweep, a duplicate harvest), in a transaction that goes on
+    with db.transaction() as session:
+        second = insights_repo.add_pending(session, "ended", now=T0 + timedelta(minutes=1))
+        still_usable = session.scalar(select(func.count()).select_from(Insights))
+    # then only the first wrote, and the row is as the harvest left it
+    assert (first, second, still_usable) == (True, False, 1)
+    with db.sessions() as session:
+        row = insights_repo.get(session, "ended")
+        assert row is not None
+        assert (row.status, row.attempts, row.reason) == ("pending", 1, "held")
+        assert row.next_attempt_at == T0
 
 
 # -- the webhook sweep -------------------------------------------------------------------------
@@ -420,10 +456,43 @@ def test_on_postgresql_the_short_id_lookup_and_list_calls_read_an_index(pg_db: D
     assert "Index Scan using ix_calls_created" in newest, newest
 
 
+def test_on_postgresql_the_insights_sweep_reads_its_indexes_and_scans_no_table(
+    pg_db: Database,
+) -> None:
+    # given 5,000 calls ended one every 15 minutes, each harvested but the newest three, and
+    # statistics that say so
+    rows = [ended(f"call-{i:05d}", 15.0 * i + 1) for i in range(5000)]
+    add_calls(pg_db, rows)
+    harvested = [
+        {"call_id": row["id"], "status": "ready", "attempts": 1, "updated_at": T0}
+        for row in rows[3:]
+    ]
+    with pg_db.transaction() as session:
+        session.execute(insert(Insights), harvested)
+    with pg_db.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE calls")
+        conn.exec_driver_sql("ANALYZE insights")
+    cutoff = T0 - timedelta(seconds=5)
+
+    def sweep_reads(session: Session) -> object:
+        never = insights_repo.ended_without_insights(
+            session, ended_after=T0 - DEADLINE, ended_before=cutoff, limit=100
+        )
+        return never, insights_repo.overdue(session, due_before=cutoff, limit=100)
+
+    # when the sweep's two reads are planned
+    plan = plan_text(pg_db, sweep_reads)
+    # then the ended calls come from ix_calls_ended, the due rows from ix_insights_due
+    assert "Seq Scan on calls" not in plan, plan
+    assert "Seq Scan on insights" not in plan, plan
+    assert "ix_calls_ended" in plan, plan
+    assert "ix_insights_due" in plan, plan
+
+
 def test_the_history_indexes_in_the_database_are_those_the_tables_declare(db: Database) -> None:
     # given a database upgraded by the migrations
     found = inspect(db.engine)
-    for table, (name, columns) in HISTORY_INDEXES.items():
+    for table, name, columns in HISTORY_INDEXES:
         # when its indexes are read back, then the migration built what the metadata declares
         built = {index["name"]: index for index in found.get_indexes(table)}
         declared = {index.name: index for index in Call.metadata.tables[table].indexes}
@@ -453,6 +522,71 @@ def test_on_postgresql_the_migration_builds_concurrently_when_alembic_owns_the_t
                     "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
                     " WHERE c.relnamespace = current_schema()::regnamespace AND i.indisvalid"
                 ).scalars()
-                assert {name for name, _ in HISTORY_INDEXES.values()} <= set(valid)
+                assert {name for _, name, _ in HISTORY_INDEXES} <= set(valid)
         finally:
             engine.dispose()
+
+
+# -- migration 0007: the rows of the calls ended before it ------------------------------------
+
+
+def upgrade_to_all_heads_but(url: str, left_out: str) -> None:
+    config = alembic_config(url)
+    heads = ScriptDirectory.from_config(config).get_heads()
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection  # as Database.upgrade hands it over
+            for head in sorted(set(heads) - {left_out}):
+                command.upgrade(config, head)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def url_before_insights_due(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of the test's kind, at every migration but 0007."""
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'before.db'}"
+        upgrade_to_all_heads_but(url, INSIGHTS_DUE)
+        yield url
+        return
+    with private_pg_schema() as url:
+        upgrade_to_all_heads_but(url, INSIGHTS_DUE)
+        yield url
+
+
+def test_migration_0007_gives_each_ended_call_whose_harvest_never_started_a_due_row(
+    url_before_insights_due: str,
+) -> None:
+    # given ended calls whose harvest never started, one a year ago and one with no end time,
+    # a harvested one, and calls with nothing to harvest
+    db = Database(url_before_insights_due)
+    try:
+        add_calls(
+            db,
+            [
+                ended("never-harvested", 10),
+                ended("a-year-ago", 60 * 24 * 365),
+                ended("no-end-time", None),
+                ended("harvested", 30),
+                ended("no-conversation", 5, conversation_id=None),
+                ended("failed", 5, status=CallStatus.FAILED.value),
+                ended("live", 5, status=CallStatus.CONNECTED.value, ended_at=None),
+            ],
+        )
+        add_insights(db, "harvested", InsightsStatus.READY)
+        # when migration 0007 runs
+        db.upgrade()
+        with db.sessions() as session:
+            rows = {row.call_id: row for row in session.scalars(select(Insights))}
+    finally:
+        db.dispose()
+    # then each call the old sweep would have harvested has a pending row, due, untried (so
+    # whatever its age it gets the one harvest it would have had), and the harvested one is kept
+    assert set(rows) == {"never-harvested", "a-year-ago", "no-end-time", "harvested"}
+    for call_id in ("never-harvested", "a-year-ago", "no-end-time"):
+        row = rows[call_id]
+        assert (row.status, row.attempts, row.first_tried_at) == ("pending", 0, None)
+        assert row.next_attempt_at is not None
+    assert rows["harvested"].status == InsightsStatus.READY

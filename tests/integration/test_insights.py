@@ -1,7 +1,9 @@
 """Insights after a call ends: real worker processes, real Redis, both databases, the sandbox.
 
-The call is ended here by hand (hang up at the sandbox, mark the row completed, publish the
-harvest by name), so these tests hold whether or not the lifecycle code has seen the end.
+The call is mostly ended here by hand (hang up at the sandbox, record the end and its pending
+insights row in one transaction as the lifecycle does, publish the harvest by name), so these
+tests hold whether or not the lifecycle code has seen the end. The tests of that end-of-call
+transaction run the lifecycle in this process, with no worker.
 """
 
 from __future__ import annotations
@@ -9,13 +11,21 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
 from dialq import routing
-from dialq.api import enqueue_call
-from dialq.insights.harvest import InsightsService
+from dialq.api import enqueue_call, producer_runtime
+from dialq.calls.service import CallService
+from dialq.insights.harvest import SWEEP_GRACE_S, InsightsService
 from dialq.store import Call, CallStatus, Database, calls_repo, insights_repo
+from dialq.store.insights_tables import Insights
 from dialq.worker import CeleryPublisher, create_app
 from tests.stack import Stack
 
@@ -35,13 +45,14 @@ def connected_call(stack: Stack) -> dict[str, Any]:
 
 
 def end_call(stack: Stack, call: dict[str, Any]) -> None:
-    """Hang up at the far end, record the end (unless the lifecycle already did), harvest."""
+    """Hang up at the far end, record the end (unless the lifecycle already did) with its
+    pending insights row, as the lifecycle does, and publish the harvest."""
     stack.sandbox.control.end_call(call["connection_id"])
     now = datetime.now(UTC)
     db = Database(stack.env["DIALQ_DATABASE_URL"])
     try:
         with db.transaction() as session:
-            calls_repo.transition(
+            ended = calls_repo.transition(
                 session,
                 call["id"],
                 from_={CallStatus.CONNECTED, CallStatus.STOPPING},
@@ -50,9 +61,91 @@ def end_call(stack: Stack, call: dict[str, Any]) -> None:
                 detail="ended at the far end (test)",
                 values={"ended_at": now},
             )
+            if ended:
+                insights_repo.add_pending(session, call["id"], now=now)
     finally:
         db.dispose()
     publish_harvest(stack, call["id"])
+
+
+def end_without_a_row(stack: Stack, call: dict[str, Any], *, ended_ago_s: float) -> None:
+    """Hang up at the far end and record the end as a worker older than migration 0007 did:
+    no insights row, and (as if lost) no harvest message."""
+    stack.sandbox.control.end_call(call["connection_id"])
+    ended_at = datetime.now(UTC) - timedelta(seconds=ended_ago_s)
+    db = Database(stack.env["DIALQ_DATABASE_URL"])
+    try:
+        with db.transaction() as session:
+            calls_repo.transition(
+                session,
+                call["id"],
+                from_={CallStatus.CONNECTED},
+                to=CallStatus.COMPLETED,
+                now=datetime.now(UTC),
+                detail="ended at the far end (test)",
+                values={"ended_at": ended_at},
+            )
+    finally:
+        db.dispose()
+
+
+@dataclass
+class Recording:
+    """A publisher that sends nothing: what a worker that crashed after its commit sent."""
+
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
+        self.sent.append((task, call_id))
+
+
+def end_in_this_process(stack: Stack, call: dict[str, Any], publisher: Recording) -> str:
+    """The far end hangs up and the lifecycle, run here with `publisher`, sees the end."""
+    stack.sandbox.control.end_call(call["connection_id"])
+    runtime = producer_runtime(stack.settings)
+    service = CallService(
+        runtime.settings, runtime.db, runtime.client_for, publisher, capacity=runtime.capacity
+    )
+    return service.watch(call["id"])
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What one committing transaction held, read inside it just before its commit."""
+
+    call_status: str | None
+    insights_status: str | None
+
+
+@contextmanager
+def commits_of(call_id: str) -> Iterator[list[Commit]]:
+    """Every commit this process makes while inside, as seen from within its transaction."""
+    seen: list[Commit] = []
+
+    def before_commit(session: Session) -> None:
+        status = select(Call.status).where(Call.id == call_id)
+        insights = select(Insights.status).where(Insights.call_id == call_id)
+        seen.append(Commit(session.scalar(status), session.scalar(insights)))
+
+    event.listen(Session, "before_commit", before_commit)
+    try:
+        yield seen
+    finally:
+        event.remove(Session, "before_commit", before_commit)
+
+
+def insights_service(
+    stack: Stack, publisher: Any, *, clock_ahead_s: float = 0.0
+) -> InsightsService:
+    """The insights facade in this process, its clock `clock_ahead_s` ahead of the real one."""
+    runtime = producer_runtime(stack.settings)
+    return InsightsService(
+        runtime.settings,
+        runtime.db,
+        runtime.client_for,
+        publisher,
+        clock=lambda: datetime.now(UTC) + timedelta(seconds=clock_ahead_s),
+    )
 
 
 def ended_call_row(stack: Stack, conversation_id: str, *, ended_ago_s: float = 0.0) -> str:
@@ -213,11 +306,16 @@ def test_five_copies_of_a_harvest_message_read_the_api_once_and_append_one_event
     assert len(insight_events(stack, call["id"])) == 1
 
 
-def test_the_sweep_starts_a_harvest_nobody_published_and_only_once(stack: Stack) -> None:
-    # given an ended call with no insights and no harvest message
-    stack.env.update({**FAST, "DIALQ_INSIGHTS_DEADLINE_S": "1"})
+def test_the_sweep_starts_the_harvest_of_a_call_ended_without_a_row_within_the_deadline_once(
+    stack: Stack,
+) -> None:
+    # given a call that ended 10 s ago with no insights row and no harvest message (ended by a
+    # worker older than the row written with the end), and a deadline of 60 s
+    stack.env.update({**FAST, "DIALQ_INSIGHTS_DEADLINE_S": "60"})
     stack.start_worker()
-    call_id = ended_call_row(stack, UNKNOWN_CONVERSATION, ended_ago_s=30)
+    call = connected_call(stack)
+    stack.stop_workers()
+    end_without_a_row(stack, call, ended_ago_s=10)
     runtime_settings = stack.settings
     db = Database(stack.env["DIALQ_DATABASE_URL"])
     publisher = CeleryPublisher(create_app(runtime_settings))
@@ -229,8 +327,76 @@ def test_the_sweep_starts_a_harvest_nobody_published_and_only_once(stack: Stack)
         db.dispose()
     # then the first publishes the harvest, the second nothing, and the harvest runs to its end
     assert (first, second) == (1, 0)
-    insights = wait_for_insights(stack, call_id, {"ready", "unavailable"})
-    assert insights["reason"] == "conversation not found (404)"
+    stack.start_worker()
+    insights = wait_for_insights(stack, call["id"], {"ready", "unavailable"})
+    assert insights["status"] == "ready", insights["reason"]
+
+
+def test_the_sweep_leaves_alone_a_call_ended_without_a_row_before_the_deadline_window(
+    stack: Stack,
+) -> None:
+    # given a call that ended 120 s ago with no insights row, and a deadline of 60 s (migration
+    # 0007 wrote the row of every call ended before it; only an older worker ends one without)
+    stack.env.update({"DIALQ_INSIGHTS_DEADLINE_S": "60"})
+    call_id = ended_call_row(stack, UNKNOWN_CONVERSATION, ended_ago_s=120)
+    sent = Recording()
+    # when the sweep runs
+    found = insights_service(stack, sent).sweep()
+    # then it reads no further back than the deadline: no row, no harvest
+    assert (found, sent.sent) == (0, [])
+    assert insights_of(stack, call_id) is None
+
+
+def test_the_end_of_a_call_and_its_pending_insights_row_are_one_transaction(
+    stack: Stack,
+) -> None:
+    # given a connected call, no worker left to see its end, and the far end hanging up
+    stack.start_worker()
+    call = connected_call(stack)
+    stack.stop_workers()
+    # when the lifecycle sees the end, in this process, each commit watched from inside it
+    with commits_of(call["id"]) as commits:
+        outcome = end_in_this_process(stack, call, Recording())
+    # then no commit held the call completed without its pending row, or the row without the end
+    assert outcome == "completed"
+    ended = [c.insights_status for c in commits if c.call_status == "completed"]
+    assert ended, commits
+    assert set(ended) == {"pending"}, commits
+    assert all(c.call_status == "completed" for c in commits if c.insights_status), commits
+    # and the row is due now, with no harvest tried yet
+    row = insights_of(stack, call["id"])
+    assert row is not None
+    assert (row["status"], row["attempts"]) == ("pending", 0)
+    assert datetime.fromisoformat(row["next_attempt_at"]) <= datetime.now(UTC)
+
+
+def test_a_harvest_message_lost_after_the_end_is_sent_again_by_the_sweep_and_harvested_once(
+    stack: Stack,
+) -> None:
+    # given a call ended by a lifecycle whose harvest message never left (a crash after the
+    # commit), and no worker
+    stack.start_worker()
+    call = connected_call(stack)
+    stack.stop_workers()
+    lost = Recording()
+    end_in_this_process(stack, call, lost)
+    assert (routing.HARVEST_INSIGHTS, call["id"]) in lost.sent
+    # when the sweep runs after its grace
+    swept = Recording()
+    later_s = SWEEP_GRACE_S + 1
+    found = insights_service(stack, swept, clock_ahead_s=later_s).sweep()
+    # then it publishes the harvest again, found from the due row alone
+    assert (found, swept.sent) == (1, [(routing.HARVEST_INSIGHTS, call["id"])])
+    # and when that harvest is delivered twice, the first claims the row and reads the API,
+    # the second finds it done
+    harvester = insights_service(stack, Recording(), clock_ahead_s=later_s)
+    outcomes = [harvester.harvest(call["id"]), harvester.harvest(call["id"])]
+    assert outcomes == ["ready", "already ready"]
+    assert len(conversation_requests(stack, call["conversation_id"], "summary")) == 1
+    assert [e["detail"] for e in insight_events(stack, call["id"])] == ["insights: ready"]
+    insights = insights_of(stack, call["id"])
+    assert insights is not None
+    assert insights["attempts"] == 1
 
 
 def test_cli_transcript_and_show_json_on_a_harvested_call(stack: Stack) -> None:
