@@ -7,9 +7,11 @@ checked address takes a few lines instead of a custom adapter.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
+import threading
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -50,18 +52,35 @@ class PinnedHTTP:
     def post(
         self, target: Target, body: bytes, headers: Mapping[str, str], timeout_s: float
     ) -> int:
+        """`timeout_s` bounds the whole request, not each socket read: a receiver that drips a
+        byte a second would otherwise hold a worker thread for minutes."""
         connection = self._connect(target, timeout_s)
+        deadline = threading.Timer(timeout_s, _abort, args=(connection,))
+        deadline.daemon = True
+        deadline.start()
         try:
             connection.request(
                 "POST", target.path, body=body, headers={"Host": target.host_header, **headers}
             )
             response = connection.getresponse()
             response.read(MAX_RESPONSE_BYTES)
+            if not deadline.is_alive():
+                raise TimeoutError(f"webhook request took longer than {timeout_s}s")
             return response.status
         finally:
+            deadline.cancel()
             connection.close()
 
     def _connect(self, target: Target, timeout_s: float) -> http.client.HTTPConnection:
+        # Each socket operation gets the whole budget; the Timer in `post` ends the request.
         if target.scheme == "https":
             return _PinnedHTTPSConnection(target, timeout_s, self._tls_context)
         return http.client.HTTPConnection(target.address, target.port, timeout=timeout_s)
+
+
+def _abort(connection: http.client.HTTPConnection) -> None:
+    """Past the deadline: shut the socket, so the read blocked on it returns at once."""
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed: the request is over anyway
+            sock.shutdown(socket.SHUT_RDWR)
