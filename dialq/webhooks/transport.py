@@ -55,7 +55,8 @@ class PinnedHTTP:
         """`timeout_s` bounds the whole request, not each socket read: a receiver that drips a
         byte a second would otherwise hold a worker thread for minutes."""
         connection = self._connect(target, timeout_s)
-        deadline = threading.Timer(timeout_s, _abort, args=(connection,))
+        fired = threading.Event()
+        deadline = threading.Timer(timeout_s, _abort, args=(connection, fired))
         deadline.daemon = True
         deadline.start()
         try:
@@ -64,12 +65,16 @@ class PinnedHTTP:
             )
             response = connection.getresponse()
             response.read(MAX_RESPONSE_BYTES)
-            if not deadline.is_alive():
-                raise TimeoutError(f"webhook request took longer than {timeout_s}s")
-            return response.status
+        except (OSError, http.client.HTTPException) as error:
+            if fired.is_set():  # the socket was shut by the deadline, not by the receiver
+                raise TimeoutError(f"timed out: no whole answer in {timeout_s}s") from error
+            raise
         finally:
             deadline.cancel()
             connection.close()
+        if fired.is_set():
+            raise TimeoutError(f"timed out: no whole answer in {timeout_s}s")
+        return response.status
 
     def _connect(self, target: Target, timeout_s: float) -> http.client.HTTPConnection:
         # Each socket operation gets the whole budget; the Timer in `post` ends the request.
@@ -78,8 +83,9 @@ class PinnedHTTP:
         return http.client.HTTPConnection(target.address, target.port, timeout=timeout_s)
 
 
-def _abort(connection: http.client.HTTPConnection) -> None:
+def _abort(connection: http.client.HTTPConnection, fired: threading.Event) -> None:
     """Past the deadline: shut the socket, so the read blocked on it returns at once."""
+    fired.set()
     sock = connection.sock
     if sock is not None:
         with contextlib.suppress(OSError):  # already closed: the request is over anyway

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import socket
 import threading
 import time
@@ -57,7 +56,7 @@ def test_a_receiver_dripping_bytes_is_cut_off_at_the_timeout_for_the_whole_reque
     target = Target("http", "127.0.0.1", dripping_receiver, "/hook", "127.0.0.1")
     began = time.monotonic()
     # when a webhook is posted to it with a 1 s timeout
-    with pytest.raises((OSError, http.client.HTTPException)):
+    with pytest.raises(TimeoutError, match="timed out"):
         PinnedHTTP().post(target, b"{}", {"Content-Type": "application/json"}, timeout_s=1.0)
     # then the POST gives up after about a second, not after the receiver is done
     assert time.monotonic() - began < 3.0
