@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from dialq import routing
-
 log = logging.getLogger("dialq.publisher")
 
 # Invariant 4: every broker countdown stays well under the visibility timeout. Anything
@@ -38,6 +36,3 @@ class SafePublisher:
             log.warning(
                 "could not publish %s for call %s; a sweeper will", task, call_id, exc_info=True
             )
-
-    def publish_dial(self, call_id: str, countdown_s: float) -> None:
-        self.publish(routing.DIAL, call_id, countdown_s)

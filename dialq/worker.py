@@ -145,13 +145,10 @@ def _serve_metrics(**_: Any) -> None:
 
 
 class CeleryPublisher:
-    """Publishes dial messages by name, carrying only the call id."""
+    """Publishes tasks by name, carrying only the call id."""
 
     def __init__(self, app: Celery) -> None:
         self.app = app
-
-    def publish_dial(self, call_id: str, countdown_s: float) -> None:
-        self.publish(routing.DIAL, call_id, countdown_s)
 
     def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
         # Invariant 4: a countdown never exceeds the cap, whatever the caller computed.

@@ -27,7 +27,7 @@ from dialq.calls.policy import (
     start_outcome,
 )
 from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
-from dialq.calls.states import DIALABLE, RESOLVABLE, CallStatus
+from dialq.calls.states import DIALABLE, MAY_BE_LIVE, RESOLVABLE, CallStatus
 from dialq.capacity import Verdict
 from dialq.store import Call, DatabaseUnavailable, Session
 from dialq.store import calls_repo as repo
@@ -102,10 +102,15 @@ class Dial:
             call = repo.get_call(session, self.call_id)
             if call is None:
                 return None
-            if CallStatus(call.status) not in DIALABLE:
-                # A wake-up for a call already dialed or over: if the waiting index still held
-                # it, it stood ahead of real waiters; drop it and wake the next one instead.
-                dispatch.pass_on(self.ctx, call.account, call.id)
+            status = CallStatus(call.status)
+            if status in MAY_BE_LIVE:
+                # A duplicate delivery: the call keeps the permit it may be live on; only a
+                # stale place in line is dropped.
+                self.ctx.capacity.forget(call.account, call.id)
+                return None
+            if status not in DIALABLE:
+                # Over (canceled, failed, completed): a permit handed to it goes to the next.
+                dispatch.release_permit(self.ctx, call.account, call.id)
                 return None
             early = call.not_before if call.not_before and call.not_before > now else None
             if early is None:

@@ -62,12 +62,6 @@ def release_permit(ctx: CallContext, account: str, call_id: str) -> None:
         log.warning("could not release the permit of call %s", call_id, exc_info=True)
 
 
-def pass_on(ctx: CallContext, account: str, call_id: str) -> None:
-    """A call woken for a permit it cannot use (canceled, already dialed, over): the permit
-    goes to the next waiter."""
-    release_permit(ctx, account, call_id)
-
-
 def line_up(ctx: CallContext, call_id: str, account: str, score: int) -> bool:
     """A new call joins its account's line; True when a permit is held for it at once (send
     its dial message), False when it waits (the row must say so).

@@ -10,6 +10,7 @@ import time
 import redis
 from sqlalchemy import update
 
+from dialq import routing
 from dialq.api import enqueue_call, producer_runtime
 from dialq.capacity import Capacity, Verdict, waiting_score
 from dialq.store import Call
@@ -295,3 +296,21 @@ def test_the_line_repair_adds_only_calls_missing_and_holding_no_permit(redis_url
     # then only the lost one is put back
     assert added == 1
     assert capacity.usage("a").waiting_in_redis == 2
+
+
+def test_a_duplicate_dial_of_a_live_call_leaves_its_permit_held(stack: Stack) -> None:
+    # given a live call holding one of two permits
+    stack.env["DIALQ_MAX_CONCURRENT_CALLS"] = "2"
+    stack.start_worker()
+    runtime = producer_runtime(stack.settings)
+    live = enqueue_call({"phone_number": NUMBER, "max_duration_s": 60}, settings=stack.settings)
+    stack.wait_for(live.id, {"connected"})
+    # when a stale copy of its dial message is delivered
+    runtime.publisher.publish(routing.DIAL, live.id)
+    deadline = time.monotonic() + 10
+    while "'skipped'" not in stack.worker_logs():
+        assert time.monotonic() < deadline, "the duplicate was never delivered"
+        time.sleep(0.1)
+    # then the live call still holds its permit, and no second start was sent
+    assert runtime.capacity.holders("default") == [live.id]
+    assert len(stack.starts_for(live.id)) == 1
