@@ -11,6 +11,7 @@ from dialq.calls.request import CallRequest, parse_call_request
 from dialq.calls.service import CallHandle
 from dialq.calls.watch import CancelResult
 from dialq.config import Settings
+from dialq.store.errors import translated
 
 if TYPE_CHECKING:
     from dialq.runtime import Runtime
@@ -55,14 +56,19 @@ def enqueue_call(
 
     A mapping is validated exactly as the by-name task payload is, and an invalid one raises
     `InvalidCallRequest` naming the field, with nothing written or published. An
-    `idempotency_key` already used returns the existing call and places nothing new.
+    `idempotency_key` already used for the same request returns the existing call and places
+    nothing new; used for a different request, it raises `InvalidCallRequest` naming
+    `idempotency_key`. When the database is down it raises `dialq.store.DatabaseUnavailable`
+    and publishes nothing: retry later, with an idempotency key.
     """
     runtime = producer_runtime(settings)
     if not isinstance(request, CallRequest):
         request = parse_call_request(
             request, allowed_country_codes=runtime.settings.allowed_country_codes
         )
-    return runtime.service.enqueue(request)
+    with translated():  # the first use of the database migrates it: outside the store
+        service = runtime.service
+    return service.enqueue(request)
 
 
 def cancel_call(call_id: str, *, settings: Settings | None = None) -> CancelResult:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -16,6 +18,37 @@ from pydantic_settings import (
 
 DEFAULT_ACCOUNT = "default"
 SYMBL_BASE_URL = "https://api.symbl.ai"
+
+
+URL_MASK = "***"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password and every query value replaced by ``***``, for reprs and logs.
+
+    Brokers take a password in the user-info (``redis://:pw@host``) or the query
+    (``?password=pw``); a callback URL may carry a token in its query.
+    """
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return URL_MASK
+    netloc = parts.netloc
+    if password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:{URL_MASK}@{host}"
+    query = "&".join(
+        f"{name}={URL_MASK}" if sep else name
+        for name, sep, _ in (pair.partition("=") for pair in parts.query.split("&") if pair)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _masked(args: Iterable[tuple[str | None, Any]]) -> Iterator[tuple[str | None, Any]]:
+    # Settings sit in the Celery config, which `inspect conf` and Flower print by repr.
+    for name, value in args:
+        yield name, mask_url(value) if isinstance(value, str) and "://" in value else value
 
 
 def _default_data_dir() -> Path:
@@ -30,6 +63,9 @@ class Account(BaseModel):
     app_secret: SecretStr = SecretStr("")
     base_url: str = SYMBL_BASE_URL
     max_concurrent_calls: int = Field(default=5, ge=1, le=10_000)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        return _masked(super().__repr_args__())
 
 
 class Settings(BaseSettings):
@@ -164,6 +200,9 @@ class Settings(BaseSettings):
                 max_concurrent_calls=self.max_concurrent_calls,
             )
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        return _masked(super().__repr_args__())
 
     @property
     def database_url_resolved(self) -> str:

@@ -7,7 +7,10 @@ from typing import Any
 from celery import shared_task
 
 from dialq import routing
+from dialq.calls.enqueue import INTAKE_RETRIES, intake_retry_s
 from dialq.flower import LEFT_FOR_LATER, DialRequest, FlowerState, RedactedRequest
+from dialq.store import DatabaseUnavailable
+from dialq.store.errors import translated
 from dialq.worker import DialqTask
 
 
@@ -23,8 +26,17 @@ def dial(self: DialqTask, call_id: str) -> str:
     name=routing.PLACE_CALL, bind=True, ignore_result=True, base=DialqTask, Request=RedactedRequest
 )
 def place_call(self: DialqTask, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Intake for any Celery client: validate the payload like the Python API, then enqueue."""
-    return self.runtime.service.enqueue_message(args, kwargs, message_id=self.request.id)
+    """Intake for any Celery client: validate the payload like the Python API, then enqueue.
+
+    Never lost: while the database is down the message comes back after a short countdown,
+    under the same id, so the call it records is one call however many tries it takes."""
+    try:
+        with translated():  # the first use of the database migrates it: outside the store
+            service = self.runtime.service
+        return service.enqueue_message(args, kwargs, message_id=self.request.id)
+    except DatabaseUnavailable as error:
+        countdown = intake_retry_s(self.runtime.settings, self.request.retries + 1)
+        raise self.retry(exc=error, countdown=countdown, max_retries=INTAKE_RETRIES) from None
 
 
 @shared_task(name=routing.SWEEP, bind=True, ignore_result=True, base=DialqTask)

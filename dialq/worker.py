@@ -10,6 +10,7 @@ from celery import Celery, Task, signals
 from kombu.entity import Exchange, Queue
 
 from dialq import routing
+from dialq.broker import transport_for
 from dialq.config import Settings
 from dialq.ops import logs
 from dialq.publisher import MAX_COUNTDOWN_S
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_send_sent_event=True,
         task_track_started=True,  # Flower shows STARTED while a dial is in flight
         broker_connection_retry_on_startup=True,
+        # kombu's Redis transport, minus the exit on a Redis restart (see dialq/broker.py).
+        broker_transport=transport_for(settings.broker_url),
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
         enable_utc=True,
         timezone="UTC",

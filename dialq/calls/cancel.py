@@ -19,9 +19,10 @@ def cancel_call(ctx: CallContext, call_id: str) -> CancelResult:
             return CancelResult(call_id, "missing", False, "no such call")
         status = CallStatus(call.status)
         if status in NOT_STARTED:
+            unknown = status is CallStatus.UNKNOWN
             reason = (
-                "canceled (the start request's outcome was unknown: check Symbl)"
-                if status is CallStatus.UNKNOWN
+                "canceled; the start request's outcome is unknown: check Symbl"
+                if unknown
                 else "canceled before dialing"
             )
             moved = repo.transition(
@@ -40,7 +41,13 @@ def cancel_call(ctx: CallContext, call_id: str) -> CancelResult:
                     ctx.capacity.forget(call.account, call_id)
                 else:
                     dispatch.release_permit(ctx, call.account, call_id)
-                return CancelResult(call_id, "canceled", True, f"{reason}; it will never be dialed")
+                said = (
+                    f"{reason} (it may be live there; dialq will not dial it again, and its "
+                    "permit stays taken until its lease ends)"
+                    if unknown
+                    else f"{reason}; it will never be dialed"
+                )
+                return CancelResult(call_id, "canceled", True, said)
         elif status in IN_FLIGHT:
             # The worker that holds the call stops it: at once if live, or as soon as its start
             # request answers. Flagged in the row, so a cancel racing a dial is never lost.

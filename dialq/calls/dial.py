@@ -18,6 +18,7 @@ from dialq import routing
 from dialq.calls import dispatch
 from dialq.calls.context import CallContext
 from dialq.calls.policy import (
+    CANCELED_UNKNOWN,
     StartOutcome,
     capacity_delay_s,
     failure_delay_s,
@@ -37,6 +38,8 @@ from dialq.symbl.payloads import start_body
 
 log = logging.getLogger("dialq.dialing")
 SKIPPED = "skipped"
+CANCEL_PENDING = "cancel pending"
+CANCELED_REASON = "canceled while dialing; not redialed"
 # Writes of a known start outcome tried this often when the database connection drops.
 RECORD_TRIES = 4
 
@@ -125,6 +128,12 @@ class Dial:
             self._move(session, {CallStatus(call.status)}, CallStatus.FAILED, now, "deadline")
             dispatch.release_permit(self.ctx, call.account, call.id)
             return None
+        if call.cancel_requested_at is not None:
+            # Flagged while an earlier attempt was out, and that attempt put it back in line.
+            status = CallStatus(call.status)
+            self._move(session, {status}, CallStatus.CANCELED, now, CANCELED_REASON)
+            dispatch.release_permit(self.ctx, call.account, call.id)
+            return None
         admission = self.ctx.capacity.acquire(
             call.account,
             call.id,
@@ -204,12 +213,15 @@ class Dial:
         if not moved:
             return self._orphan(result)
         log.info("call %s connected: conversation %s", self.call_id, result.conversation_id)
-        # The lifecycle watcher takes over: end of call, maximum duration, cancel.
-        self.ctx.publisher.publish(routing.WATCH_CALL, self.call_id, self.settings.watch_interval_s)
+        # The lifecycle watcher takes over: end of call, maximum duration, cancel (at once when
+        # a cancel came in while the start request was out).
+        first_look_s = 0.0 if moved == CANCEL_PENDING else self.settings.watch_interval_s
+        self.ctx.publisher.publish(routing.WATCH_CALL, self.call_id, first_look_s)
         return CallStatus.CONNECTED.value
 
-    def _record_connected(self, result: StartResult) -> bool:
-        """Move the call to `connected` with the API's ids; False when it had moved on."""
+    def _record_connected(self, result: StartResult) -> bool | str:
+        """Move the call to `connected` with the API's ids; False when it had moved on,
+        CANCEL_PENDING when it moved but a cancel is waiting for it."""
         now = self.ctx.now()
         interval_s = self.settings.watch_interval_s
         with self.db.transaction() as session:
@@ -231,10 +243,11 @@ class Dial:
                     "watch_due_at": now + timedelta(seconds=interval_s),
                 },
             )
-            if not moved:
-                # A retry after a commit whose reply was lost finds its own write: not an orphan.
-                call = repo.get_call(session, self.call_id)
-                moved = call is not None and call.connection_id == result.connection_id
+            # A retry after a commit whose reply was lost finds its own write: not an orphan.
+            call = repo.get_call(session, self.call_id)
+            moved = moved or (call is not None and call.connection_id == result.connection_id)
+        if moved and call is not None and call.cancel_requested_at is not None:
+            return CANCEL_PENDING
         return bool(moved)
 
     def _orphan(self, result: StartResult) -> str:
@@ -300,6 +313,12 @@ class Dial:
             call = repo.get_call(session, self.call_id)
             if call is None:
                 return SKIPPED
+            if call.cancel_requested_at is not None:
+                # No call started, and the person who canceled wants none: no redial.
+                reason = f"{CANCELED_REASON} (the start request got: {detail})"
+                self._move(session, {CallStatus.DIALING}, CallStatus.CANCELED, now, reason)
+                dispatch.release_permit(self.ctx, self.account, self.call_id)
+                return CallStatus.CANCELED.value
             if not_before >= call.deadline_at:
                 self._move(
                     session, {CallStatus.DIALING}, CallStatus.FAILED, now, f"deadline: {detail}"
@@ -333,6 +352,10 @@ class Dial:
             dispatch.release_permit(self.ctx, self.account, self.call_id)
         with self.db.transaction() as session:
             self._record_attempts(session)
+            call = repo.get_call(session, self.call_id)
+            if to is CallStatus.UNKNOWN and call is not None and call.cancel_requested_at:
+                # Canceled, but the call may be live at Symbl: say so, and keep the permit.
+                to, reason = CallStatus.CANCELED, f"{CANCELED_UNKNOWN} ({reason})"
             self._move(session, set(RESOLVABLE - {to}), to, self.ctx.now(), reason)
         return to.value
 

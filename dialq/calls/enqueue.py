@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from dialq import routing
+from dialq.backoff import backoff_s
 from dialq.calls.context import CallContext
 from dialq.calls.dispatch import line_up, publish_dial
 from dialq.calls.policy import message_due_at, permit_score
-from dialq.calls.request import CallRequest, FieldError, InvalidCallRequest, parse_call_request
+from dialq.calls.request import (
+    CallRequest,
+    FieldError,
+    InvalidCallRequest,
+    is_reserved_key,
+    parse_call_request,
+)
 from dialq.calls.states import CallStatus
-from dialq.store import Call, Conflict, Session
+from dialq.config import Settings
+from dialq.publisher import MAX_COUNTDOWN_S
+from dialq.store import Call, Conflict, DatabaseUnavailable, Session
 from dialq.store import calls_repo as repo
 
 log = logging.getLogger("dialq.calls")
+
+# Every field at its default, as a request is stored: such fields are left out of fingerprints.
+_DEFAULTS: dict[str, Any] = CallRequest.model_construct().model_dump(mode="json")
+# A by-name request is retried while the database is down: at most a minute apart (invariant 4),
+# this many times is weeks, longer than any outage; its message keeps its id, hence its key.
+INTAKE_RETRIES = 50_000
+_KEY_REUSED = "was already used for a different request: give each new request a key of its own"
 
 
 @dataclass(frozen=True)
@@ -38,18 +57,34 @@ def enqueue(
 ) -> CallHandle:
     """Write the call row (queued) and publish its dial message.
 
-    The same idempotency key returns the existing call and places nothing new. If the broker
-    is down the row stays queued and the sweeper publishes it later (invariant 6). `also`
-    writes more rows in the call's own transaction (a schedule's occurrence), so both are
-    committed or neither is.
+    The same idempotency key with the same request (see `request_fingerprint`) returns the
+    existing call and places nothing new; with a different request it raises
+    InvalidCallRequest naming `idempotency_key`. If the broker is down the row stays queued and
+    the sweeper publishes it later (invariant 6). `also` writes more rows in the call's own
+    transaction (a schedule's occurrence), so both are committed or neither is.
+
+    Raises DatabaseUnavailable, having published nothing, when the database cannot record it.
     """
     if request.account not in ctx.settings.accounts:
         raise InvalidCallRequest([FieldError("account", "names no configured account")])
+    try:
+        return _enqueue(ctx, request, also)
+    except DatabaseUnavailable as error:
+        raise DatabaseUnavailable(
+            "database unavailable: the call may not have been recorded and its dial message was "
+            "not published; retry later, with an idempotency_key so a retry never makes two calls"
+        ) from error
+
+
+def _enqueue(
+    ctx: CallContext, request: CallRequest, also: Callable[[Session, Call], None] | None
+) -> CallHandle:
+    fingerprint = request_fingerprint(request.model_dump(mode="json"))
     if request.idempotency_key:
         existing = _by_key(ctx, request.idempotency_key)
         if existing is not None:
-            return CallHandle(existing.id, existing.status, created=False)
-    call = _new_call(ctx, request)
+            return _existing_handle(existing, fingerprint)
+    call = _new_call(ctx, request, fingerprint)
     try:
         with ctx.db.transaction() as session:
             repo.add_call(session, call)
@@ -60,7 +95,7 @@ def enqueue(
         existing = _by_key(ctx, request.idempotency_key or "")
         if existing is None:
             raise
-        return CallHandle(existing.id, existing.status, created=False)
+        return _existing_handle(existing, fingerprint)
     log.info("call %s queued for %s", call.id, request.masked_target)
     if call.dispatch_due_at is None:
         return CallHandle(call.id, call.status, created=True)  # the sweeper publishes it when due
@@ -95,25 +130,56 @@ def _wait_in_line(ctx: CallContext, call: Call) -> str:
     return CallStatus.WAITING.value if moved else call.status
 
 
+def request_fingerprint(stored: Mapping[str, Any]) -> str:
+    """A digest of a request as stored (its JSON dump), without its idempotency key.
+
+    Fields at their defaults are left out, so a default given or omitted is the same request,
+    and a field added later with a default does not change the fingerprint of older requests.
+    Values are the validated ones: a number written two ways is one request.
+    """
+    meaningful = {
+        name: value
+        for name, value in stored.items()
+        if name != "idempotency_key" and value != _DEFAULTS.get(name, ...)
+    }
+    text = json.dumps(meaningful, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _existing_handle(existing: Call, fingerprint: str) -> CallHandle:
+    """The call an idempotency key already names, if it was made for this same request."""
+    # Rows older than migration 0008 have no fingerprint: their stored request gives it.
+    recorded = existing.request_fingerprint or request_fingerprint(existing.request)
+    if recorded != fingerprint:
+        raise InvalidCallRequest([FieldError("idempotency_key", _KEY_REUSED)])
+    return CallHandle(existing.id, existing.status, created=False)
+
+
 def _by_key(ctx: CallContext, key: str) -> Call | None:
     with ctx.db.sessions() as session:
         return repo.find_by_idempotency_key(session, key)
 
 
-def _new_call(ctx: CallContext, request: CallRequest) -> Call:
+def _new_call(ctx: CallContext, request: CallRequest, fingerprint: str) -> Call:
     now = ctx.now()
     due = request.not_before or now
+    stored = request.model_dump(mode="json")
+    if is_reserved_key(request.idempotency_key):
+        # The dial validates the stored request again, as a producer's: a key only dialq may
+        # write stays in its column, not in the request.
+        del stored["idempotency_key"]
     return Call(
         id=str(uuid.uuid4()),
         status=CallStatus.QUEUED.value,
         account=request.account,
         phone_number=request.phone_number,
         sip_uri=request.sip_uri,
-        request=request.model_dump(mode="json"),
+        request=stored,
         priority=request.priority,
         max_duration_s=request.max_duration_s or ctx.settings.default_max_duration_s,
         callback_url=request.callback_url,
         idempotency_key=request.idempotency_key,
+        request_fingerprint=fingerprint,
         not_before=request.not_before,
         deadline_at=due + timedelta(seconds=ctx.settings.dial_deadline_s),
         # Marked before the publish: if the publish fails, the sweeper finds it stale.
@@ -123,6 +189,18 @@ def _new_call(ctx: CallContext, request: CallRequest) -> Call:
         capacity_waits=0,
         created_at=now,
         updated_at=now,
+    )
+
+
+def intake_retry_s(settings: Settings, attempt: int, rng: random.Random | None = None) -> float:
+    """Countdown before try `attempt` (1-based) of a by-name request the database refused:
+    the dial's failure backoff, with waits that surely grow (equal jitter)."""
+    return backoff_s(
+        attempt,
+        rng or random.Random(),
+        base_s=settings.backoff_base_s,
+        max_s=min(settings.backoff_max_s, MAX_COUNTDOWN_S),
+        jitter="equal",
     )
 
 

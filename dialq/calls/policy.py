@@ -23,6 +23,9 @@ from dialq.symbl.errors import (
 from dialq.symbl.retry import is_retryable_failure
 
 StartKind = Literal["capacity", "retry", "unknown", "failed"]
+# A call canceled while its start request was out, whose answer never came: final for dialq,
+# which never dials it again, but it may be live at the API.
+CANCELED_UNKNOWN = "canceled while dialing; the start request's outcome is unknown: check Symbl"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Self
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -66,9 +67,23 @@ _PATTERN_RULES: Final = {
 NOT_BEFORE_RANGE: Final = (datetime(1, 1, 2, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
 _NOT_BEFORE_RULE = "must be a date-time between 0001-01-02 and 9000-01-01 (UTC)"
 
+# Keys only dialq writes (a schedule's occurrences): refused from producers, so none can take an
+# occurrence's key. dialq's own callers pass `reserved_key=True` to parse_call_request.
+RESERVED_KEY_PREFIXES: Final = ("schedule:",)
+_RESERVED_KEY_CONTEXT: Final = "reserved_key"
+
 _Dtmf = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[0-9*#,]+$")]
 _Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-_Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
+
+
+def _email(value: str) -> str:
+    return _apply(check_email, value)
+
+
+# Checked item by item, so that every bad address of a list is named, not only the first.
+_Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=320), AfterValidator(_email)
+]
 
 
 class CallRequest(BaseModel):
@@ -169,17 +184,19 @@ class CallRequest(BaseModel):
     @field_validator("session_name")
     @classmethod
     def _session_name(cls, value: str | None) -> str | None:
-        if value is not None and any(unicodedata.category(ch) == "Cc" for ch in value):
-            raise rule_error("must not contain control characters")
+        # Shown in Symbl's UI and e-mails: a right-to-left override there disguises the text.
+        if value is not None and any(_is_hidden_character(ch) for ch in value):
+            raise rule_error("must not contain control characters or bidirectional overrides")
         return value
 
     @field_validator("summary_emails")
     @classmethod
-    def _summary_emails(cls, value: list[str]) -> list[str]:
-        emails = (
-            _apply_item(check_email, item, "summary_emails", i) for i, item in enumerate(value)
-        )
-        return list(dict.fromkeys(emails))
+    def _summary_emails(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        allowed = _summary_email_domains(info.context)
+        if allowed and any(address.rpartition("@")[2].lower() not in allowed for address in value):
+            domains = ", ".join(sorted(allowed))
+            raise rule_error(f"every address must be at one of the allowed domains ({domains})")
+        return list(dict.fromkeys(value))
 
     @field_validator("languages")
     @classmethod
@@ -212,6 +229,14 @@ class CallRequest(BaseModel):
             raise rule_error(_NOT_BEFORE_RULE)
         return instant
 
+    @field_validator("idempotency_key")
+    @classmethod
+    def _idempotency_key(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if is_reserved_key(value) and not _context_flag(info.context, _RESERVED_KEY_CONTEXT):
+            prefixes = " or ".join(f"'{prefix}'" for prefix in RESERVED_KEY_PREFIXES)
+            raise rule_error(f"must not start with {prefixes} (reserved for dialq's own keys)")
+        return value
+
     @model_validator(mode="after")
     def _one_target(self) -> Self:
         if self.phone_number is None and self.sip_uri is None:
@@ -231,13 +256,24 @@ class CallRequest(BaseModel):
 
 
 def parse_call_request(
-    data: Mapping[str, object], *, allowed_country_codes: Collection[int] = (1,)
+    data: Mapping[str, object],
+    *,
+    allowed_country_codes: Collection[int] = (1,),
+    reserved_key: bool = False,
+    summary_email_domains: Collection[str] = (),
 ) -> CallRequest:
     """Validate a request as producers send it (Python or JSON by name).
 
-    Raises InvalidCallRequest, naming every broken field and rule, and no other exception.
+    `reserved_key` is for dialq's own callers only: their idempotency key may start with one of
+    RESERVED_KEY_PREFIXES. `summary_email_domains`, when not empty, are the only domains
+    summary e-mails may go to. Raises InvalidCallRequest, naming every broken field and rule,
+    and no other exception.
     """
-    context = {"allowed_country_codes": frozenset(allowed_country_codes)}
+    context = {
+        "allowed_country_codes": frozenset(allowed_country_codes),
+        _RESERVED_KEY_CONTEXT: reserved_key,
+        "summary_email_domains": frozenset(summary_email_domains),
+    }
     try:
         return CallRequest.model_validate(data, context=context)
     except ValidationError as error:
@@ -249,6 +285,25 @@ def call_request_json_schema() -> dict[str, Any]:
     return CallRequest.model_json_schema()
 
 
+# Bidirectional marks, embeddings, overrides and isolates (Unicode UAX #9).
+_BIDI_CONTROLS: Final = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e") | frozenset(
+    "\u2066\u2067\u2068\u2069"
+)
+
+
+def _is_hidden_character(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS
+
+
+def _summary_email_domains(context: object) -> frozenset[str]:
+    """The domains summary e-mails may go to (settings.summary_email_domains); empty: any."""
+    if isinstance(context, Mapping):
+        domains = context.get("summary_email_domains")
+        if isinstance(domains, Collection) and not isinstance(domains, str):
+            return frozenset(str(domain).lower() for domain in domains)
+    return frozenset()
+
+
 def _allowed_country_codes(context: object) -> Collection[int]:
     if isinstance(context, Mapping) and "allowed_country_codes" in context:
         codes = context["allowed_country_codes"]
@@ -257,20 +312,21 @@ def _allowed_country_codes(context: object) -> Collection[int]:
     return DEFAULT_COUNTRY_CODES
 
 
+def is_reserved_key(key: str | None) -> bool:
+    """Whether `key` is in the namespace only dialq writes (see RESERVED_KEY_PREFIXES)."""
+    return key is not None and key.startswith(RESERVED_KEY_PREFIXES)
+
+
+def _context_flag(context: object, name: str) -> bool:
+    return isinstance(context, Mapping) and context.get(name) is True
+
+
 def _apply(check: Callable[..., str], *args: object) -> str:
     """Run a check from dialq.validation.fields, turning its ValueError into a rule error."""
     try:
         return check(*args)
     except ValueError as error:
         raise rule_error(str(error)) from None
-
-
-def _apply_item(check: Callable[[str], str], item: str, field: str, index: int) -> str:
-    """Like _apply, for one item of a list field, naming the item (``summary_emails[2]``)."""
-    try:
-        return check(item)
-    except ValueError as error:
-        raise rule_error(str(error), field=f"{field}[{index}]") from None
 
 
 if __name__ == "__main__":

@@ -47,8 +47,9 @@ _MOVES: dict[CallStatus, frozenset[CallStatus]] = {
     # claimed; no permit; past its deadline; canceled before dialing
     S.QUEUED: frozenset({S.DIALING, S.WAITING, S.FAILED, S.CANCELED}),
     S.WAITING: frozenset({S.DIALING, S.FAILED, S.CANCELED}),
-    # started; retry after a failure (queued) or a 429 (waiting); refused; outcome unknown
-    S.DIALING: frozenset({S.CONNECTED, S.QUEUED, S.WAITING, S.FAILED, S.UNKNOWN}),
+    # started; retry after a failure (queued) or a 429 (waiting); refused; outcome unknown;
+    # canceled while its start request was out (not started, or not known to have started)
+    S.DIALING: frozenset({S.CONNECTED, S.QUEUED, S.WAITING, S.FAILED, S.UNKNOWN, S.CANCELED}),
     # a late real answer; the redial policy; canceled by a person
     S.UNKNOWN: frozenset({S.CONNECTED, S.FAILED, S.QUEUED, S.CANCELED}),
     # ended on its own, or our stop is claimed

@@ -2,8 +2,11 @@
 
 Every look at a live call is one `dialq.watch_call` message that publishes the next one with
 a short countdown; `watch_due_at` records when that next look is due, so the watchdog can
-republish a lost one. Stopping is claimed (`connected → stopping`, committed) before the stop
-request, so duplicate deliveries send one stop.
+republish a lost one. Each look is claimed first (one conditional update of `watch_due_at`):
+a duplicate message (redelivered, republished, or sent by anyone) finds the look not yet due
+and ends at once, so extra messages never multiply polling. Stopping is claimed
+(`connected → stopping`, committed) before the stop request, so duplicate deliveries send one
+stop.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from dialq.symbl.errors import NotFoundError, SymblError
 log = logging.getLogger("dialq.lifecycle")
 # A stop claimed longer ago than this lost its worker (the HTTP timeouts plus a margin).
 STOP_STALE_MARGIN_S = 15.0
+# What a watch message for a look not yet due does: nothing (another message holds the chain).
+DUPLICATE = "duplicate"
 
 
 @dataclass(frozen=True)
@@ -61,24 +66,52 @@ class Lifecycle:
     # -- watching ----------------------------------------------------------------------------
 
     def watch(self, call_id: str) -> str:
-        """One look at a live call; publishes the next look unless the call ended."""
+        """One look at a live call; publishes the next look unless the call ended.
+
+        A message for a look not yet due is a duplicate and ends here ("duplicate"). Cancel
+        and the maximum duration need no claim: the stop they lead to is claimed.
+        """
         with self.db.sessions() as session:
             call = repo.get_call(session, call_id)
         if call is None or CallStatus(call.status) not in LIVE:
             return "skipped"
         now = self.ctx.now()
         if call.status == CallStatus.STOPPING.value:
+            if not self._claim(call, now, self.settings.watch_interval_s):
+                return DUPLICATE
             return self._retry_stale_stop(call, now)
         if call.cancel_requested_at is not None:
             return self.stop(call_id, "canceled: stopped while live", to=CallStatus.CANCELED)
         if self._past_max_duration(call, now):
             return self.stop(call_id, "max duration")
+        delay_s = self._next_delay_s(call, now)
+        if not self._claim(call, now, delay_s):
+            return DUPLICATE
         ended_at = self._end_seen(call)
         if ended_at is not None:
             return self._ended(call_id, ended_at, "ended")
         self._renew_permit(call, now)
-        self._schedule_next(call, now)
+        self.ctx.publisher.publish(routing.WATCH_CALL, call.id, delay_s)
         return "watching"
+
+    def _claim(self, call: Call, now: datetime, delay_s: float) -> bool:
+        """Take this look, due within half an interval, and set the next one `delay_s` ahead.
+
+        The chain's own message arrives when its look is due. A duplicate arrives earlier and
+        ends, or, in the last half interval, takes the look over and the chain's own message
+        then ends: one chain survives, and no stream of duplicates can poll more often than
+        twice an interval. (A look running early beyond that only delays; the watchdog
+        republishes a look overdue.)
+        """
+        early = timedelta(seconds=self.settings.watch_interval_s / 2)
+        with self.db.transaction() as session:
+            return repo.claim_look(
+                session,
+                call.id,
+                statuses=LIVE,
+                due_by=now + early,
+                next_due=now + timedelta(seconds=delay_s),
+            )
 
     def _renew_permit(self, call: Call, now: datetime) -> None:
         started = call.connected_at or call.created_at
@@ -103,13 +136,11 @@ class Lifecycle:
         end = conversation.get("endTime") if isinstance(conversation, dict) else None
         return parse_end_time(end)
 
-    def _schedule_next(self, call: Call, now: datetime) -> None:
+    def _next_delay_s(self, call: Call, now: datetime) -> float:
+        """Until the next look: an interval, or less when the maximum duration comes first."""
         started = call.connected_at or call.created_at
         until_max_s = (started + timedelta(seconds=call.max_duration_s) - now).total_seconds()
-        delay_s = max(0.0, min(self.settings.watch_interval_s, until_max_s))
-        with self.db.transaction() as session:
-            repo.set_watch_due(session, call.id, now + timedelta(seconds=delay_s))
-        self.ctx.publisher.publish(routing.WATCH_CALL, call.id, delay_s)
+        return max(0.0, min(self.settings.watch_interval_s, until_max_s))
 
     # -- ending ------------------------------------------------------------------------------
 

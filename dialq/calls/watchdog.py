@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from dialq import routing
 from dialq.calls import dispatch
 from dialq.calls.context import CallContext
-from dialq.calls.policy import permit_score
+from dialq.calls.policy import CANCELED_UNKNOWN, permit_score
 from dialq.calls.states import DIALABLE, CallStatus
 from dialq.store import calls_repo as repo
 from dialq.store import line_repo as lines
@@ -64,15 +64,18 @@ def _stale_dialing(ctx: CallContext) -> int:
     for call_id in _read(ctx, queries.stale_dialing, cutoff):
         reason = "worker lost while dialing: the start request's outcome is unknown"
         with ctx.db.transaction() as session:
+            call = repo.get_call(session, call_id)
+            # Canceled meanwhile: final, never redialed; the permit stays until its lease ends.
+            to = CallStatus.UNKNOWN
+            values: dict[str, object] = {"reason": reason}
+            if call is not None and call.cancel_requested_at is not None:
+                to = CallStatus.CANCELED
+                reason = f"{CANCELED_UNKNOWN} (worker lost while dialing)"
+                values = {"reason": reason, "ended_at": now}
             moved += repo.transition(
-                session,
-                call_id,
-                from_={CallStatus.DIALING},
-                to=CallStatus.UNKNOWN,
-                now=now,
-                detail=reason,
-                values={"reason": reason},
-            )
+                session, call_id, from_={CallStatus.DIALING}, to=to, now=now, detail=reason,
+                values=values,
+            )  # fmt: skip
     return moved
 
 

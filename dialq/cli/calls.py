@@ -12,7 +12,7 @@ from dialq.calls.read import call_detail, call_summary
 from dialq.calls.request import FieldError, InvalidCallRequest
 from dialq.cli.ids import CALL_ID_HELP, database, require_call, short_id
 from dialq.cli.insights import print_insights
-from dialq.cli.output import compact_table, print_json
+from dialq.cli.output import Fit, Json, compact_table, error_console, fitted_table, print_json
 from dialq.config import Settings
 from dialq.store import CallStatus
 from dialq.store import calls_repo as repo
@@ -20,13 +20,16 @@ from dialq.store.insights_repo import load_insights
 from dialq.validation.durations import parse_duration
 
 out = Console()
-err = Console(stderr=True)
+err = error_console()
 
 
 def call(
     target: Annotated[str, typer.Argument(help="Phone number (E.164 or national) or sip: URI.")],
     name: Annotated[str | None, typer.Option(help="Session name shown in Symbl.")] = None,
-    email: Annotated[list[str] | None, typer.Option(help="Summary e-mail recipient.")] = None,
+    email: Annotated[
+        list[str] | None,
+        typer.Option(help="Summary e-mail recipient; repeat it or separate with commas."),
+    ] = None,
     dtmf: Annotated[
         str | None, typer.Option(help="Keys to send once connected (0-9 * # ,).")
     ] = None,
@@ -37,7 +40,7 @@ def call(
     priority: Annotated[int, typer.Option(help="0-9, higher dials sooner.")] = 5,
     callback_url: Annotated[str | None, typer.Option(help="Webhook for state changes.")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Same key, same call.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Enqueue a call."""
     from dialq.api import enqueue_call
@@ -45,7 +48,7 @@ def call(
     payload: dict[str, Any] = {
         "account": account,
         "priority": priority,
-        "summary_emails": email or [],
+        "summary_emails": split_emails(email),
     }
     payload["sip_uri" if target.lower().startswith(("sip:", "sips:")) else "phone_number"] = target
     optional = {
@@ -63,19 +66,38 @@ def call(
             payload["max_duration_s"] = parse_duration(max_duration)
         except ValueError as error:
             raise InvalidCallRequest([FieldError("max_duration_s", str(error))]) from None
-    handle = enqueue_call(payload, settings=Settings())
+    settings = Settings()
+    handle = enqueue_call(payload, settings=settings)
     result = {"id": handle.id, "status": handle.status, "created": handle.created}
     if as_json:
         print_json(result)
+        return
+    if handle.created:
+        out.print(f"call [bold]{handle.id}[/] {handle.status}")
     else:
-        verb = "queued" if handle.created else "already exists (same idempotency key)"
-        out.print(f"call [bold]{handle.id}[/] {verb}: {handle.status}")
+        out.print(
+            f"call [bold]{handle.id}[/] already exists (same idempotency key): {handle.status}"
+        )
+    if callback_url and not settings.webhook_secret.get_secret_value():
+        err.print(UNSIGNED_CALLBACK)
+
+
+# Said at intake, since the worker would only log it: events are sent signed or not at all.
+UNSIGNED_CALLBACK = (
+    "warning: no webhook is sent to --callback-url while DIALQ_WEBHOOK_SECRET is unset "
+    "(events are only sent signed); set it where the workers run"
+)
+
+
+def split_emails(given: list[str] | None) -> list[str]:
+    """`--email a@x.com --email b@x.com` and `--email a@x.com,b@x.com` alike."""
+    return [part.strip() for item in given or [] for part in item.split(",") if part.strip()]
 
 
 def list_calls(
     status: Annotated[CallStatus | None, typer.Option(help="Only calls in this state.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Json = False,
 ) -> None:
     """List recent calls, newest first."""
     db = database(Settings())
@@ -87,18 +109,8 @@ def list_calls(
     if as_json:
         print_json(rows)
         return
-    # The short id (`dialq show` takes it) and the conversation id stay whole in 80 columns.
-    table = compact_table(
-        Column("id", no_wrap=True),
-        Column("status", min_width=9),
-        Column("target", min_width=12, max_width=14, no_wrap=True, overflow="ellipsis"),
-        Column("conversation", min_width=16),
-        Column("tries", min_width=5),
-        Column("429s", min_width=4),
-        Column("reason", overflow="fold"),
-    )
-    for row in rows:
-        table.add_row(
+    cells = [
+        [
             short_id(row["id"]),
             row["status"],
             _masked(row),
@@ -106,8 +118,23 @@ def list_calls(
             str(row["start_attempts"]),
             str(row["capacity_waits"]),
             row["reason"] or "",
-        )
-    out.print(table)
+        ]
+        for row in rows
+    ]
+    fitted_table(CALL_COLUMNS, cells, out.width).print(out)
+
+
+# The short id (`dialq show` takes it), state and target stay whole; the reason wraps; in a
+# narrow terminal the counters and the conversation id give way, and the table says so.
+CALL_COLUMNS = (
+    Fit("id"),
+    Fit("status"),
+    Fit("target"),
+    Fit("conversation", drop=3),
+    Fit("tries", drop=2),
+    Fit("429s", drop=1),
+    Fit("reason", wraps=True, min_width=12),
+)
 
 
 def _masked(row: dict[str, Any]) -> str:
@@ -118,7 +145,7 @@ def _masked(row: dict[str, Any]) -> str:
 
 def show(
     call_id: Annotated[str, typer.Argument(help=CALL_ID_HELP)],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Json = False,
 ) -> None:
     """Show a call, its HTTP attempts, its state changes as a timeline, and its insights."""
     db = database(Settings())
@@ -130,7 +157,7 @@ def show(
         print_json(detail)
         return
     _print_detail(detail)
-    print_insights(out, detail["insights"])
+    print_insights(out, detail["insights"], detail)
 
 
 def _print_detail(detail: dict[str, Any]) -> None:
@@ -163,7 +190,7 @@ def _print_detail(detail: dict[str, Any]) -> None:
 
 def cancel(
     call_id: Annotated[str, typer.Argument(help=CALL_ID_HELP)],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Json = False,
 ) -> None:
     """Cancel a call: never dialed if queued, stopped if live, untouched if finished."""
     from dialq.api import cancel_call  # imports Celery only when needed

@@ -11,6 +11,7 @@ from dialq.store.tables import Call
 
 EXIT_INVALID = 2
 SHORT_ID_LENGTH = 8  # what tables print; unique among a great many calls, easy to type
+MIN_PREFIX_LENGTH = 4  # the shortest start of an id calls_repo.find_call looks up
 CALL_ID_HELP = "The call's id, or the start of it that `dialq calls` prints."
 
 
@@ -30,6 +31,16 @@ def require_call(session: Session, given: str, err: Console) -> Call:
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_INVALID) from None
+    if found is None and len(given) < MIN_PREFIX_LENGTH:
+        err.print(
+            f"call_id: {given!r} is too short; give at least "
+            f"{MIN_PREFIX_LENGTH} characters of the id (`dialq calls` prints "
+            f"{SHORT_ID_LENGTH})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INVALID)
     if found is None:
         err.print(f"no call {given}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)

@@ -6,23 +6,34 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from dialq import routing
-from dialq.cli.output import compact_table, print_json
+from dialq.cli.output import Json, compact_table, error_console, print_json
 from dialq.config import Settings
+from dialq.ops.logs import configure_from
+from dialq.ops.supervisor import (
+    POOL_NAMES,
+    POOLS,
+    Child,
+    Pool,
+    Supervisor,
+    celery_argv,
+    worker_children,
+)
 from dialq.store import Database
 from dialq.store import calls_repo as repo
 
 out = Console()
-err = Console(stderr=True)
+err = error_console()
 
 
 def doctor(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Json = False,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per network check.")] = 3.0,
     ping_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds for worker pings.")] = 1.0,
 ) -> None:
@@ -42,7 +53,7 @@ def doctor(
         raise typer.Exit(1)
 
 
-def capacity(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def capacity(as_json: Json = False) -> None:
     """Per account: permits in use, waiting calls, learned limit, 429s in the last hour."""
     from dialq.api import producer_runtime  # imports Celery only when needed
 
@@ -80,7 +91,7 @@ def capacity(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 def poison(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Json = False,
 ) -> None:
     """Messages no task could run, set aside by the workers (task, reason; never the body)."""
     from dialq.api import producer_runtime  # imports Celery only when needed
@@ -102,14 +113,31 @@ def poison(
 
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest version."""
-    settings = Settings()
-    Database(settings.database_url_resolved).upgrade()
-    out.print("database is up to date")
+    from dialq.ops.doctor import safe_url
+    from dialq.store.db import schema_levels
+
+    url = Settings().database_url_resolved
+    before, heads = schema_levels(url)
+    Database(url).upgrade()
+    outcome = upgrade_outcome(before, heads, safe_url(url))
+    out.print(outcome, highlight=False, markup=False, soft_wrap=True)
+
+
+def upgrade_outcome(before: set[str], heads: set[str], where: str) -> str:
+    """What `dialq db upgrade` did, from the migration heads found before it ran."""
+    if not before:
+        return f"database created with the newest schema: {where}"
+    if before == heads:
+        return f"database already had the newest schema, nothing to do: {where}"
+    reached = ", ".join(sorted(heads - before))
+    return f"database upgraded to the newest schema (now at {reached}): {where}"
 
 
 # Every argument, --help included, goes to Celery: it checks them, and its help is the one
 # that lists them.
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+# worker and beat have options of their own; what follows `--` goes to Celery.
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
 
 
 def _exec_celery(*args: str) -> None:
@@ -118,14 +146,56 @@ def _exec_celery(*args: str) -> None:
     os.execv(sys.executable, argv)  # noqa: S606  (argv is ours, no shell involved)
 
 
-def worker(ctx: typer.Context) -> None:
-    """Run a worker on every dialq queue (extra arguments go to `celery worker`)."""
-    _exec_celery("worker", "-Q", ",".join(routing.ALL_QUEUES), "--loglevel", "INFO", *ctx.args)
+def worker(
+    ctx: typer.Context,
+    pools: Annotated[
+        str, typer.Option(help="Which pools to run, comma-separated: dial, lifecycle, webhooks")
+    ] = ",".join(POOL_NAMES),
+    dial_concurrency: Annotated[int, typer.Option(min=1, help="Threads placing calls")] = 8,
+    lifecycle_concurrency: Annotated[
+        int, typer.Option(min=1, help="Threads watching live calls, harvesting, sweeping")
+    ] = 4,
+    webhooks_concurrency: Annotated[int, typer.Option(min=1, help="Threads sending webhooks")] = 4,
+) -> None:
+    """Run dialq's workers: one Celery worker per kind of work, each with its own threads, kept
+    running (a worker that exits is restarted). Arguments after `--` go to every `celery worker`.
+    Each pool serves /metrics on DIALQ_METRICS_PORT, +1, +2 when that is set."""
+    wanted = [name.strip() for name in pools.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(POOL_NAMES))
+    if unknown or not wanted:
+        err.print(f"--pools: choose from {', '.join(POOL_NAMES)} (got {pools!r})")
+        raise typer.Exit(2)
+    concurrency = {
+        "dial": dial_concurrency,
+        "lifecycle": lifecycle_concurrency,
+        "webhooks": webhooks_concurrency,
+    }
+    chosen = [
+        Pool(pool.name, pool.queues, concurrency[pool.name])
+        for pool in POOLS
+        if pool.name in wanted
+    ]
+    settings = Settings()
+    configure_from(settings, "INFO")
+    children = worker_children(chosen, ctx.args, settings.metrics_port)
+    raise typer.Exit(Supervisor(children).run())
 
 
-def beat(ctx: typer.Context) -> None:
-    """Run Celery beat (it only ticks idempotent dispatchers)."""
-    _exec_celery("beat", "--loglevel", "INFO", *ctx.args)
+def beat(
+    ctx: typer.Context,
+    schedule: Annotated[
+        Path | None,
+        typer.Option(help="Beat's state file [default: DIALQ_DATA_DIR/celerybeat-schedule]"),
+    ] = None,
+) -> None:
+    """Run Celery beat (it only ticks idempotent dispatchers), restarted if it exits. Arguments
+    after `--` go to `celery beat`."""
+    settings = Settings()
+    configure_from(settings, "INFO")
+    path = schedule or settings.data_dir / "celerybeat-schedule"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    argv = celery_argv("beat", "--loglevel", "INFO", "--schedule", str(path), *ctx.args)
+    raise typer.Exit(Supervisor([Child("beat", argv)]).run())
 
 
 def flower(ctx: typer.Context) -> None:
@@ -136,8 +206,11 @@ def flower(ctx: typer.Context) -> None:
 def demo(
     calls: Annotated[int, typer.Option(min=1, max=200, help="How many calls to place.")] = 12,
     limit: Annotated[int, typer.Option(min=1, help="The sandbox's concurrent-call limit.")] = 3,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds to wait for every call to settle.")
+    ] = 180.0,
 ) -> None:
     """Start a private Redis, the sandbox, a worker and beat; place calls; watch them live."""
     from dialq.ops.demo import run_demo
 
-    raise typer.Exit(run_demo(calls=calls, limit=limit))
+    raise typer.Exit(run_demo(calls=calls, limit=limit, timeout_s=timeout))

@@ -14,23 +14,27 @@ import typer
 from rich.console import Console
 from rich.table import Column
 
+from dialq.cli.calls import UNSIGNED_CALLBACK, split_emails
 from dialq.cli.ids import short_id
-from dialq.cli.output import compact_table, print_json
+from dialq.cli.output import Fit, Json, compact_table, error_console, fitted_table, print_json
 from dialq.config import Settings
 from dialq.schedules.api import ScheduleService, UnknownSchedule, service_for
+from dialq.schedules.file import SOURCE as FILE_SOURCE
 from dialq.schedules.file import sync_file
 from dialq.schedules.rules import local_iso, to_instant, utc_iso
-from dialq.schedules.spec import InvalidSchedule
+from dialq.schedules.spec import InvalidSchedule, rule_of
 from dialq.store import schedules_repo as repo
 from dialq.store.schedule_tables import Schedule
-from dialq.validation.durations import parse_duration
+from dialq.validation.durations import format_duration, parse_duration
 from dialq.validation.errors import FieldError
 
 schedule_app = typer.Typer(no_args_is_help=True, help="Planned and recurring calls.")
 out = Console()
-err = Console(stderr=True)
+err = error_console()
 
-Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+# Each occurrence places a call: an interval shorter than this from the command line is a typo
+# (1s for 1m) far more often than a plan. The Python API and the file take any interval.
+MIN_CLI_EVERY_S = 60
 
 
 def _service() -> ScheduleService:
@@ -38,7 +42,7 @@ def _service() -> ScheduleService:
 
 
 def _or_exit(error: UnknownSchedule) -> typer.Exit:
-    err.print(str(error), highlight=False)
+    err.print(str(error), markup=False)
     return typer.Exit(1)
 
 
@@ -49,7 +53,14 @@ def add(
     cron: Annotated[str | None, typer.Option(help="5-field cron, e.g. '0 9 * * 1-5'.")] = None,
     every: Annotated[str | None, typer.Option(help="Fixed interval, e.g. 15m, 1h30m.")] = None,
     at: Annotated[str | None, typer.Option(help="A single time, e.g. 2030-01-31T14:30.")] = None,
-    tz: Annotated[str, typer.Option(help="IANA zone the times are read in.")] = "UTC",
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            "--timezone",
+            help="IANA zone the times are read in. Default: UTC, or the zone it already has.",
+        ),
+    ] = None,
     start: Annotated[str | None, typer.Option(help="First day or time (inclusive).")] = None,
     end: Annotated[
         str | None, typer.Option(help="Last day (inclusive) or time (exclusive).")
@@ -60,22 +71,39 @@ def add(
     ] = None,
     overlap: Annotated[str, typer.Option(help="skip or allow a live previous call.")] = "skip",
     paused: Annotated[bool, typer.Option(help="Store it paused.")] = False,
-    session_name: Annotated[str | None, typer.Option("--name", help="Symbl session name.")] = None,
-    email: Annotated[list[str] | None, typer.Option(help="Summary e-mail recipient.")] = None,
+    session_name: Annotated[
+        str | None, typer.Option("--session-name", "--name", help="Symbl session name.")
+    ] = None,
+    email: Annotated[
+        list[str] | None,
+        typer.Option(help="Summary e-mail recipient; repeat it or separate with commas."),
+    ] = None,
     dtmf: Annotated[str | None, typer.Option(help="Keys to send once connected.")] = None,
     max_duration: Annotated[str | None, typer.Option(help="e.g. 30m, 1h30m.")] = None,
     language: Annotated[str | None, typer.Option(help="e.g. en-US.")] = None,
-    timezone: Annotated[str | None, typer.Option(help="The call's own time zone.")] = None,
+    call_timezone: Annotated[
+        str | None, typer.Option(help="The call's own time zone (`dialq call --timezone`).")
+    ] = None,
     account: Annotated[str, typer.Option(help="Symbl account name.")] = "default",
     priority: Annotated[int, typer.Option(help="0-9, higher dials sooner.")] = 5,
     callback_url: Annotated[str | None, typer.Option(help="Webhook for state changes.")] = None,
     as_json: Json = False,
 ) -> None:
-    """Add or update a schedule (by name)."""
+    """Add or update a schedule (by name); one declared in the schedules file is left to it."""
+    service = _service()
+    existing = _existing(service, name)
+    if existing is not None and existing.source == FILE_SOURCE:
+        rule = "is declared in the schedules file (DIALQ_SCHEDULES_FILE): change it there"
+        raise InvalidSchedule([FieldError("name", rule)])
+    if every is not None:
+        _check_cli_every(every)
+    if tz is None:
+        tz = existing.timezone if existing is not None else "UTC"
     call: dict[str, Any] = {"account": account, "priority": priority}
     call["sip_uri" if target.lower().startswith(("sip:", "sips:")) else "phone_number"] = target
-    extras: dict[str, object] = {"session_name": session_name, "dtmf": dtmf, "timezone": timezone}
-    extras |= {"callback_url": callback_url, "summary_emails": email or None}
+    extras: dict[str, object] = {"session_name": session_name, "dtmf": dtmf}
+    extras |= {"timezone": call_timezone, "callback_url": callback_url}
+    extras |= {"summary_emails": split_emails(email) or None}
     extras |= {"languages": [language] if language else None}
     call.update({key: value for key, value in extras.items() if value is not None})
     spec: dict[str, Any] = {"name": name, "call": call, "timezone": tz, "overlap": overlap}
@@ -86,14 +114,34 @@ def add(
     if max_duration is not None:
         call["max_duration_s"] = _duration_or_invalid(max_duration)
     spec["enabled"] = not paused
-    saved = _service().upsert(spec, source="cli")
+    saved = service.upsert(spec, source="cli")
     result = {"id": saved.id, "name": saved.name, "created": saved.created}
     result["next_due_at"] = utc_iso(saved.next_due_at) if saved.next_due_at else None
     if as_json:
         print_json(result)
     else:
         verb = "added" if saved.created else "updated"
-        out.print(f"schedule [bold]{name}[/] {verb}; next: {result['next_due_at'] or 'none'}")
+        following = local_iso(saved.next_due_at, tz) if saved.next_due_at else "none"
+        out.print(f"schedule [bold]{name}[/] {verb} ({tz}); next: {following}", soft_wrap=True)
+    if callback_url and not service.settings.webhook_secret.get_secret_value():
+        err.print(UNSIGNED_CALLBACK)
+
+
+def _existing(service: ScheduleService, name: str) -> Schedule | None:
+    try:
+        return service.get(name)
+    except UnknownSchedule:
+        return None
+
+
+def _check_cli_every(text: str) -> None:
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        return  # the schedule's own check names the accepted forms
+    if seconds < MIN_CLI_EVERY_S:
+        rule = f"must be at least {MIN_CLI_EVERY_S}s here: each occurrence places a call"
+        raise InvalidSchedule([FieldError("every", rule)])
 
 
 def _duration_or_invalid(text: str) -> int:
@@ -104,7 +152,12 @@ def _duration_or_invalid(text: str) -> int:
 
 
 def schedule_view(row: Schedule) -> dict[str, Any]:
-    when = row.cron or (f"every {row.every_s}s" if row.every_s else f"at {row.at}")
+    if row.cron:
+        when = row.cron
+    elif row.every_s:
+        when = f"every {format_duration(row.every_s)}"
+    else:
+        when = f"at {local_iso(row.at, row.timezone) if row.at else '?'}"
     state = "paused" if not row.enabled else "finished" if row.next_due_at is None else "active"
     return {
         "name": row.name,
@@ -132,26 +185,32 @@ def list_schedules(as_json: Json = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = compact_table(
-        "name",
-        "when",
-        Column("zone", no_wrap=True),
-        "state",
-        Column("next (local)", no_wrap=True),
-        "overlap",
-        "source",
-    )
-    for r in rows:
-        table.add_row(
+    cells = [
+        [
             r["name"],
-            r["when"],
+            "once" if r["when"].startswith("at ") else r["when"],  # its time is the next one
             r["timezone"],
             r["state"],
             r["next"] or "",
             r["overlap"],
             r["source"],
-        )
-    out.print(table)
+        ]
+        for r in rows
+    ]
+    fitted_table(SCHEDULE_COLUMNS, cells, out.width).print(out)
+
+
+# Times are local to each schedule's zone, with their offset, whole on one line; names and
+# rules wrap; in a narrow terminal the overlap rule, the source, then the zone give way.
+SCHEDULE_COLUMNS = (
+    Fit("name", wraps=True, min_width=10),
+    Fit("when", wraps=True, min_width=11),
+    Fit("zone", drop=1),
+    Fit("state"),
+    Fit("next (local)"),
+    Fit("overlap", drop=3),
+    Fit("source", drop=2),
+)
 
 
 @schedule_app.command("show")
@@ -247,7 +306,16 @@ def next_(
         row = service.get(name)
     except UnknownSchedule as error:
         raise _or_exit(error) from None
-    instants = service.next_occurrences(name, count, _after(after, row.timezone))
+    since = _after(after, row.timezone)
+    if not row.enabled:
+        err.print(f"note: {name} is paused; these are the times it keeps once resumed")
+    first = rule_of(row, row.created_at).window_start
+    if since is not None and since < first:
+        err.print(
+            f"note: {name} starts at {local_iso(first, row.timezone)} (its start, or when it "
+            "was stored); nothing comes before that"
+        )
+    instants = service.next_occurrences(name, count, since)
     rows = [{"local": local_iso(i, row.timezone), "utc": utc_iso(i)} for i in instants]
     if as_json:
         print_json(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -82,10 +83,41 @@ def _environment(
     return env
 
 
-def run_demo(*, calls: int = 12, limit: int = 3) -> int:
+def run_demo(*, calls: int = 12, limit: int = 3, timeout_s: float = TIMEOUT_S) -> int:
+    """Place `calls` calls and watch them; 0 when all settled within `timeout_s`, else 1.
+
+    The working directory (database, worker and beat logs) is removed after a clean run and
+    kept, with its path printed, after one that did not finish.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="dialq-demo-"))
+    try:
+        finished = _run(workdir, calls=calls, limit=limit, timeout_s=timeout_s)
+    except BaseException:
+        console.print(f"[red]the demo stopped early[/]; its logs and database are in {workdir}")
+        raise
+    if finished:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 0
+    _explain_unfinished(workdir, timeout_s)
+    return 1
+
+
+def _explain_unfinished(workdir: Path, timeout_s: float) -> None:
+    console.print(
+        f"[bold red]timed out[/]: not every call settled within {timeout_s:g} s "
+        "(more calls or a lower --limit take longer; raise --timeout).\n"
+        f"Kept for a look: {workdir}\n"
+        f"  worker log:  {workdir / 'worker.log'}\n"
+        f"  calls:       DIALQ_DATABASE_URL=sqlite:///{workdir / 'dialq.db'} dialq calls\n"
+        f"Remove it when done: rm -r {workdir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _run(workdir: Path, *, calls: int, limit: int, timeout_s: float) -> bool:
     secret = secrets.token_urlsafe(24)
     with ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dialq-demo-")))
         console.print(
             "[bold]dialq demo[/]: starting a private Redis, the Symbl sandbox, a worker and beat"
         )
@@ -137,10 +169,10 @@ def run_demo(*, calls: int = 12, limit: int = 3) -> int:
         )
         _show_rejection(settings)
         ids = [_enqueue(settings, index) for index in range(calls)]
-        rows = _watch(settings, ids, sandbox)
+        rows = _watch(settings, ids, sandbox, timeout_s)
         _report(rows, sandbox.control.requests())
-        return 0 if all(_settled(row) for row in rows) else 1
-    return 1
+        return all(_settled(row) for row in rows)
+    return False
 
 
 def _show_rejection(settings: Settings) -> None:
@@ -226,8 +258,10 @@ def _table(rows: list[dict[str, Any]], live_calls: int, limit: int) -> Group:
     return Group(table, f"live calls at the sandbox: {live_calls}/{limit}    {line}")
 
 
-def _watch(settings: Settings, ids: list[str], sandbox: Any) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + TIMEOUT_S
+def _watch(
+    settings: Settings, ids: list[str], sandbox: Any, timeout_s: float
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
     rows = _rows(settings, ids)
     limit = settings.max_concurrent_calls
     with Live(_table(rows, 0, limit), console=console, refresh_per_second=4) as live:

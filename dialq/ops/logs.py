@@ -19,7 +19,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from dialq.validation.fields import mask_phone
+import phonenumbers
+from phonenumbers import Leniency
+
+from dialq.config import mask_url
+from dialq.validation.fields import DEFAULT_REGION, mask_phone
 
 if TYPE_CHECKING:
     from dialq.config import Settings
@@ -38,6 +42,16 @@ _E164 = re.compile(r"(?<![\w+])\+\d(?:[ ().-]{0,2}\d){7,14}(?!\d)")
 _DIGIT_RUN = re.compile(r"(?<![\w-])\d{10,15}(?![\w-])")
 # A NANP number written with separators: "(415) 555-0100", "415.555.0100".
 _NANP = re.compile(r"(?<![\w-])(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-])")
+# Seven or more digits joined by the punctuation phonenumbers reads in a number ("1(415)5550177",
+# "415/555-0177", "011 44 20 7946 0958"): each such run is parsed as the validator parses it,
+# and phonenumbers' own matcher (slow, so only then) finds the spellings a run cannot hold.
+# Runs inside a hyphenated id (a UUID's last group) are ids, not numbers.
+_PUNCTUATION = (
+    r"\s().\-/~\[\]\u2010-\u2015\u2212\u30fc\uff0d\uff0f\u00ad\u200b\u2060"
+    r"\uff08\uff09\uff3b\uff3d\u2053\u223c\uff5e"
+)
+_MAYBE_PHONE = re.compile(rf"(?<![\w-])[+\uff0b]?\d(?:[{_PUNCTUATION}]{{0,3}}\d){{6,}}")
+_CLOCK = re.compile(r":\d")
 # Credentials by shape, whatever their value: bearer tokens, API keys, secrets in key=value,
 # JSON or URL user-info (redis://:password@host).
 _CREDENTIALS = (
@@ -48,6 +62,11 @@ _CREDENTIALS = (
     ),
     re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+(?=@)"),
 )
+# A URL's query string may carry a token (a callback URL, a broker's ?password=).
+_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s'\"<>\\]+")
+_EMAIL = re.compile(r"[\w.+-]+@(?=[\w-]+(?:\.[\w-]+)+)")
+# Control and format characters (line breaks, escapes, bidi overrides) in a text log line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]")
 
 
 class _Secrets:
@@ -59,26 +78,82 @@ class _Secrets:
 def remember_secrets(values: Iterable[str]) -> None:
     """Add secret values that must never appear in a log line (short ones are ignored)."""
     known = set(_Secrets.values) | {value for value in values if len(value) >= 4}
-    # Longest first, so a secret that contains another is replaced whole.
+    # Longest first, so a secret that contains another is replaced whole. A secret quoted in
+    # JSON text is escaped there, so its escaped spelling is replaced as well.
+    known |= {json.dumps(value)[1:-1] for value in known}
     _Secrets.values = tuple(sorted(known, key=len, reverse=True))
 
 
 def _mask_digits(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
     if match.group(0).startswith("+"):
-        return mask_phone("+" + digits)
+        return mask_phone("+" + "".join(str(int(d)) for d in digits))
     return "*" * (len(digits) - 4) + digits[-4:]
 
 
+def _mask_numbers(text: str) -> str:
+    runs = [
+        m
+        for m in _MAYBE_PHONE.finditer(text)
+        # A run followed by ":04" is a date and time ("2026-01-02 03:04"), not a number.
+        if 7 <= _digit_count(m.group(0)) <= 15 and not _CLOCK.match(text, m.end())
+    ]
+    if not runs:
+        return text
+    for run in reversed(runs):
+        e164 = _valid_e164(run.group(0))
+        if e164 is not None:
+            text = text[: run.start()] + mask_phone(e164) + text[run.end() :]
+    found = list(phonenumbers.PhoneNumberMatcher(text, DEFAULT_REGION, Leniency.VALID))
+    for match in reversed(found):
+        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        text = text[: match.start] + mask_phone(e164) + text[match.end :]
+    return text
+
+
+def _valid_e164(text: str) -> str | None:
+    try:
+        number = phonenumbers.parse(text, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _digit_count(text: str) -> int:
+    return sum(ch.isdigit() for ch in text)
+
+
+def _mask_url(match: re.Match[str]) -> str:
+    return mask_url(match.group(0))
+
+
 def redact(text: str) -> str:
-    """The text with secrets replaced and phone numbers masked."""
+    """The text with secrets replaced, and phone numbers, e-mails and URL queries masked.
+
+    The one masking function of every log path: both formatters, and whatever else prints
+    text that may hold a request's data.
+    """
     for secret in _Secrets.values:
         text = text.replace(secret, SECRET_MASK)
     for pattern in _CREDENTIALS:
         text = pattern.sub(lambda m: m.group(1) + SECRET_MASK, text)
+    text = _URL.sub(_mask_url, text)
+    text = _EMAIL.sub("***@", text)
     text = _E164.sub(_mask_digits, text)
     text = _NANP.sub(_mask_digits, text)
-    return _DIGIT_RUN.sub(_mask_digits, text)
+    text = _DIGIT_RUN.sub(_mask_digits, text)
+    return _mask_numbers(text)
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as escapes (``\\n``, ``\\x1b``, ``\\u202e``): one record, one line."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group(0).encode("unicode_escape").decode("ascii")
 
 
 @contextmanager
@@ -116,17 +191,30 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class ReadableFormatter(logging.Formatter):
-    """``2026-01-02 03:04:05,678 INFO dialq.calls.dial: message [call_id=... state=...]``."""
+    """``2026-01-02 03:04:05,678 INFO dialq.calls.dial: message [call_id=... state=...]``.
+
+    Control characters in the message and fields are escaped and a traceback's lines are
+    indented, so no text a sender chose (a by-name call id) can start a line of its own.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        text = record.getMessage()
         fields = _fields(record)
         if fields:
-            line += " [" + " ".join(f"{k}={v}" for k, v in fields.items()) + "]"
-        return redact(line)
+            text += " [" + " ".join(f"{k}={v}" for k, v in fields.items()) + "]"
+        head = f"{self.formatTime(record, self.datefmt)} {record.levelname} {record.name}: "
+        line = escape_controls(head + redact(text))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        for extra in (record.exc_text, record.stack_info and self.formatStack(record.stack_info)):
+            if extra:
+                line += "".join(
+                    "\n    " + escape_controls(part) for part in redact(extra).splitlines()
+                )
+        return line
 
 
 class JsonFormatter(logging.Formatter):
@@ -144,9 +232,34 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             entry["exception"] = record.exc_text
-        # Redacting the finished line also covers field values and exception text; masks
-        # hold no quotes or backslashes, so the JSON stays valid.
-        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+        # Each value is redacted before encoding, so a secret is found as it was written, not
+        # as JSON escapes it; JSON escapes every control character itself.
+        return json.dumps({k: _redacted(v) for k, v in entry.items()}, ensure_ascii=False)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    return redact(value if isinstance(value, str) else str(value))
+
+
+class WithholdBodies(logging.Filter):
+    """Celery's consumer logs a message's whole body when it meets an unknown, invalid or
+    undecodable task message (``dump_body``, logger ``celery.worker.consumer.consumer``).
+    dialq.poison handles those first; this keeps any such line, from any Celery or kombu
+    logger, to its first line, without the body (it may hold a phone number and an e-mail).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        template = str(record.msg)
+        if record.name.startswith(("celery", "kombu")) and "body" in template.lower():
+            first = template.strip().splitlines()[0] if template.strip() else ""
+            record.msg = _FORMAT_DIRECTIVE.sub("?", first) + " (body withheld)"
+            record.args = ()
+        return True
+
+
+_FORMAT_DIRECTIVE = re.compile(r"%(?:\(\w+\))?[-#0 +]*(?:\d+|\*)?(?:\.\d+)?[a-zA-Z%]")
 
 
 def formatter(log_format: str) -> logging.Formatter:
@@ -158,6 +271,7 @@ def configure(log_format: str, level: int | str, secrets: Iterable[str] = ()) ->
     remember_secrets(secrets)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(log_format))
+    handler.addFilter(WithholdBodies())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -6,6 +6,7 @@ It is pure ASGI, not Starlette middleware, because a dropped connection needs uv
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -13,13 +14,15 @@ from dialq.sandbox.api import SymblApi
 from dialq.sandbox.config import SandboxConfig
 from dialq.sandbox.control_api import PREFIX, ControlApi
 from dialq.sandbox.core import Sandbox
-from dialq.sandbox.exchange import Reply, open_exchange
+from dialq.sandbox.exchange import Reply, error, open_exchange
 from dialq.sandbox.faults import FaultAction
 from dialq.sandbox.state import Clock
 from dialq.sandbox.wire import (
+    Message,
     Receive,
     Scope,
     Send,
+    declared_length,
     drop,
     hold,
     read_body,
@@ -37,8 +40,11 @@ class SandboxApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            if scope["path"].startswith(PREFIX + "/"):
-                await self._control(scope, receive, send)
+            declared = declared_length(scope)
+            if declared is not None and declared > self.sandbox.config.max_body_bytes:
+                await send_reply(send, _TOO_LARGE)  # refused before a byte of it is read
+            elif scope["path"].startswith(PREFIX + "/"):
+                await self._serve_control(scope, receive, send)
             else:
                 await self._serve(scope, receive, send)
         elif kind == "lifespan":
@@ -57,10 +63,26 @@ class SandboxApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _serve_control(self, scope: Scope, receive: Receive, send: Send) -> None:
+        expected = self.sandbox.config.control_token
+        if expected is not None and not _bearer_matches(scope, expected):
+            await send_reply(send, error(401, "the control API needs its token (Bearer)"))
+            return
+        raw = await read_body(receive, self.sandbox.config.max_body_bytes)
+        if raw is None:
+            await send_reply(send, _TOO_LARGE)
+            return
+        await self._control(scope, _replay(raw, receive), send)
+
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         sandbox = self.sandbox
-        raw = await read_body(receive)
-        exchange = open_exchange(scope, raw, sandbox.log.open_entry, sandbox.clock())
+        raw = await read_body(receive, sandbox.config.max_body_bytes)
+        if raw is None:
+            await send_reply(send, _TOO_LARGE)
+            return
+        exchange = open_exchange(
+            scope, raw, sandbox.log.open_entry, sandbox.clock(), sandbox.vouches
+        )
         entry = exchange.entry
         fault = sandbox.faults.pick(scope["path"], scope["method"], exchange.operation)
         if fault is not None:
@@ -112,3 +134,27 @@ class SandboxApp:
         await send_reply(send, Reply(fault.status, fault.body, headers, fault.content_type))
         entry["status"] = fault.status
         entry["delivered"] = True
+
+
+_TOO_LARGE = error(413, "Request body too large.")
+
+
+def _bearer_matches(scope: Scope, expected: str) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            return hmac.compare_digest(value[7:].strip(), expected.encode())
+    return False
+
+
+def _replay(raw: bytes, receive: Receive) -> Receive:
+    """A receive that hands the body already read, then waits on the client as before."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return replay

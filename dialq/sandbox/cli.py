@@ -88,6 +88,13 @@ def sandbox_command(
     public_host: Annotated[
         str | None, typer.Option(help="host:port for eventUrl/resultWebSocketUrl.")
     ] = None,
+    control_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Bearer token the control API (/_sandbox/) requires. Default: none needed.",
+            envvar="DIALQ_SANDBOX_CONTROL_TOKEN",
+        ),
+    ] = None,
 ) -> None:
     """Run the local Symbl API sandbox (control API under /_sandbox/)."""
     try:
@@ -106,6 +113,7 @@ def sandbox_command(
             public_host=public_host,
             fault_rates=_fault_rates(fault_rate or []),
             fault_rules=_fault_script(fault_script),
+            control_token=control_token,
         )
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc

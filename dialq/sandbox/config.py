@@ -6,14 +6,14 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from dialq.sandbox.faults import FaultError, parse_rules
+from dialq.sandbox.faults import FaultError, RandomFaults, parse_rules
 
 CallSeconds = float | tuple[float, float] | None
 RetryAfterFormat = Literal["seconds", "date"]
 
 # Credentials identify the account a client has already been configured with; changing them
 # under a running client would only test the client's configuration, not its behaviour.
-FROZEN_FIELDS = frozenset({"app_id", "app_secret"})
+FROZEN_FIELDS = frozenset({"app_id", "app_secret", "control_token"})
 
 
 class ConfigError(ValueError):
@@ -40,6 +40,12 @@ class SandboxConfig:
     - ``fault_rules``: scripted fault rules (the ``POST /_sandbox/faults`` format) armed at
       start and after every reset, ahead of any rule added later.
     - ``request_log_limit``: how many request-log entries are kept (oldest dropped first).
+    - ``request_log_max_bytes``: what the kept entries may hold in all (bodies, headers);
+      the oldest are dropped first. A request without a valid token or credentials is logged
+      without its body.
+    - ``max_body_bytes``: a larger request body is answered 413 and never read whole.
+    - ``control_token``: when set, the control API answers only requests that carry it
+      (``Authorization: Bearer <token>``); it cannot change at runtime.
     """
 
     app_id: str = "sandbox-app"
@@ -56,6 +62,9 @@ class SandboxConfig:
     fault_rates: dict[str, float] = field(default_factory=dict)
     fault_rules: list[dict[str, Any]] = field(default_factory=list)
     request_log_limit: int = 100_000
+    request_log_max_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = 1024 * 1024
+    control_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check(self)
@@ -77,6 +86,7 @@ class SandboxConfig:
         """Every field, the secret masked, ranges as lists: what the control API shows."""
         view = asdict(self)
         view["app_secret"] = "***"  # noqa: S105  (the mask, not a secret)
+        view["control_token"] = None if self.control_token is None else "***"
         if isinstance(self.call_seconds, tuple):
             view["call_seconds"] = list(self.call_seconds)
         return view
@@ -125,6 +135,16 @@ def _check(config: SandboxConfig) -> None:
     for name, value in numbers.items():
         if not _is_number(value) or not math.isfinite(value) or value < 0:
             raise ConfigError(f'"{name}" must be a number >= 0')
+    sizes = {
+        "request_log_limit": config.request_log_limit,
+        "request_log_max_bytes": config.request_log_max_bytes,
+        "max_body_bytes": config.max_body_bytes,
+    }
+    for name, size in sizes.items():
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ConfigError(f'"{name}" must be an integer >= 1')
+    if config.control_token is not None and not isinstance(config.control_token, str):
+        raise ConfigError('"control_token" must be a string or null')
     if not isinstance(config.seed, int) or isinstance(config.seed, bool):
         raise ConfigError('"seed" must be an integer')
     if config.retry_after_s is not None and not _is_number(config.retry_after_s):
@@ -137,6 +157,7 @@ def _check(config: SandboxConfig) -> None:
         raise ConfigError('"public_host" must be a string or null')
     _check_call_seconds(config.call_seconds)
     _check_fault_rates(config.fault_rates)
+    _check_fault_rate_kinds(config)
     _check_fault_rules(config.fault_rules)
 
 
@@ -157,6 +178,14 @@ def _check_fault_rates(rates: object) -> None:
             raise ConfigError(f'"fault_rates.{kind}" must be a number between 0 and 1')
     if sum(rates.values()) > 1:
         raise ConfigError('"fault_rates" must add up to at most 1')
+
+
+def _check_fault_rate_kinds(config: SandboxConfig) -> None:
+    # Parsed here as the sandbox will arm them, so a kind it cannot arm is refused up front.
+    try:
+        RandomFaults.parse(config.seed, config.fault_rates)
+    except FaultError as exc:
+        raise ConfigError(f'"fault_rates": {exc}') from None
 
 
 def _check_fault_rules(rules: object) -> None:

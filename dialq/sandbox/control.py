@@ -15,9 +15,12 @@ class SandboxControl:
     """Each call opens and closes its own connection: control calls are rare, and nothing is
     left open for a test to trip over when the sandbox stops."""
 
-    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 10.0, token: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        self._headers = {"Connection": "close"}
+        if token is not None:
+            self._headers["Authorization"] = f"Bearer {token}"
 
     def reset(self) -> None:
         """Forget calls, scripted and random faults, and the request log; keep config and tokens."""
@@ -91,7 +94,7 @@ class SandboxControl:
             self.url + path,
             json=body,
             timeout=self.timeout_s,
-            headers={"Connection": "close"},
+            headers=self._headers,
         )
         if response.status_code >= 400:
             raise SandboxControlError(f"{method} {path}: {response.status_code} {response.text}")

@@ -1,4 +1,7 @@
-"""The control API under ``/_sandbox/``: reset, configure, script faults, inspect. No auth."""
+"""The control API under ``/_sandbox/``: reset, configure, script faults, inspect.
+
+No auth unless the sandbox has a ``control_token`` (checked by the outer app before routing).
+"""
 
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ class ControlApi:
                 return changes
             try:
                 self.sandbox.configure(changes)
-            except (ConfigError, TypeError) as exc:
+            except (ConfigError, TypeError) as exc:  # nothing was changed
                 return error(400, str(exc))
         return JSONResponse(self.sandbox.config.public_view())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import time
 from typing import Any
 
@@ -13,6 +14,8 @@ from dialq.sandbox.requestlog import RequestLog
 from dialq.sandbox.state import CallBook, Clock
 from dialq.sandbox.tokens import TokenIssuer
 from dialq.sandbox.wire import retry_after_value
+
+TOKEN_PATH = "/oauth2/token:generate"  # noqa: S105  (a path, not a password)
 
 
 class Sandbox:
@@ -27,7 +30,7 @@ class Sandbox:
         self.clock = clock
         self.tokens = TokenIssuer(clock)
         self.book = CallBook(clock, config.seed)
-        self.log = RequestLog(config.request_log_limit)
+        self.log = RequestLog(config.request_log_limit, config.request_log_max_bytes)
         self.faults = FaultPlan()
         self._arm_configured_faults()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -36,22 +39,40 @@ class Sandbox:
     def reset(self) -> None:
         """Forget calls, faults and the log; keep the config and every token issued."""
         self.book = CallBook(self.clock, self.config.seed)
-        self.log.clear(self.config.request_log_limit)
+        self.log.clear(self.config.request_log_limit, self.config.request_log_max_bytes)
         self.faults.clear()
         self._arm_configured_faults()
 
     def configure(self, changes: dict[str, Any]) -> SandboxConfig:
+        """All or nothing: every change is checked and built before any is applied, so an
+        invalid config (ConfigError) leaves the sandbox exactly as it was."""
         old, new = self.config, self.config.updated(changes)
+        rules = parse_rules(new.fault_rules, "fault_rules")
+        random = RandomFaults.parse(new.seed, new.fault_rates) if new.fault_rates else None
         self.config = new
         if new.seed != old.seed:
             self.book.reseed(new.seed)
-        if new.request_log_limit != old.request_log_limit:
-            self.log.clear(new.request_log_limit)
+        limits = (new.request_log_limit, new.request_log_max_bytes)
+        if limits != (old.request_log_limit, old.request_log_max_bytes):
+            self.log.clear(*limits)
         if new.fault_rules != old.fault_rules:
-            self._arm_fault_rules()
+            self.faults.arm(rules)
         if new.fault_rates != old.fault_rates or new.seed != old.seed:
-            self._arm_random_faults()
+            self.faults.random = random
         return new
+
+    def vouches(self, path: str, token: str | None, body: Any) -> bool:
+        """Whether the sender is known: a valid token, or a token request with the right
+        credentials. Only then is its body worth keeping in the log."""
+        if path == TOKEN_PATH:
+            if not isinstance(body, dict):
+                return False
+            app_id, secret = body.get("appId"), body.get("appSecret")
+            if not (isinstance(app_id, str) and isinstance(secret, str)):
+                return False
+            id_ok = hmac.compare_digest(_raw(app_id), _raw(self.config.app_id))
+            return id_ok and hmac.compare_digest(_raw(secret), _raw(self.config.app_secret))
+        return self.tokens.is_valid(token)
 
     def capacity_headers(self) -> dict[str, str]:
         """Retry-After for a capacity 429, only when configured: the real API sends none."""
@@ -92,3 +113,8 @@ class Sandbox:
     def _arm_random_faults(self) -> None:
         rates = self.config.fault_rates
         self.faults.random = RandomFaults.parse(self.config.seed, rates) if rates else None
+
+
+def _raw(text: str) -> bytes:
+    # JSON may carry lone surrogates ("\\ud800"); they must compare, not raise.
+    return text.encode("utf-8", "surrogatepass")

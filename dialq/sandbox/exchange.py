@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +23,14 @@ class Exchange:
 
 
 def open_exchange(
-    scope: MutableMapping[str, Any], raw: bytes, open_entry: Any, now: float
+    scope: MutableMapping[str, Any],
+    raw: bytes,
+    open_entry: Any,
+    now: float,
+    vouched: Callable[[str, str | None, Any], bool],
 ) -> Exchange:
+    """The request parsed once and logged; its body is logged only when ``vouched(path, token,
+    body)`` says the sender is known (a valid token, or the right credentials)."""
     token = bearer = host = call_id = None
     # ASGI servers lower-case header names, so bytes compare directly; the log keeps the raw
     # list and masks it when read, which keeps this per-request path cheap.
@@ -39,7 +45,9 @@ def open_exchange(
             call_id = value.decode("latin-1")
     body = _parse(raw)
     operation = body.get("operation") if isinstance(body, dict) else None
+    kept = vouched(scope["path"], token or bearer, body)
     entry = open_entry(
+        body_bytes=len(raw) if kept else 0,
         time=now,
         method=scope["method"],
         path=scope["path"],
@@ -47,7 +55,8 @@ def open_exchange(
         operation=operation if isinstance(operation, str) else None,
         call_id=call_id,
         headers=scope["headers"],
-        body=masked_body(body),
+        body=masked_body(body) if kept else None,
+        body_size=len(raw),
     )
     return Exchange(body, token or bearer, host, entry["operation"], entry)
 

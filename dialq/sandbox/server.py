@@ -46,7 +46,7 @@ class RunningSandbox:
     control: SandboxControl = field(init=False)
 
     def __post_init__(self) -> None:
-        self.control = SandboxControl(self.url)
+        self.control = SandboxControl(self.url, token=self.app.sandbox.config.control_token)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self.app.sandbox.begin_shutdown()

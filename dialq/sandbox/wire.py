@@ -18,16 +18,30 @@ Send = Callable[[Message], Awaitable[None]]
 Scope = MutableMapping[str, Any]
 
 
-async def read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """The whole body, or None as soon as it grows past ``limit`` bytes (the rest unread)."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            return None
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The Content-Length the client sent, if it sent a readable one."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
 
 
 async def send_reply(send: Send, reply: Reply) -> None:

@@ -70,7 +70,10 @@ def decide(
 
 
 def occurrence_key(schedule_id: str, occurrence_at: datetime) -> str:
-    """The call's idempotency key: CallService.enqueue itself refuses a second call for it."""
+    """The call's idempotency key: CallService.enqueue itself refuses a second call for it.
+
+    Its prefix is reserved (dialq.calls.request.RESERVED_KEY_PREFIXES): producers cannot send it.
+    """
     return f"schedule:{schedule_id}:{utc_iso(occurrence_at)}"
 
 
@@ -220,7 +223,9 @@ class ScheduleDispatcher:
         }
         try:
             request = parse_call_request(
-                payload, allowed_country_codes=self.settings.allowed_country_codes
+                payload,
+                allowed_country_codes=self.settings.allowed_country_codes,
+                reserved_key=True,  # occurrence keys are in the namespace producers cannot use
             )
             handle = self._enqueue(request, also=record)
         except InvalidCallRequest as error:

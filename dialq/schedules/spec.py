@@ -178,8 +178,8 @@ def _resolve(raw: _Input, errors: list[FieldError]) -> dict[str, Any] | None:
     zone = ZoneInfo(zone_name)
     kind = _kind(raw, errors)
     every_s = _every_s(raw.every, errors)
-    if raw.cron is not None and not _valid_cron(raw.cron):
-        errors.append(FieldError("cron", "must be a 5-field cron expression, e.g. '0 9 * * 1-5'"))
+    if raw.cron is not None:
+        errors += [FieldError("cron", rule) for rule in _cron_problems(raw.cron)]
     grace = _misfire_grace_s(raw.misfire_grace, errors)
     start_at = _instant("start", raw.start, zone, errors, end_of_day=False)
     end_at = _instant("end", raw.end, zone, errors, end_of_day=True)
@@ -219,9 +219,31 @@ def _kind(raw: _Input, errors: list[FieldError]) -> Kind | None:
     return given[0]
 
 
-def _valid_cron(expression: str) -> bool:
+# Each field's name and what it takes, in the order cron reads them.
+_CRON_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day of week", "0-7 or SUN-SAT"),
+)
+
+
+def _cron_problems(expression: str) -> list[str]:
+    """What is wrong with a cron expression, field by field; empty when it is valid."""
+    fields = expression.split()
     # Exactly five fields: croniter also reads a sixth (seconds) field, which we do not offer.
-    return len(expression.split()) == 5 and bool(croniter.is_valid(expression))
+    if len(fields) != len(_CRON_FIELDS):
+        return [f"must be a 5-field cron expression, e.g. '0 9 * * 1-5' (got {len(fields)})"]
+    if croniter.is_valid(expression):
+        return []
+    problems = []
+    for index, (name, accepted) in enumerate(_CRON_FIELDS):
+        alone = ["*"] * len(_CRON_FIELDS)
+        alone[index] = fields[index]
+        if not croniter.is_valid(" ".join(alone)):
+            problems.append(f"the {name} field (number {index + 1}) must be within {accepted}")
+    return problems or ["is not a valid cron expression, e.g. '0 9 * * 1-5'"]
 
 
 def _duration(field: str, value: str | int | None, errors: list[FieldError]) -> int | None:

@@ -113,11 +113,20 @@ def transition(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    # The UPDATE holds the row lock, so no other transition can interleave a sequence number.
-    seq = session.scalar(
-        select(func.coalesce(func.max(Event.seq), 0) + 1).where(Event.call_id == call_id)
-    )
-    previous = next(iter(from_)).value if len(from_) == 1 else None
+    # The UPDATE holds the row lock, so no other transition can interleave an event: the latest
+    # one holds both the sequence number to follow and the state the call was just in.
+    latest = session.execute(
+        select(Event.seq, Event.to_status)
+        .where(Event.call_id == call_id)
+        .order_by(Event.seq.desc())
+        .limit(1)
+    ).first()
+    seq = latest.seq + 1 if latest else 1
+    allowed = {state.value for state in from_}
+    if latest is not None and latest.to_status in allowed:
+        previous: str | None = latest.to_status
+    else:
+        previous = next(iter(allowed)) if len(allowed) == 1 else None
     session.add(
         Event(
             call_id=call_id,
@@ -254,6 +263,26 @@ def set_watch_due(session: Session, call_id: str, due_at: datetime) -> None:
         .values(watch_due_at=due_at)
         .execution_options(synchronize_session=False)
     )
+
+
+def claim_look(
+    session: Session,
+    call_id: str,
+    *,
+    statuses: Collection[CallStatus],
+    due_by: datetime,
+    next_due: datetime,
+) -> bool:
+    """Take the next look at a live call, if it is due by `due_by`; it is next due at
+    `next_due`. Of several messages for the same look, one gets True (a duplicate, False)."""
+    result = session.execute(
+        update(Call)
+        .where(Call.id == call_id, Call.status.in_([s.value for s in statuses]))
+        .where(or_(Call.watch_due_at.is_(None), Call.watch_due_at <= due_by))
+        .values(watch_due_at=next_due)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def reclaim_stop(session: Session, call_id: str, *, seen_at: datetime, now: datetime) -> bool:

@@ -26,7 +26,13 @@ def stale_dialing(session: Any, claimed_before: datetime) -> list[str]:
 
 
 def unknown_since(session: Any, updated_before: datetime) -> list[str]:
-    return _ids(session, Call.status == CallStatus.UNKNOWN.value, Call.updated_at < updated_before)
+    # A call canceled while its outcome was unknown is never dialed again.
+    return _ids(
+        session,
+        Call.status == CallStatus.UNKNOWN.value,
+        Call.updated_at < updated_before,
+        Call.cancel_requested_at.is_(None),
+    )
 
 
 def count_in(session: Any, status: CallStatus) -> int:

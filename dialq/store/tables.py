@@ -33,6 +33,8 @@ class Call(Base):
     max_duration_s: Mapped[int] = mapped_column(Integer)
     callback_url: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # What the key stands for (migration 0008): its reuse for another request is refused.
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
     not_before: Mapped[datetime | None]
     deadline_at: Mapped[datetime]

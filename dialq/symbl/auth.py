@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -12,6 +13,9 @@ from typing import Any, Protocol
 
 import redis
 import requests
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from dialq.config import Account
 from dialq.symbl.errors import (
@@ -43,6 +47,9 @@ class CachedToken:
 class TokenStore(Protocol):
     """Where tokens live between requests, and a short lock so one worker fetches for all."""
 
+    def protect(self, account: str, app_secret: str) -> None:
+        """Keep the account's tokens so that only a holder of its app secret can use them."""
+
     def get(self, account: str) -> CachedToken | None: ...
 
     def put(self, account: str, token: CachedToken) -> None: ...
@@ -65,6 +72,9 @@ class MemoryTokenStore:
         self._mutex = threading.Lock()
         self._tokens: dict[str, CachedToken] = {}
         self._locks: dict[str, str] = {}
+
+    def protect(self, account: str, app_secret: str) -> None:
+        """Nothing to do: this process's memory holds the app secret as well."""
 
     def get(self, account: str) -> CachedToken | None:
         with self._mutex:
@@ -104,8 +114,28 @@ return 0
 """
 
 
+def sealing_key(account: str, app_secret: str) -> Fernet:
+    """The key a shared cache seals the account's tokens with, derived from its app secret.
+
+    Anyone who can read the broker can read the cache (a by-name producer needs nothing
+    else); without the app secret a cached token is of no use to them. HKDF, not a password
+    hash: an app secret is a long random value, not something a person chose.
+    """
+    key = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=b"dialq token cache v1",
+        info=f"dialq:token:{account}".encode(),
+    ).derive(app_secret.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
 class RedisTokenStore:
     """Tokens in Redis hashes whose TTL is the token's remaining lifetime, shared by workers.
+
+    Each token is sealed (Fernet) with a key derived from its account's app secret, given by
+    `protect`; an account without one is not cached at all. A value that does not open (sealed
+    with another secret, or written before sealing) counts as no token, and is replaced.
 
     The fetch lock is ``SET NX PX``: it expires by itself, so a worker that dies while
     fetching blocks the others for at most ``lock_ttl_ms``.
@@ -125,26 +155,47 @@ class RedisTokenStore:
         self._clock = clock
         self._discard_script = redis_client.register_script(_DELETE_IF_HASH_FIELD)
         self._unlock_script = redis_client.register_script(_DELETE_IF_VALUE)
+        self._keys: dict[str, Fernet] = {}
+
+    def protect(self, account: str, app_secret: str) -> None:
+        self._keys[account] = sealing_key(account, app_secret)
 
     def get(self, account: str) -> CachedToken | None:
-        value, expires_at = self._redis.hmget(self._prefix + account, ["value", "expires_at"])
-        if value is None or expires_at is None:
-            return None
-        return CachedToken(_text(value), float(_text(expires_at)))
+        found = self._sealed(account)
+        return None if found is None else found[1]
 
     def put(self, account: str, token: CachedToken) -> None:
         ttl_ms = int((token.expires_at - self._clock()) * 1000)
-        if ttl_ms <= 0:
+        key = self._keys.get(account)
+        if ttl_ms <= 0 or key is None:
             return
-        key = self._prefix + account
+        sealed = key.encrypt(token.value.encode()).decode("ascii")
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.hset(key, mapping={"value": token.value, "expires_at": repr(token.expires_at)})
-            pipe.pexpire(key, ttl_ms)
+            pipe.delete(self._prefix + account)
+            pipe.hset(
+                self._prefix + account,
+                mapping={"value": sealed, "expires_at": repr(token.expires_at)},
+            )
+            pipe.pexpire(self._prefix + account, ttl_ms)
             pipe.execute()
 
     def discard(self, account: str, token: str) -> None:
-        self._discard_script(keys=[self._prefix + account], args=["value", token])
+        found = self._sealed(account)
+        if found is not None and found[1].value == token:
+            # Compared on the sealed value: a token another worker put meanwhile stays.
+            self._discard_script(keys=[self._prefix + account], args=["value", found[0]])
+
+    def _sealed(self, account: str) -> tuple[str, CachedToken] | None:
+        """(the value as stored, the token it opens to), or None."""
+        key = self._keys.get(account)
+        value, expires_at = self._redis.hmget(self._prefix + account, ["value", "expires_at"])
+        if key is None or value is None or expires_at is None:
+            return None
+        try:
+            opened = key.decrypt(_text(value).encode()).decode()
+        except (InvalidToken, UnicodeError):
+            return None
+        return _text(value), CachedToken(opened, float(_text(expires_at)))
 
     def try_lock(self, account: str) -> str | None:
         owner = uuid.uuid4().hex
@@ -187,6 +238,7 @@ class TokenProvider:
         self._name = account_name
         self._account = account
         self._store = store
+        store.protect(account_name, account.app_secret.get_secret_value())
         self._session = session
         self._renew_margin_s = renew_margin_s
         self._timeout_s = (connect_timeout_s, read_timeout_s)

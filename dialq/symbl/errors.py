@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from http import HTTPStatus
+from typing import Any
 
 from dialq.symbl.headers import REQUEST_ID_HEADERS, first_header, retry_after_seconds
 
@@ -122,11 +123,19 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 
 
 def error_for_status(
-    status: int, body_text: str, headers: Mapping[str, str], now: datetime
+    status: int,
+    body_text: str,
+    headers: Mapping[str, str],
+    now: datetime,
+    secrets: tuple[str, ...] = (),
 ) -> APIStatusError:
-    """The error for a non-success response: the one place a status becomes a class."""
-    message = error_message(status, body_text)
-    body = body_text[:BODY_LIMIT_CHARS]
+    """The error for a non-success response: the one place a status becomes a class.
+
+    ``secrets`` are removed from the body as sent and from the message as decoded: an echo of
+    the app secret JSON-escaped (``\\u0061pp``) only shows after decoding.
+    """
+    message = redact(error_message(status, redact(body_text, secrets)), secrets)
+    body = redact(body_text, secrets)[:BODY_LIMIT_CHARS]
     request_id = first_header(headers, REQUEST_ID_HEADERS)
     if status == 429:
         retry_after_s = retry_after_seconds(headers, now)
@@ -154,9 +163,35 @@ def error_message(status: int, body_text: str) -> str:
         return "no message"
 
 
+REDACTED = "[redacted]"
+
+
 def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` with every secret replaced, for bodies that might echo one back."""
+    """``text`` with every secret replaced, for bodies that might echo one back.
+
+    Both as written and inside JSON: a JSON body is decoded, its strings cleaned and encoded
+    again when a secret was found there in an escaped spelling.
+    """
+    secrets = tuple(secret for secret in secrets if secret)
+    if not secrets:
+        return text
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
+        text = text.replace(secret, REDACTED)
+    try:
+        decoded = json.loads(text)
+        cleaned = _redacted_json(decoded, secrets)
+    except (ValueError, RecursionError):
+        return text
+    return text if cleaned == decoded else json.dumps(cleaned)
+
+
+def _redacted_json(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, list):
+        return [_redacted_json(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {_redacted_json(k, secrets): _redacted_json(v, secrets) for k, v in value.items()}
+    return value

@@ -19,7 +19,6 @@ from dialq.symbl.errors import (
     SymblError,
     UnexpectedResponseError,
     error_for_status,
-    redact,
 )
 from dialq.symbl.sent import classify_transport_error
 
@@ -100,8 +99,9 @@ def _result(
     request: HttpRequest, response: requests.Response, text: str, parse: Callable[[int, str], T]
 ) -> T:
     if not 200 <= response.status_code <= 299:
-        body = redact(text, request.secrets)
-        raise error_for_status(response.status_code, body, response.headers, datetime.now(UTC))
+        raise error_for_status(
+            response.status_code, text, response.headers, datetime.now(UTC), request.secrets
+        )
     return parse(response.status_code, text)
 
 

@@ -16,6 +16,8 @@ from pydantic import HttpUrl, TypeAdapter, ValidationError
 
 # Numbers written without a country code are read as US/Canada numbers: Symbl dials only those.
 DEFAULT_REGION = "US"
+# +1 is shared by some twenty countries (Jamaica is +1 876): within it, only these are dialed.
+NANP_REGIONS = frozenset({"US", "CA"})
 # phonenumbers refuses longer input anyway; bounding it first keeps parsing cheap.
 MAX_PHONE_INPUT_CHARS = 64
 MAX_SIP_URI_CHARS = 512
@@ -57,6 +59,10 @@ def check_phone_number(text: str, allowed_country_codes: Collection[int]) -> str
         raise ValueError("must not have an extension (send key presses with dtmf)")
     if not phonenumbers.is_valid_number(number):
         raise ValueError("is not a valid phone number (wrong length or unassigned prefix)")
+    if number.country_code == 1 and phonenumbers.region_code_for_number(number) not in NANP_REGIONS:
+        raise ValueError("must be a US or Canada number (other +1 countries are not dialed)")
+    if phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.PREMIUM_RATE:
+        raise ValueError("must not be a premium-rate number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

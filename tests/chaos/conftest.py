@@ -20,8 +20,7 @@ from dialq.api import close_runtimes
 from dialq.ops.local_redis import PrivateRedis, RedisNotFound
 from dialq.sandbox import SandboxConfig, start_sandbox
 from dialq.store import Database
-from dialq.testing.audit import AuditReport
-from tests.chaos.harness import CHAOS_ENV, ChaosStack
+from tests.chaos.harness import CHAOS_ENV, ChaosStack, Outcome
 from tests.servers import missing_server
 from tests.stack import APP_ID, APP_SECRET, Stack, stack_env
 
@@ -37,6 +36,8 @@ class Row:
     unknown: int
     orphans: int
     leaked: int
+    died: int
+    after_cancel: int
     seconds: float
 
 
@@ -114,26 +115,29 @@ def chaos(pg_url: str, tmp_path: Path) -> Iterator[ChaosStack]:
         server.stop()
 
 
-Record = Callable[[str, AuditReport, int, float], None]
+Record = Callable[[str, Outcome], None]
 
 
 @pytest.fixture
 def record() -> Record:
     """Adds the scenario's figures to the table printed at the end of the session."""
 
-    def add(scenario: str, report: AuditReport, faults: int, seconds: float) -> None:
+    def add(scenario: str, outcome: Outcome) -> None:
+        report = outcome.report
         _ROWS.append(
             Row(
                 scenario=scenario,
                 calls=report.calls,
-                faults=faults,
+                faults=outcome.faults,
                 lost=len(report.lost),
                 doubled=len(report.doubled),
                 stuck=len(report.stuck),
                 unknown=len(report.unknown),
                 orphans=len(report.orphans),
                 leaked=len(report.leaked_permits),
-                seconds=seconds,
+                died=outcome.died,
+                after_cancel=outcome.dialed_after_cancel,
+                seconds=outcome.seconds,
             )
         )
 
@@ -144,10 +148,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _ROWS:
         return
     headers = ["scenario", "calls", "faults injected", "calls lost", "calls doubled", "stuck"]
-    headers += ["unknown", "orphans", "leaked permits", "seconds"]
+    headers += ["unknown", "orphans", "leaked permits", "processes died", "dialed after cancel"]
+    headers += ["seconds"]
     rows = [[r.scenario, r.calls, r.faults, r.lost, r.doubled, r.stuck] for r in _ROWS]
     for row, r in zip(rows, _ROWS, strict=True):
-        row += [r.unknown, r.orphans, r.leaked, f"{r.seconds:.0f}"]
+        row += [r.unknown, r.orphans, r.leaked, r.died, r.after_cancel, f"{r.seconds:.0f}"]
     table = [headers, *[[str(x) for x in row] for row in rows]]
     widths = [max(len(line[i]) for line in table) for i in range(len(headers))]
     terminalreporter.section("chaos: every enqueued call audited against the sandbox")

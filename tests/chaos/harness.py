@@ -213,6 +213,12 @@ class ChaosStack:
     def kills(self) -> int:
         return sum(p.killed for p in self.processes)
 
+    def died(self) -> int:
+        """Exits other than the SIGKILLs a scenario sent (those are its faults)."""
+        for process in self.processes:
+            process.reap()
+        return sum(p.died for p in self.processes)
+
     def producer(self, prefix: str, rate_per_s: float, duration_s: float) -> Producer:
         producer = Producer(self.stack, prefix, rate_per_s, duration_s)
         self.producers.append(producer)
@@ -279,6 +285,8 @@ def assert_promises_kept(outcome: Outcome, chaos: ChaosStack) -> None:
     assert report.doubled == (), details
     assert report.orphans == (), details
     assert report.leaked_permits == (), details
+    assert outcome.died == 0, f"{outcome.died} processes died\n{chaos.logs()}"
+    assert outcome.dialed_after_cancel == 0, details
 
 
 def describe(report: AuditReport, lookup: Callable[[str], object]) -> str:
@@ -301,6 +309,8 @@ class Outcome:
     report: AuditReport
     faults: int
     seconds: float
+    died: int = 0  # worker or beat exits the scenario did not cause itself
+    dialed_after_cancel: int = 0
 
 
 def run_scenario(
@@ -311,16 +321,20 @@ def run_scenario(
     produce_s: float,
     recovery_s: float,
     inject: Callable[[], int],
+    supervised: bool = False,
 ) -> Outcome:
     """Start the processes already added, produce calls while `inject` runs, recover, audit.
 
     `inject` runs while calls are being produced and returns how many faults it injected.
+    Unsupervised (the default), a worker or beat that exits stays dead and is counted: the
+    question of most scenarios is whether the processes themselves ride the fault out.
     """
     began = time.monotonic()
     chaos.wait_ready()
-    chaos.supervise()
+    if supervised:
+        chaos.supervise()
     producer = chaos.producer(prefix, rate_per_s, produce_s)
     faults = inject()
     producer.join()
     report = chaos.settle(producer.ids, recovery_s)
-    return Outcome(report, faults, time.monotonic() - began)
+    return Outcome(report, faults, time.monotonic() - began, died=chaos.died())

@@ -69,9 +69,7 @@ def test_a_dial_message_delivered_many_times_to_several_workers_places_one_call(
         recovery_s=scale.recovery_s,
         inject=duplicate,
     )
-    record(
-        f"same message x{COPIES + 1}, 3 workers", outcome.report, outcome.faults, outcome.seconds
-    )
+    record(f"same message x{COPIES + 1}, 3 workers", outcome)
     # then every call was started exactly once at most, and nothing is lost or leaked
     assert outcome.faults >= COPIES * outcome.report.calls
     assert_promises_kept(outcome, chaos)

@@ -54,7 +54,7 @@ def test_postgres_connections_dropped_mid_transaction_lose_and_double_no_call(
         recovery_s=scale.recovery_s,
         inject=lambda: _drop_connections(application_name, scale.produce_s - 1),
     )
-    record("postgres sessions terminated", outcome.report, outcome.faults, outcome.seconds)
+    record("postgres sessions terminated", outcome)
     # then connections were dropped, and every call is final, none started twice, no leaks
     assert outcome.faults > 0
     assert_promises_kept(outcome, chaos)

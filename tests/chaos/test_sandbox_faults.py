@@ -63,7 +63,7 @@ def test_5xx_and_429_storms_lose_and_double_no_call(
         recovery_s=scale.recovery_s,
         inject=lambda: _storms(chaos.sandbox.control, storms, each_s=2.0),
     )
-    record("sandbox 5xx + 429 storms", outcome.report, outcome.faults, outcome.seconds)
+    record("sandbox 5xx + 429 storms", outcome)
     # then every call is final, none started twice, nothing orphaned or leaked
     assert outcome.faults > 0
     assert_promises_kept(outcome, chaos)
@@ -87,7 +87,7 @@ def test_hanging_dropping_and_slow_answers_lose_and_double_no_call(
         recovery_s=scale.recovery_s,
         inject=lambda: _random(chaos.sandbox.control, rates, scale.produce_s),
     )
-    record("sandbox hang/drop/drop_after/slow", outcome.report, outcome.faults, outcome.seconds)
+    record("sandbox hang/drop/drop_after/slow", outcome)
     # then every call is final (many `unknown`: their start may have gone through), none
     # started twice, nothing orphaned or leaked
     assert outcome.faults > 0

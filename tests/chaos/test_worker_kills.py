@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.chaos.conftest import Record, Scale
@@ -28,9 +30,10 @@ def test_a_worker_killed_at_each_step_of_a_dial_loses_and_doubles_no_call(
         produce_s=scale.produce_s,
         recovery_s=scale.recovery_s,
         inject=lambda: 0,
+        supervised=True,  # the worker kills itself: restarting it is the point
     )
     kills = chaos.kills
-    record(f"worker SIGKILL {step}", outcome.report, kills, outcome.seconds)
+    record(f"worker SIGKILL {step}", replace(outcome, faults=kills))
     # then it was killed, and every call is final, none started twice, nothing orphaned or leaked
     assert kills >= 1, chaos.logs()
     assert_promises_kept(outcome, chaos)

@@ -383,7 +383,8 @@ def test_redis_keeps_the_token_for_its_remaining_lifetime(
     provider(symbl.url, RedisTokenStore(redis_client), session).token()
     ttl_ms = redis_client.pttl("dialq:token:default")
     assert 990_000 < ttl_ms <= 1_000_000
-    assert redis_client.hget("dialq:token:default", "value") == b"tok-1"
+    # sealed with the app secret: the stored value is not the token itself
+    assert b"tok-1" not in (redis_client.hget("dialq:token:default", "value") or b"tok-1")
 
 
 def test_token_is_renewed_before_it_expires(
@@ -430,6 +431,7 @@ def test_many_workers_starting_at_once_fetch_one_token(
 
 def test_redis_discard_removes_only_the_named_token(redis_client: redis.Redis) -> None:
     store = RedisTokenStore(redis_client)
+    store.protect("default", "app-secret")
     store.put("default", CachedToken("tok-2", time.time() + 60))
     store.discard("default", "tok-1")
     assert store.get("default") is not None

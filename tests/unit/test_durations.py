@@ -23,6 +23,8 @@ from dialq.validation.durations import format_duration, parse_duration
         ("4h", 14400),
         (" 1H30M ", 5400),
         ("90m", 5400),  # parts need not be normalised
+        ("400d", 400 * 86400),
+        ("1d12h", 129600),
     ],
 )
 def test_parse_duration_reads_seconds_and_hms_parts(text: str, seconds: int) -> None:
@@ -31,7 +33,7 @@ def test_parse_duration_reads_seconds_and_hms_parts(text: str, seconds: int) -> 
 
 @pytest.mark.parametrize(
     "text",
-    ["", " ", "h", "1d", "1.5h", "-5", "+5", "1h1h", "30m1h", "1 h", "1h 30m", "١٢", "5 min",
+    ["", " ", "h", "d", "1h1d", "1.5h", "-5", "+5", "1h1h", "30m1h", "1 h", "1h 30m", "١٢", "5 min",
      "1" * 10, "1" * 10 + "s"],
 )  # fmt: skip
 def test_parse_duration_rejects_anything_else_with_the_accepted_forms(text: str) -> None:

@@ -20,7 +20,8 @@ def run(conn: Connection) -> None:
 if connection is not None:
     run(connection)
 else:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    # hide_parameters: a failed statement's text must not quote the values it carried.
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", hide_parameters=True)
     try:
         with engine.begin() as conn:
             run(conn)

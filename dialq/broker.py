@@ -1,0 +1,48 @@
+"""kombu's Redis transport, made to survive a Redis restart with messages in hand.
+
+When the broker connection drops, Celery closes it and kombu detaches the transport from its
+connection (`transport.client = None`). A channel of that connection is still referenced by
+what was in hand: the unacked messages kombu requeues on close, and every task still running
+acks its message on it when it finishes. Each of those builds a Redis client from
+`transport.client` and raises AttributeError ("'NoneType' object has no attribute
+'hostname'"), which neither kombu nor Celery expects: the worker exits ("Unrecoverable
+error") on every Redis restart while anything is in hand, that is, always (each countdown
+watch is a message in hand).
+
+Here such a channel raises a connection error instead, which both already handle: the ack or
+requeue is dropped and logged, and Redis gives the message back after the visibility timeout
+(a delivery dialq's tasks take twice are harmless: the database claim decides), or, for a
+Redis that lost it, the watchdog republishes what the database says is due.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+# `broker_transport` in the Celery configuration: kombu takes a "module:Class" path.
+TRANSPORT = "dialq.broker:Transport"
+SCHEMES = ("redis", "rediss")
+
+
+class ChannelClosedError(RedisConnectionError):
+    """Raised by a channel whose connection is gone (a connection error for kombu)."""
+
+
+class Channel(kombu_redis.Channel):
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        if self.connection.client is None:
+            raise ChannelClosedError("the broker connection of this channel is closed")
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[no-untyped-call]
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
+
+
+def transport_for(broker_url: str) -> str | None:
+    """The transport to configure for `broker_url`: ours for Redis, kombu's choice otherwise."""
+    scheme = broker_url.split("://", 1)[0].lower()
+    return TRANSPORT if scheme in SCHEMES else None

@@ -1,0 +1,151 @@
+"""Log lines: the one masking function covers what the validator accepts, e-mails and URL
+queries; text lines cannot be forged; Celery's body-quoting lines lose their body."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from celery.worker.consumer.consumer import (
+    INVALID_TASK_ERROR,
+    MESSAGE_DECODE_ERROR,
+    UNKNOWN_FORMAT,
+    UNKNOWN_TASK_ERROR,
+)
+
+from dialq.ops import logs
+from dialq.validation.fields import check_phone_number
+
+# The spellings issue 17 found passing through unmasked; each one the validator accepts.
+ISSUE_SPELLINGS = ["1-415-555-0177", "415 5550177", "415/555-0177", "1(415)5550177"]
+
+
+@pytest.fixture
+def stream() -> Iterator[tuple[logging.Logger, io.StringIO, logging.Handler]]:
+    sink = io.StringIO()
+    handler = logging.StreamHandler(sink)
+    handler.addFilter(logs.WithholdBodies())
+    logger = logging.getLogger("dialq.test_security_logs")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield logger, sink, handler
+    logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+@pytest.mark.parametrize("spelled", ISSUE_SPELLINGS)
+def test_every_spelling_the_validator_accepts_is_masked_in_both_formats(
+    stream: tuple[logging.Logger, io.StringIO, logging.Handler], log_format: str, spelled: str
+) -> None:
+    logger, sink, handler = stream
+    handler.setFormatter(logs.formatter(log_format))
+    # given a spelling the validator accepts
+    assert check_phone_number(spelled, {1}) == "+14155550177"
+    # when it is logged as a message, an argument and inside a repr
+    logger.warning(f"dialing {spelled}")
+    logger.warning("dialing %s", spelled)
+    logger.warning("payload %r", {"phone_number": spelled})
+    # then only the last 4 digits show
+    output = sink.getvalue()
+    assert "415" not in output.replace("dialq.test_security_logs", "")
+    assert output.count("0177") == 3
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_e_mails_and_url_query_values_are_masked(
+    stream: tuple[logging.Logger, io.StringIO, logging.Handler], log_format: str
+) -> None:
+    logger, sink, handler = stream
+    handler.setFormatter(logs.formatter(log_format))
+    logger.info(
+        "summary to %s, callback %s",
+        ["jane.doe+calls@example.com"],
+        "https://hooks.example.com/dialq?token=cb-tok-123&tenant=acme",
+    )
+    output = sink.getvalue()
+    for hidden in ("jane.doe", "cb-tok-123", "acme"):
+        assert hidden not in output
+    assert "***@example.com" in output
+    assert "https://hooks.example.com/dialq?token=***&tenant=***" in output
+
+
+def test_a_call_id_with_a_newline_cannot_forge_a_text_log_line(
+    stream: tuple[logging.Logger, io.StringIO, logging.Handler],
+) -> None:
+    logger, sink, handler = stream
+    handler.setFormatter(logs.formatter("text"))
+    forged = "c-1\n2026-01-01 00:00:00,000 INFO dialq.calls.dial: call c-2 completed"
+    # when a by-name call id carrying a line break is logged, in the message and the context
+    with logs.bind(call_id=forged):
+        logger.info("call %s queued\x1b[2K\u202e", forged)
+    # then it is one line, its breaks and escapes shown as escapes
+    lines = sink.getvalue().splitlines()
+    assert len(lines) == 1
+    assert "c-1\\n2026-01-01" in lines[0]
+    assert "\\x1b" in lines[0]
+    assert "\\u202e" in lines[0]
+
+
+def test_a_traceback_keeps_every_line_after_the_first_indented(
+    stream: tuple[logging.Logger, io.StringIO, logging.Handler],
+) -> None:
+    logger, sink, handler = stream
+    handler.setFormatter(logs.formatter("text"))
+    try:
+        raise ValueError("bad id\n2026-01-01 00:00:00,000 INFO dialq: forged")
+    except ValueError:
+        logger.exception("failed")
+    lines = sink.getvalue().splitlines()
+    assert lines[0].endswith("failed")
+    assert all(line.startswith("    ") for line in lines[1:])
+
+
+@pytest.mark.parametrize(
+    ("template", "args"),
+    [
+        (UNKNOWN_TASK_ERROR, ("no.such", "BODY", "{}", "{}")),
+        (INVALID_TASK_ERROR, ("bad", "BODY")),
+        (UNKNOWN_FORMAT, ("BODY",)),
+        (MESSAGE_DECODE_ERROR, ("x", "y", "z", "BODY")),
+    ],
+)
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_celery_never_logs_a_message_body(
+    template: str, args: tuple[str, ...], log_format: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    body = "{'request': {'phone_number': '+14155550177', 'summary_emails': ['a@b.example']}}"
+    try:
+        # given dialq's logging, when Celery's consumer logs one of its body-quoting lines
+        logs.configure(log_format, "INFO")
+        filled = tuple(body if arg == "BODY" else arg for arg in args)
+        logging.getLogger("celery.worker.consumer.consumer").error(template, *filled)
+        # then the line says what happened, without the body
+        err = capsys.readouterr().err
+        assert "(body withheld)" in err
+        assert "phone_number" not in err
+        assert "summary_emails" not in err
+        if log_format == "json":
+            json.loads(err.strip().splitlines()[-1])
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+def test_a_secret_quoted_in_json_text_is_replaced_in_its_escaped_spelling_too() -> None:
+    logs.remember_secrets(['sec"ret\\value-1'])
+    text = json.dumps({"echo": 'sec"ret\\value-1'})
+    assert logs.redact(text) == '{"echo": "<secret>"}'
+
+
+def test_dates_times_and_ids_are_not_mistaken_for_numbers() -> None:
+    text = (
+        "due 2026-01-02 03:04:05 call 550e8400-e29b-41d4-a716-446655440000 "
+        "conversation 5656461164675072 latency 1234567.89 ms pid 123456"
+    )
+    assert logs.redact(text) == text
