@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kombu.transport import TRANSPORT_ALIASES, _transport_cache
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-# `broker_transport` in the Celery configuration: kombu takes a "module:Class" path.
 TRANSPORT = "dialq.broker:Transport"
 SCHEMES = ("redis", "rediss")
 
@@ -42,7 +42,13 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
-def transport_for(broker_url: str) -> str | None:
-    """The transport to configure for `broker_url`: ours for Redis, kombu's choice otherwise."""
-    scheme = broker_url.split("://", 1)[0].lower()
-    return TRANSPORT if scheme in SCHEMES else None
+def install() -> None:
+    """Make `redis://` and `rediss://` URLs use this transport in this process.
+
+    Registered under kombu's own scheme names rather than set as Celery's `broker_transport`:
+    that would make the broker URL read `dialq.broker:Transport://...` wherever it is shown,
+    and Flower, which picks its broker inspector by scheme, could no longer show queues.
+    """
+    for scheme in SCHEMES:
+        TRANSPORT_ALIASES[scheme] = TRANSPORT
+        _transport_cache.pop(scheme, None)  # kombu caches a class per name once resolved

@@ -9,8 +9,7 @@ from typing import Any
 from celery import Celery, Task, signals
 from kombu.entity import Exchange, Queue
 
-from dialq import routing
-from dialq.broker import transport_for
+from dialq import broker, routing
 from dialq.config import Settings
 from dialq.ops import logs
 from dialq.publisher import MAX_COUNTDOWN_S
@@ -21,6 +20,7 @@ SWEEP_INTERVAL_S = 5.0
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
+    broker.install()  # kombu's Redis transport, minus its exit on a Redis restart
     app = Celery("dialq", broker=settings.broker_url, include=["dialq.tasks"])
     app.conf.update(
         # JSON only: a pickle payload from the broker would be code execution.
@@ -40,8 +40,6 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_send_sent_event=True,
         task_track_started=True,  # Flower shows STARTED while a dial is in flight
         broker_connection_retry_on_startup=True,
-        # kombu's Redis transport, minus the exit on a Redis restart (see dialq/broker.py).
-        broker_transport=transport_for(settings.broker_url),
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
         enable_utc=True,
         timezone="UTC",
@@ -64,6 +62,8 @@ def create_app(settings: Settings | None = None) -> Celery:
             routing.DELIVER_WEBHOOKS: {"queue": routing.QUEUE_WEBHOOKS},
             routing.SWEEP_WEBHOOKS: {"queue": routing.QUEUE_SWEEP},
         },
+        # Records each tick in Redis, so `dialq doctor` can tell a stopped beat.
+        beat_scheduler="dialq.ops.beat:HeartbeatScheduler",
         beat_schedule={
             # A tick nobody ran in time is dropped: the next one does the same work.
             "watchdog": {

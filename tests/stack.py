@@ -114,6 +114,27 @@ class Stack:
             time.sleep(0.1)
         raise RuntimeError(f"worker not ready in {timeout_s}s: {log.read_text()[-3000:]}")
 
+    def start_beat(self, timeout_s: float = 30.0) -> subprocess.Popen[bytes]:
+        """A real `celery beat` process (stopped with the workers); returns once it ticked."""
+        log = self.workdir / "beat.log"
+        args = [
+            sys.executable, "-m", "celery", "-A", "dialq.worker", "beat",
+            "-s", str(self.workdir / "beat-schedule"), "--loglevel", "INFO",
+        ]  # fmt: skip
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                args, env=self.process_env(), stdout=sink, stderr=subprocess.STDOUT
+            )
+        self.workers.append(process)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"beat exited: {log.read_text()[-3000:]}")
+            if b"Sending due task" in log.read_bytes():
+                return process
+            time.sleep(0.1)
+        raise RuntimeError(f"beat did not tick in {timeout_s}s: {log.read_text()[-3000:]}")
+
     def stop_workers(self) -> None:
         for process in self.workers:
             process.terminate()

@@ -1,8 +1,8 @@
 """`dialq doctor`: is this deployment able to place calls? Each check says plainly what is wrong.
 
 Checks, in order: the broker, the database and its migration level, each Symbl account (a
-real token generation), the workers (a ping), the queue depths. A check whose prerequisite
-failed (no broker: no ping) is reported as skipped, which counts as a failure.
+real token generation), the workers (a ping), beat (its last tick), the queue depths. A check
+whose prerequisite failed (no broker: no ping) is reported as skipped, which counts as a failure.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import requests
 
 from dialq import routing
-from dialq.config import Settings
+from dialq.config import Settings, mask_url
+from dialq.ops.beat import STALE_AFTER_S, last_tick_age_s
 
 OK, FAIL = "OK", "FAIL"
 # Above this many waiting messages a queue is reported as a backlog.
@@ -39,15 +39,8 @@ class Check:
 
 
 def safe_url(url: str) -> str:
-    """The URL without its password (broker and database URLs carry one)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = f"{parts.username or ''}:***@"
-    return urlunsplit(parts._replace(netloc=user + host))
+    """The URL without its password, in the user-info or the query (`?password=`)."""
+    return mask_url(url)
 
 
 def _short(error: BaseException) -> str:
@@ -139,6 +132,19 @@ def check_workers(settings: Settings, timeout_s: float) -> Check:
     return Check("workers", OK, f"{len(replies)} answering: {', '.join(sorted(replies))}")
 
 
+def check_beat(client: redis.Redis, now: float | None = None) -> Check:
+    """Beat records each tick; a stale record means no schedule is placed, no sweep runs."""
+    try:
+        age_s = last_tick_age_s(client, now)
+    except (redis.RedisError, ValueError) as error:
+        return Check("beat", FAIL, f"could not read beat's last tick: {_short(error)}")
+    if age_s is None:
+        return Check("beat", FAIL, "beat has never ticked here: start `dialq beat`")
+    if age_s > STALE_AFTER_S:
+        return Check("beat", FAIL, f"last tick {age_s:.0f}s ago: is `dialq beat` running?")
+    return Check("beat", OK, f"last tick {age_s:.1f}s ago")
+
+
 def queue_depths(client: redis.Redis) -> dict[str, int]:
     depths = {}
     for queue in routing.ALL_QUEUES:
@@ -173,9 +179,10 @@ def run_checks(
     checks += _guarded("symbl", lambda: check_symbl(settings, timeout_s))
     if client is None:
         skipped = "skipped: the broker is unreachable"
-        checks += [Check("workers", FAIL, skipped), Check("queues", FAIL, skipped)]
+        checks += [Check(name, FAIL, skipped) for name in ("workers", "beat", "queues")]
         return checks
     checks.append(check_workers(settings, ping_timeout_s))
+    checks.append(check_beat(client))
     checks.append(check_queues(client, max_queue_depth))
     client.close()
     return checks

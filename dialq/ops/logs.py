@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 from phonenumbers import Leniency
 
+from dialq import routing
 from dialq.config import mask_url
 from dialq.validation.fields import DEFAULT_REGION, mask_phone
 
@@ -261,6 +262,37 @@ class WithholdBodies(logging.Filter):
 
 _FORMAT_DIRECTIVE = re.compile(r"%(?:\(\w+\))?[-#0 +]*(?:\d+|\*)?(?:\.\d+)?[a-zA-Z%]")
 
+# Beat's ticks: idempotent, every 1 to 5 s, each "received" and "succeeded" at INFO otherwise.
+TICK_TASKS = frozenset(
+    {routing.DISPATCH_SCHEDULES, routing.SWEEP, routing.SWEEP_INSIGHTS, routing.SWEEP_WEBHOOKS}
+)
+_RECEIVED = "Task %(name)s[%(id)s] received"  # celery.app.trace.LOG_RECEIVED
+_SUCCEEDED = "Task %(name)s[%(id)s] succeeded"  # the start of celery.app.trace.LOG_SUCCESS
+
+
+class QuietTicks(logging.Filter):
+    """A beat tick's "received" line, and its "succeeded" line when it did nothing (every count
+    in its result is 0), are DEBUG, not INFO: idle ticks would be most of a worker's log. A tick
+    that did something still logs its counts at INFO; a failing one logs as any task does."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.levelno != logging.INFO or not isinstance(args, dict):
+            return True
+        if args.get("name") not in TICK_TASKS or not record.name.startswith("celery"):
+            return True
+        template = str(record.msg)
+        idle = template.startswith(_SUCCEEDED) and _all_zero(args.get("return_value"))
+        if template != _RECEIVED and not idle:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def _all_zero(result: object) -> bool:
+    # A tick returns counts (an int, or a dict of them), shown here as Celery's repr of it.
+    return all(int(number) == 0 for number in re.findall(r"\d+", str(result)))
+
 
 def formatter(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else ReadableFormatter()
@@ -272,6 +304,7 @@ def configure(log_format: str, level: int | str, secrets: Iterable[str] = ()) ->
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(log_format))
     handler.addFilter(WithholdBodies())
+    handler.addFilter(QuietTicks())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -10,7 +10,7 @@ import typer
 
 from dialq.sandbox.config import ConfigError, SandboxConfig, parse_call_seconds, parse_retry_after
 from dialq.sandbox.faults import FaultError, parse_rules
-from dialq.sandbox.server import serve
+from dialq.sandbox.server import bind_socket, serve, url_of
 
 
 def _fault_rates(pairs: list[str]) -> dict[str, float]:
@@ -117,5 +117,12 @@ def sandbox_command(
         )
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    typer.echo(f"Symbl sandbox on http://{host}:{port} (control API at /_sandbox/)")
-    serve(config, host, port)
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:  # a busy port, or a host this machine does not have
+        reason = exc.strerror or str(exc)
+        typer.echo(f"error: cannot listen on {host}:{port}: {reason} (see --port)", err=True)
+        raise typer.Exit(2) from None
+    # Said only once the port is ours: the URL printed is one that answers.
+    typer.echo(f"Symbl sandbox on {url_of(sock)} (control API at /_sandbox/)")
+    serve(config, host, port, sock=sock)

@@ -68,6 +68,26 @@ class RunningSandbox:
         self.stop()
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port`` (0: a free port); raises OSError (busy port, bad host)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        # Listening now queues a client that connects before uvicorn serves, instead of refusing it.
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """The http:// URL a bound socket serves."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def start_sandbox(
     config: SandboxConfig | None = None,
     host: str = "127.0.0.1",
@@ -80,13 +100,7 @@ def start_sandbox(
     """Serve a sandbox on ``host:port`` (0: a free port); returns once it accepts connections."""
     app = SandboxApp(config, clock)
     # Binding here, not in uvicorn, makes port 0 usable: the port is known before serving.
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
+    sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
     # log_config=None: an in-process server must not reconfigure the host's logging.
     server = uvicorn.Server(_uvicorn_config(app, http, log_config=None))
@@ -111,6 +125,9 @@ def serve(
     port: int = 8765,
     *,
     http: HttpImpl = "auto",
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve in the foreground until interrupted (the ``dialq sandbox`` command)."""
-    uvicorn.Server(_uvicorn_config(SandboxApp(config), http, host=host, port=port)).run()
+    """Serve in the foreground until interrupted (the ``dialq sandbox`` command); on ``sock``
+    when given (already bound, so the caller could say where before serving)."""
+    server = uvicorn.Server(_uvicorn_config(SandboxApp(config), http, host=host, port=port))
+    server.run(sockets=[sock] if sock is not None else None)

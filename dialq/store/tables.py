@@ -1,4 +1,5 @@
-"""The tables: calls (one row per requested call), attempts (one per HTTP attempt), events."""
+"""The tables: calls (one row per requested call), attempts (one per HTTP attempt), events,
+and the HTTP API's keys."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from dialq.calls.states import DIALABLE, TERMINAL, CallStatus
 from dialq.store.types import UTCDateTime
 
-__all__ = ["DIALABLE", "TERMINAL", "Attempt", "Base", "Call", "CallStatus", "Event"]
+__all__ = ["DIALABLE", "TERMINAL", "ApiKey", "Attempt", "Base", "Call", "CallStatus", "Event"]
 
 
 class Base(DeclarativeBase):
@@ -119,3 +120,19 @@ class Event(Base):
         # The webhook sweep reads only the events of its retry window (migration 0006).
         Index("ix_events_at", "at"),
     )
+
+
+class ApiKey(Base):
+    """A key of the HTTP API (migration 0009): only its SHA-256 is kept, never the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    # The key's first characters, shown by `dialq apikey list` so a person can tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    accounts: Mapped[list[Any]] = mapped_column(JSON)
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

@@ -14,7 +14,8 @@ from alembic import command
 from alembic.script import ScriptDirectory
 
 from dialq import routing
-from dialq.ops.doctor import DEFAULT_MAX_QUEUE_DEPTH
+from dialq.ops.beat import LAST_TICK_KEY, STALE_AFTER_S
+from dialq.ops.doctor import DEFAULT_MAX_QUEUE_DEPTH, check_beat
 from dialq.ops.local_redis import free_port
 from dialq.store.db import alembic_config, make_engine
 from tests.servers import private_pg_schema
@@ -42,18 +43,51 @@ def _by_name(report: dict[str, object]) -> dict[str, dict[str, str]]:
     return {check["name"]: check for check in checks}
 
 
-def test_doctor_says_all_ok_with_a_worker_running(stack: Stack) -> None:
-    # given the whole stack with a worker
+def test_doctor_says_all_ok_with_a_worker_and_beat_running(stack: Stack) -> None:
+    # given the whole stack with a worker and beat
     stack.start_worker(concurrency=2)
+    stack.start_beat()
     # when the doctor runs
     code, report, _ = _doctor(stack)
     # then every check is OK and the exit code is 0
     checks = _by_name(report)
     assert code == 0, checks
     assert report["ok"] is True
-    assert list(checks) == ["broker", "database", "symbl:default", "workers", "queues"]
+    assert list(checks) == ["broker", "database", "symbl:default", "workers", "beat", "queues"]
     assert "1 answering" in checks["workers"]["detail"]
+    assert checks["beat"]["detail"].startswith("last tick")
     assert "dialq.dial 0" in checks["queues"]["detail"]
+
+
+def test_the_beat_check_fails_once_beat_missed_three_sweeps(redis_url: str) -> None:
+    # given beat's last tick recorded in Redis
+    client = redis.Redis.from_url(redis_url)
+    client.set(LAST_TICK_KEY, "1000.0")
+    # when the doctor looks within the staleness bound, and after it (the clock is faked)
+    fresh = check_beat(client, now=1000.0 + STALE_AFTER_S - 1)
+    stale = check_beat(client, now=1000.0 + STALE_AFTER_S + 5)
+    # then it passes, then fails saying when beat last ticked and what to check
+    assert fresh.ok
+    assert (stale.status, stale.detail) == (
+        "FAIL",
+        f"last tick {STALE_AFTER_S + 5:.0f}s ago: is `dialq beat` running?",
+    )
+    client.close()
+
+
+def test_doctor_fails_when_beat_never_ran(stack: Stack) -> None:
+    # given a worker but no beat ever
+    stack.start_worker(concurrency=2)
+    # when the doctor runs
+    code, report, _ = _doctor(stack)
+    # then it fails on beat, saying to start it
+    checks = _by_name(report)
+    assert code == 1
+    assert checks["beat"] == {
+        "name": "beat",
+        "status": "FAIL",
+        "detail": "beat has never ticked here: start `dialq beat`",
+    }
 
 
 def test_doctor_fails_plainly_for_a_wrong_app_secret_and_never_prints_it(stack: Stack) -> None:
