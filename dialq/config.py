@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     backoff_max_s: float = Field(default=60.0, gt=0, le=60)
     # 429 re-dispatch: short, jittered, never longer than a broker countdown may be.
     capacity_retry_s: float = Field(default=5.0, gt=0, le=60)
+    # Outage failures in a row (refused, 5xx, timeouts before sending) that open an account's
+    # circuit: calls then wait for the API instead of spending their failure budget.
+    api_circuit_threshold: int = Field(default=3, ge=1, le=100)
+    api_circuit_cooldown_s: float = Field(default=5.0, gt=0, le=60)
+    api_circuit_max_cooldown_s: float = Field(default=30.0, gt=0, le=60)
     # A call still not started this long after it became due fails with reason 'deadline'.
     dial_deadline_s: float = Field(default=3600.0, gt=0)
     default_max_duration_s: int = Field(default=3600, ge=10, le=4 * 3600)

@@ -20,6 +20,7 @@ import requests
 from dialq import routing
 from dialq.calls.service import CallService
 from dialq.capacity import Capacity
+from dialq.circuit import Circuit
 from dialq.config import Settings
 from dialq.insights.harvest import InsightsService
 from dialq.publisher import Publisher, SafePublisher
@@ -102,6 +103,18 @@ class Runtime:
         return self._build("capacity", lambda: Capacity(self.redis, limits))  # type: ignore[return-value]
 
     @cached_property
+    def circuit(self) -> Circuit:
+        def make() -> Circuit:
+            return Circuit(
+                self.redis,
+                threshold=self.settings.api_circuit_threshold,
+                cooldown_s=self.settings.api_circuit_cooldown_s,
+                max_cooldown_s=self.settings.api_circuit_max_cooldown_s,
+            )
+
+        return self._build("circuit", make)  # type: ignore[return-value]
+
+    @cached_property
     def service(self) -> CallService:
         def make() -> CallService:
             return CallService(
@@ -110,6 +123,7 @@ class Runtime:
                 self.client_for,
                 self.publisher,
                 capacity=self.capacity,
+                circuit=self.circuit,
                 worker_id=f"{socket.gethostname()}:{os.getpid()}",
             )
 

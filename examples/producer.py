@@ -4,14 +4,22 @@
         --name "Renewal call" --idempotency-key crm-8812
 
 The task is sent by name, so this program needs no dialq code; the payload contract is
-docs/payload.md. It prints the task id. Whether the request was valid shows in the worker's log
-(and the call's row), not here: the payload is validated by dialq, exactly like its Python API.
+docs/payload.md. Sending is all a broker can do: the call's id and whether the request was
+valid are decided later, by a worker. So the request always carries an idempotency key (yours,
+or one made here), and the program prints it: the call's row holds that key, which is how you
+find the call (`dialq calls --json` lists each call's `id` with its `idempotency_key`; then
+`dialq show ID`). An invalid payload writes no row and dials nothing; the worker logs every
+broken rule on the `dialq.tasks` logger and Flower shows the task's `{"error": ...}` result.
+
+A producer that can import dialq and reach its database gets both answers at once from the
+Python API instead: see examples/enqueue.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import uuid
 from typing import Any
 
 from celery import Celery
@@ -28,8 +36,8 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     request: dict[str, Any] = {"phone_number": args.number}
     if args.name:
         request["session_name"] = args.name
-    if args.idempotency_key:
-        request["idempotency_key"] = args.idempotency_key
+    # Resending with the same key places one call: a retry after a timeout is safe.
+    request["idempotency_key"] = args.idempotency_key or f"producer-{uuid.uuid4()}"
     if args.email:
         request["summary_emails"] = args.email
     return request
@@ -39,21 +47,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Queue a dialq call through the broker.")
     parser.add_argument("number", help='number to dial, e.g. "+14155550123"')
     parser.add_argument("--name", help="session name shown in Symbl")
-    parser.add_argument("--idempotency-key", help="same key, same call: safe to resend")
+    parser.add_argument(
+        "--idempotency-key", help="same key, same call: safe to resend (default: a new one)"
+    )
     parser.add_argument("--email", action="append", help="summary email recipient (repeatable)")
     args = parser.parse_args()
 
+    request = build_request(args)
     app = Celery(broker=os.environ.get("DIALQ_BROKER_URL", "redis://127.0.0.1:6379/0"))
     app.conf.task_serializer = "json"  # dialq's workers accept JSON only
     result = app.send_task(
         TASK,
-        kwargs={"request": build_request(args)},
+        kwargs={"request": request},
         queue=QUEUE,
         serializer="json",
         argsrepr="()",
         kwargsrepr=REDACTED,
     )
-    print(result.id)
+    key = request["idempotency_key"]
+    print(f"sent {TASK} (Celery task {result.id}) with idempotency_key {key}")
+    print(f"the call: the row of `dialq calls --json` whose idempotency_key is {key}")
+    print("no such row: the payload was rejected (worker log, dialq.tasks; Flower)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from dialq.capacity import Capacity
+from dialq.circuit import Circuit
 from dialq.clock import utcnow
 from dialq.config import Settings
 from dialq.publisher import Publisher
@@ -36,6 +37,8 @@ class CallContext:
     # Logs broker failures instead of raising (dialq.publisher.SafePublisher).
     publisher: Publisher
     worker_id: str = "local"
+    # None: no circuit (tests of a single use case, tools that never dial).
+    circuit: Circuit | None = None
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
 

@@ -39,6 +39,7 @@ from dialq.symbl.payloads import start_body
 log = logging.getLogger("dialq.dialing")
 SKIPPED = "skipped"
 CANCEL_PENDING = "cancel pending"
+API_UNAVAILABLE = "API unavailable"
 CANCELED_REASON = "canceled while dialing; not redialed"
 # Writes of a known start outcome tried this often when the database connection drops.
 RECORD_TRIES = 4
@@ -134,6 +135,11 @@ class Dial:
             self._move(session, {status}, CallStatus.CANCELED, now, CANCELED_REASON)
             dispatch.release_permit(self.ctx, call.account, call.id)
             return None
+        if self.ctx.circuit is not None:
+            gate = self.ctx.circuit.admit(call.account, call.id, now.timestamp())
+            if not gate.allowed:
+                self._wait_for_api(session, call, gate.wait_s, now)
+                return None
         admission = self.ctx.capacity.acquire(
             call.account,
             call.id,
@@ -190,6 +196,28 @@ class Dial:
         if waits:
             self.later = Later("waiting", call.id, why, call.start_attempts + 1)
 
+    def _wait_for_api(self, session: Session, call: Call, wait_s: float, now: datetime) -> None:
+        """The account's API circuit is open: wait for it, out of the permit line, at no cost
+        to the failure budget. A permit handed to this call goes on to the next in line."""
+        dispatch.release_permit(self.ctx, call.account, call.id)
+        # Spread over a second, so a backlog does not come back in one burst.
+        delay_s = wait_s + self.ctx.rng.uniform(0.0, 1.0)
+        not_before = now + timedelta(seconds=delay_s)
+        due_at = message_due_at(not_before, now)
+        status = CallStatus(call.status)
+        values = {"not_before": not_before, "dispatch_due_at": due_at, "reason": API_UNAVAILABLE}
+        if status is CallStatus.WAITING:
+            repo.update_waiting(session, call.id, values)
+        else:
+            repo.transition(
+                session, call.id, from_={status}, to=CallStatus.WAITING, now=now,
+                detail=f"{API_UNAVAILABLE}; looking again in {delay_s:.1f}s", values=values,
+            )  # fmt: skip
+        self.ctx.capacity.forget(call.account, call.id)
+        self.later = Later("redial", call.id, API_UNAVAILABLE, call.start_attempts, delay_s)
+        if due_at is not None:
+            dispatch.publish_dial(self.ctx, call.id, due_at)
+
     # -- outcomes ----------------------------------------------------------------------------
 
     def _connected(self, result: StartResult) -> str:
@@ -210,6 +238,7 @@ class Dial:
                 self.attempts[:] = pending  # a rolled-back try wrote none of them
                 moved = self._record_connected(result)
         self.ctx.capacity.saw_success(self.account)
+        self._api_answered()
         if not moved:
             return self._orphan(result)
         log.info("call %s connected: conversation %s", self.call_id, result.conversation_id)
@@ -274,10 +303,12 @@ class Dial:
     def _after_error(self, error: SymblError) -> str:
         """Apply what the pure policy decided about a start request that raised."""
         outcome = start_outcome(error)
+        if outcome.kind in ("capacity", "failed"):
+            self._api_answered()  # whatever it said, it is up
         if outcome.kind == "capacity":
             return self._no_capacity(outcome)
         if outcome.kind == "retry":
-            return self._retry_failure(outcome)
+            return self._outage(outcome) or self._retry_failure(outcome)
         if outcome.kind == "unknown":
             return self._finish(CallStatus.UNKNOWN, outcome.reason)
         return self._finish(CallStatus.FAILED, outcome.reason)
@@ -292,6 +323,24 @@ class Dial:
         log.warning("account %s answered 429; learned limit now %d", self.account, learned)
         return self._redial_later(CallStatus.WAITING, delay_s, outcome.reason, "capacity_waits")
 
+    def _api_answered(self) -> None:
+        if self.ctx.circuit is not None:
+            self.ctx.circuit.succeeded(self.account)
+
+    def _outage(self, outcome: StartOutcome) -> str | None:
+        """Count a failure the whole account shares; once the circuit is open, the call waits
+        for the API (None: still closed, the call spends its own failure budget)."""
+        if self.ctx.circuit is None:
+            return None
+        now_s = self.ctx.now().timestamp()
+        reopens_s = self.ctx.circuit.failed(self.account, self.call_id, now_s)
+        if reopens_s is None:
+            return None
+        dispatch.release_permit(self.ctx, self.account, self.call_id)
+        delay_s = max(0.0, reopens_s - now_s) + self.ctx.rng.uniform(0.0, 1.0)
+        detail = f"{API_UNAVAILABLE} ({outcome.reason})"
+        return self._redial_later(CallStatus.WAITING, delay_s, detail, None, API_UNAVAILABLE)
+
     def _retry_failure(self, outcome: StartOutcome) -> str:
         with self.db.sessions() as session:
             call = repo.get_call(session, self.call_id)
@@ -304,7 +353,14 @@ class Dial:
         dispatch.release_permit(self.ctx, self.account, self.call_id)
         return self._redial_later(CallStatus.QUEUED, delay_s, outcome.reason, "failures")
 
-    def _redial_later(self, to: CallStatus, delay_s: float, detail: str, counter: str) -> str:
+    def _redial_later(
+        self,
+        to: CallStatus,
+        delay_s: float,
+        detail: str,
+        counter: str | None,
+        reason: str | None = None,
+    ) -> str:
         now = self.ctx.now()
         not_before = now + timedelta(seconds=delay_s)
         due_at = message_due_at(not_before, now)
@@ -332,7 +388,8 @@ class Dial:
                 now=now,
                 detail=f"{detail}; redial in {delay_s:.1f}s",
                 values={
-                    counter: getattr(call, counter) + 1,
+                    **({counter: getattr(call, counter) + 1} if counter else {}),
+                    **({"reason": reason} if reason else {}),
                     "not_before": not_before,
                     "dispatch_due_at": due_at,
                 },

@@ -16,6 +16,7 @@ from dialq.calls.enqueue import CallHandle
 from dialq.calls.request import CallRequest
 from dialq.calls.watch import CancelResult
 from dialq.capacity import Capacity
+from dialq.circuit import Circuit
 from dialq.clock import utcnow
 from dialq.config import Settings
 from dialq.publisher import Publisher, SafePublisher
@@ -35,6 +36,7 @@ class CallService:
         publisher: Publisher,
         *,
         capacity: Capacity,
+        circuit: Circuit | None = None,
         worker_id: str = "local",
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
@@ -43,6 +45,7 @@ class CallService:
             settings=settings,
             db=db,
             capacity=capacity,
+            circuit=circuit,
             clients=clients,
             publisher=SafePublisher(publisher),
             worker_id=worker_id,

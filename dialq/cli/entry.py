@@ -13,6 +13,8 @@ import typer
 
 from dialq.calls.request import InvalidCallRequest
 from dialq.cli import calls, ops
+from dialq.cli.api_server import api_command
+from dialq.cli.apikeys import apikey_app
 from dialq.cli.ids import EXIT_INVALID
 from dialq.cli.insights import transcript_command
 from dialq.cli.output import error_console
@@ -68,6 +70,8 @@ app.command("transcript")(transcript_command)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(db_app, name="db")
 app.command("sandbox", help="Run the local Symbl API sandbox.")(sandbox_command)
+app.command("api")(api_command)
+app.add_typer(apikey_app, name="apikey")
 
 
 def main() -> None:

@@ -133,9 +133,8 @@ def upgrade_outcome(before: set[str], heads: set[str], where: str) -> str:
     return f"database upgraded to the newest schema (now at {reached}): {where}"
 
 
-# Every argument, --help included, goes to Celery: it checks them, and its help is the one
-# that lists them.
-PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+# flower: every argument but --help goes to Flower, which checks them (`-- --help` lists them).
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 # worker and beat have options of their own; what follows `--` goes to Celery.
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
 
@@ -199,8 +198,25 @@ def beat(
 
 
 def flower(ctx: typer.Context) -> None:
-    """Run Flower, the Celery monitor."""
-    _exec_celery("flower", *ctx.args)
+    # Every argument goes to Flower; "--" lets Flower's own --help (and any option Celery
+    # would otherwise read) reach it.
+    _exec_celery("flower", "--", *ctx.args)
+
+
+# Typer keeps the line breaks inside a help paragraph after the first: one line per paragraph.
+flower.__doc__ = "\n\n".join(
+    (
+        "Run Flower, the Celery monitor, on dialq's app: `celery -A dialq.worker flower -- ARGS`.",
+        "dialq sets the app only, so Flower reads the broker from DIALQ_BROKER_URL (environment"
+        " or dialq.toml) and shows dialq's tasks with their payloads redacted. Every argument"
+        " goes to Flower as it is, written --name=value: --port=5556, --address=127.0.0.1,"
+        " --basic-auth=user:password, --read_only; `dialq flower -- --help` lists them all."
+        " Flower also reads FLOWER_* variables (FLOWER_BASIC_AUTH=user:password).",
+        "Run natively, nothing more is set: Flower listens on every interface on port 5555,"
+        " asks for no login, and can shut workers down. docker-compose.yml adds --read_only,"
+        " --purge_offline_workers=300 and basic auth from FLOWER_BASIC_AUTH.",
+    )
+)
 
 
 def demo(

@@ -69,7 +69,7 @@ class RunningSandbox:
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A socket listening on ``host:port`` (0: a free port); raises OSError (busy port, bad host)."""
+    """A socket listening on ``host:port`` (0: any free port); OSError on a busy port."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

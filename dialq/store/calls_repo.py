@@ -246,6 +246,18 @@ def clear_not_before(session: Session, call_id: str) -> None:
     )
 
 
+def update_waiting(session: Session, call_id: str, values: Mapping[str, object]) -> bool:
+    """Change a `waiting` call's row without a state change (its wait moved); False if it is
+    no longer waiting."""
+    result = session.execute(
+        update(Call)
+        .where(Call.id == call_id, Call.status == CallStatus.WAITING.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def mark_dispatched(session: Session, call_id: str, due_at: datetime) -> None:
     session.execute(
         update(Call)

@@ -8,24 +8,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis
 from celery import Celery
 from pydantic import ValidationError
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from dialq import routing
 from dialq.api import enqueue_call, producer_runtime
 from dialq.calls.enqueue import request_fingerprint
 from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
 from dialq.schedules.occurrences import occurrence_key
-from dialq.store import Call, calls_repo
+from dialq.store import Call, Database, calls_repo
+from dialq.store.db import make_engine
+from tests.integration.test_history_queries import upgrade_to_all_heads_but
 from tests.schedule_helpers import utc
 from tests.schedule_world import CALL, World, schedule_world
+from tests.servers import private_pg_schema
 from tests.stack import Stack
 
 NUMBER = "+14155550110"
+FINGERPRINTS = "0008_request_fingerprint"
 
 
 def calls_in(stack: Stack) -> list[Call]:
@@ -175,3 +181,71 @@ def test_an_occurrences_stored_request_passes_the_dials_validation_again(world: 
 def test_producer_keys_outside_the_reserved_prefix_are_accepted() -> None:
     for key in ("schedules:1", "my-schedule:1", "celery-task:abc", "Schedule:1"):
         assert parse_call_request({"phone_number": NUMBER, "idempotency_key": key})
+
+
+# -- migration 0008 -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def url_before_fingerprints(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of the test's kind, at every migration but 0008."""
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'before.db'}"
+        upgrade_to_all_heads_but(url, FINGERPRINTS)
+        yield url
+        return
+    with private_pg_schema() as url:
+        upgrade_to_all_heads_but(url, FINGERPRINTS)
+        yield url
+
+
+def test_migration_0008_strips_reserved_keys_from_requests_not_yet_dialed(
+    url_before_fingerprints: str,
+) -> None:
+    # given calls written before 0008: an occurrence still queued, one completed, a producer's
+    now = datetime.now(UTC)
+    rows = [
+        ("c-queued", "queued", "schedule:s1:2026-01-01T00:00:00Z"),
+        ("c-done", "completed", "schedule:s1:2025-01-01T00:00:00Z"),
+        ("c-producer", "queued", "crm-1"),
+    ]
+    engine = make_engine(url_before_fingerprints)
+    try:
+        with engine.begin() as connection:
+            for call_id, status, key in rows:
+                request = {"phone_number": NUMBER, "idempotency_key": key}
+                connection.execute(
+                    insert(Call.__table__).values(
+                        id=call_id,
+                        status=status,
+                        account="default",
+                        phone_number=NUMBER,
+                        request=request,
+                        priority=5,
+                        max_duration_s=60,
+                        idempotency_key=key,
+                        deadline_at=now,
+                        start_attempts=0,
+                        failures=0,
+                        capacity_waits=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+    finally:
+        engine.dispose()
+    # when the database is upgraded
+    db = Database(url_before_fingerprints)
+    try:
+        db.upgrade()
+        with db.sessions() as session:
+            stored = {c.id: c for c in calls_repo.list_calls(session)}
+    finally:
+        db.dispose()
+    # then the queued occurrence's request passes the dial's validation; nothing else changed
+    assert "idempotency_key" not in stored["c-queued"].request
+    parse_call_request(stored["c-queued"].request)
+    assert stored["c-queued"].idempotency_key == "schedule:s1:2026-01-01T00:00:00Z"
+    assert stored["c-done"].request["idempotency_key"] == "schedule:s1:2025-01-01T00:00:00Z"
+    assert stored["c-producer"].request["idempotency_key"] == "crm-1"
+    assert {c.request_fingerprint for c in stored.values()} == {None}

@@ -1,0 +1,69 @@
+"""Who is asking: the bearer key, found by its digest, bound to its accounts and scopes.
+
+The key itself is never logged, stored or echoed: only its digest is compared, and a refusal
+says why without repeating what was sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Final
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from dialq.http.keys import allows, key_digest
+from dialq.http.problems import ApiProblem
+from dialq.http.state import api_state
+from dialq.store import apikeys_repo
+
+_CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="dialq"'}
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="A key from `dialq apikey create`, as `Authorization: Bearer dq_...`.",
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The key a request came with: what it may do, and for which accounts."""
+
+    key_id: str
+    accounts: frozenset[str]
+    scopes: frozenset[str]
+
+    def sees(self, account: str) -> bool:
+        return account in self.accounts
+
+
+def _refused(detail: str) -> ApiProblem:
+    return ApiProblem(401, detail, headers=_CHALLENGE)
+
+
+def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The principal of the request's key; 401 when it has none, or one that is not valid."""
+    if credentials is None or not credentials.credentials:
+        raise _refused("an API key is required: send Authorization: Bearer <key>")
+    digest = key_digest(credentials.credentials)
+    with api_state(request).database().sessions() as session:
+        key = apikeys_repo.find_active(session, digest)
+    if key is None:
+        raise _refused("the API key is not valid (unknown or revoked)")
+    return Principal(key.id, frozenset(map(str, key.accounts)), frozenset(map(str, key.scopes)))
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def requires(scope: str) -> Callable[[Request, HTTPAuthorizationCredentials | None], Principal]:
+    """A dependency: the request's principal, which must hold `scope` (else 403)."""
+
+    def check(request: Request, credentials: Credentials) -> Principal:
+        principal = authenticate(request, credentials)
+        if not allows(principal.scopes, scope):
+            raise ApiProblem(403, f"this API key lacks the scope {scope}")
+        return principal
+
+    return check

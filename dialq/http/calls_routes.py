@@ -1,0 +1,201 @@
+"""/v1/calls: place a call, list calls, read one, cancel one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Final, TypeVar
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import AwareDatetime
+from starlette.concurrency import run_in_threadpool
+
+from dialq.api import cancel_call, enqueue_call
+from dialq.calls.read import call_detail, call_summary
+from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
+from dialq.calls.states import CallStatus
+from dialq.http.auth import Principal, requires
+from dialq.http.body import json_object
+from dialq.http.cursor import decode_cursor, encode_cursor
+from dialq.http.keys import CALLS_READ, CALLS_WRITE
+from dialq.http.problems import ApiProblem, responses, unavailable
+from dialq.http.schemas import CallDetailOut, CallOut, CallPage, CancelOut
+from dialq.http.state import ApiState, api_state
+from dialq.store import Call, calls_repo
+from dialq.store.call_pages_repo import CallFilter, page_of_calls
+from dialq.validation.errors import FieldError
+
+log = logging.getLogger("dialq.http")
+T = TypeVar("T")
+router = APIRouter(prefix="/v1/calls", tags=["calls"])
+
+KEY_FIELD: Final = "idempotency_key"
+# The body is read by hand (size limit, dialq's own validation): its schema is the model's.
+_CALL_REQUEST_BODY: Final = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": CallRequest.model_json_schema()}},
+    }
+}
+
+Writer = Annotated[Principal, Depends(requires(CALLS_WRITE))]
+Reader = Annotated[Principal, Depends(requires(CALLS_READ))]
+
+
+def _with_key(data: dict[str, Any], header: str | None) -> dict[str, Any]:
+    """The body with the Idempotency-Key header as its key; both given must agree."""
+    if header is None:
+        return data
+    given = data.get(KEY_FIELD)
+    if given is not None and given != header:
+        rule = "differs from the Idempotency-Key header: give one, or the same in both"
+        raise ApiProblem(422, "invalid call request", errors=[FieldError(KEY_FIELD, rule)])
+    return {**data, KEY_FIELD: header}
+
+
+def _with_account(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """A key for one account places its calls there without naming it."""
+    if "account" not in data and len(principal.accounts) == 1:
+        return {**data, "account": next(iter(principal.accounts))}
+    return data
+
+
+def _parsed(state: ApiState, data: dict[str, Any]) -> CallRequest:
+    try:
+        return parse_call_request(data, allowed_country_codes=state.settings.allowed_country_codes)
+    except InvalidCallRequest as error:
+        raise ApiProblem(422, "invalid call request", errors=error.errors) from None
+
+
+def _enqueued(state: ApiState, request: CallRequest) -> tuple[str, bool]:
+    try:
+        handle = enqueue_call(request, settings=state.settings)
+    except InvalidCallRequest as error:
+        if any(e.field == KEY_FIELD for e in error.errors):
+            raise ApiProblem(409, str(error), errors=error.errors) from None
+        raise ApiProblem(422, "invalid call request", errors=error.errors) from None
+    return handle.id, handle.created
+
+
+def _owned(state: ApiState, principal: Principal, call_id: str, show: Callable[[Call], T]) -> T:
+    """`show(call)`, read while its session is open, if the key's accounts own it; else 404."""
+    with state.database().sessions() as session:
+        call = calls_repo.get_call(session, call_id)
+        if call is None or not principal.sees(call.account):
+            raise ApiProblem(404, "no such call")
+        return show(call)
+
+
+def _detail(call: Call) -> dict[str, Any]:
+    return {**call_detail(call), "request": call.request}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CallOut,
+    summary="Place a call",
+    openapi_extra=_CALL_REQUEST_BODY,
+    responses={
+        200: {"model": CallOut, "description": "A replay: the call this key already made"},
+        **responses(401, 403, 409, 413, 422, 503),
+    },
+)
+async def place_call(
+    request: Request,
+    response: Response,
+    principal: Writer,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> dict[str, Any]:
+    """Record the call (queued) and hand it to the workers. 201: made now; 200: the same
+    request with the same key made it before; 409: the key was used for another request."""
+    state = api_state(request)
+    data = _with_account(_with_key(await json_object(request), idempotency_key), principal)
+    call_request = _parsed(state, data)
+    if not principal.sees(call_request.account):
+        raise ApiProblem(403, f"this API key cannot place calls for account {call_request.account}")
+    # Checked before anything is written: a call recorded while Redis is down would wait for
+    # the sweeper; the client learns now and retries with its key.
+    if not await run_in_threadpool(state.broker_answers):
+        raise unavailable("broker")
+    call_id, created = await run_in_threadpool(_enqueued, state, call_request)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"{router.prefix}/{call_id}"
+    log.info("call %s %s over HTTP by key %s", call_id, "placed" if created else "replayed",
+             principal.key_id)  # fmt: skip
+    summary: dict[str, Any] = await run_in_threadpool(
+        _owned, state, principal, call_id, call_summary
+    )
+    return summary
+
+
+@router.get("", response_model=CallPage, summary="List calls", responses=responses(401, 403, 422))
+def list_calls(
+    request: Request,
+    principal: Reader,
+    status: CallStatus | None = None,
+    account: Annotated[str | None, Query(description="Default: every account of the key.")] = None,
+    created_after: AwareDatetime | None = None,
+    created_before: AwareDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
+) -> CallPage:
+    """The key's calls, newest first, a page at a time."""
+    if account is not None and not principal.sees(account):
+        raise ApiProblem(403, f"this API key cannot read calls of account {account}")
+    after = _cursor(cursor)
+    where = CallFilter(
+        accounts={account} if account else principal.accounts,
+        status=status.value if status else None,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    with api_state(request).database().sessions() as session:
+        calls = page_of_calls(session, where, limit=limit, after=after)
+    last = calls[-1] if len(calls) == limit else None
+    return CallPage.model_validate(
+        {
+            "items": [call_summary(call) for call in calls],
+            "next_cursor": encode_cursor(last.created_at, last.id) if last else None,
+        }
+    )
+
+
+def _cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        return decode_cursor(cursor)
+    except ValueError:
+        rule = "is not a cursor this API gave out: pass next_cursor as it came"
+        raise ApiProblem(
+            422, "invalid parameters", errors=[FieldError("query.cursor", rule)]
+        ) from None
+
+
+@router.get(
+    "/{call_id}",
+    response_model=CallDetailOut,
+    summary="Read a call",
+    responses=responses(401, 403, 404),
+)
+def get_call(request: Request, principal: Reader, call_id: str) -> dict[str, Any]:
+    """The call with its attempts, its events and its stored request."""
+    return _owned(api_state(request), principal, call_id, _detail)
+
+
+@router.post(
+    "/{call_id}/cancel",
+    response_model=CancelOut,
+    summary="Cancel a call",
+    responses=responses(401, 403, 404, 503),
+)
+def cancel(request: Request, principal: Writer, call_id: str) -> CancelOut:
+    """Never dialed if not started, stopped if live, left as it is if finished."""
+    state = api_state(request)
+    _owned(state, principal, call_id, lambda call: call.id)
+    result = cancel_call(call_id, settings=state.settings)
+    return CancelOut(
+        id=call_id, status=result.status, changed=result.changed, message=result.message
+    )
