@@ -164,8 +164,11 @@ class Dial:
         if not claimed:
             return None
         try:
+            # dialq wrote it: a schedule occurrence's key is in the namespace it reserves.
             return parse_call_request(
-                call.request, allowed_country_codes=self.settings.allowed_country_codes
+                call.request,
+                allowed_country_codes=self.settings.allowed_country_codes,
+                reserved_key=True,
             )
         except InvalidCallRequest as error:
             # Settings narrowed since the call was accepted (e.g. a country removed).

@@ -143,7 +143,8 @@ class Database:
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration; safe when many processes start at once."""
-        with _migration_lock(self.url), self.engine.begin() as connection:
+        # A database that is down says so the way every other use of it does.
+        with translated(), _migration_lock(self.url), self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 # Held to the end of this transaction: concurrent upgraders run one at a time.
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7242917)")

@@ -215,7 +215,7 @@ def test_migration_0008_strips_reserved_keys_from_requests_not_yet_dialed(
             for call_id, status, key in rows:
                 request = {"phone_number": NUMBER, "idempotency_key": key}
                 connection.execute(
-                    insert(Call.__table__).values(
+                    insert(Call).values(
                         id=call_id,
                         status=status,
                         account="default",

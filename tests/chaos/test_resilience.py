@@ -1,0 +1,176 @@
+"""Production misbehaving around dialq, with no supervisor: poison messages between real calls,
+a long API outage, and cancels landing at every step of a dial."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import replace
+
+import pytest
+
+from dialq.api import cancel_call
+from dialq.testing.audit import read_calls
+from tests.chaos.conftest import Record, Scale
+from tests.chaos.harness import ChaosStack, assert_promises_kept, run_scenario
+from tests.integration.test_poison_messages import POISON, publish_raw, task_headers
+
+START = {"path": "/v1/endpoint:connect", "operation": "start"}
+NOT_YET_STARTED = frozenset({"queued", "waiting", "dialing"})
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_poison_messages_between_real_calls_kill_no_process_and_lose_no_call(
+    chaos: ChaosStack, scale: Scale, record: Record
+) -> None:
+    # given two unsupervised workers and beat
+    chaos.add_worker(concurrency=4)
+    chaos.add_worker(concurrency=4)
+    chaos.add_beat()
+    broker = chaos.stack.env["DIALQ_BROKER_URL"]
+
+    def poison() -> int:
+        sent = 0
+        for _ in range(scale.repeats * 2):
+            for queue, task, body, raw in POISON:
+                publish_raw(broker, queue, body, task_headers(task), raw=raw)
+                sent += 1
+                time.sleep(0.1)
+        return sent
+
+    # when every kind of malformed message is sent while calls arrive
+    outcome = run_scenario(
+        chaos,
+        "poison",
+        rate_per_s=scale.rate_per_s,
+        produce_s=scale.produce_s,
+        recovery_s=scale.recovery_s,
+        inject=poison,
+    )
+    record("poison messages, every kind", outcome)
+    # then no process died, and every call is final, once
+    assert outcome.faults >= len(POISON)
+    assert_promises_kept(outcome, chaos)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_a_long_api_outage_fails_no_call_and_the_backlog_drains_when_it_ends(
+    chaos: ChaosStack, scale: Scale, record: Record
+) -> None:
+    # given an account circuit with short cooldowns, two unsupervised workers and beat
+    chaos.stack.env.update(
+        {"DIALQ_API_CIRCUIT_COOLDOWN_S": "1", "DIALQ_API_CIRCUIT_MAX_COOLDOWN_S": "5"}
+    )
+    chaos.add_worker(concurrency=4)
+    chaos.add_worker(concurrency=4)
+    chaos.add_beat()
+    control = chaos.sandbox.control
+    outage_s = 600.0 if scale.long else 30.0
+    drained: list[float] = []
+
+    def outage() -> int:
+        # every start answered 503 from the first call until `outage_s` later
+        rule = {"type": "status", "status": 503}
+        control.script([{"match": START, "times": 10_000_000, "action": rule}])
+        time.sleep(outage_s)
+        control.clear_faults()
+        drained.append(_seconds_to_drain(chaos, timeout_s=scale.recovery_s))
+        return 1
+
+    # when calls arrive during an outage longer than any failure budget lasts
+    outcome = run_scenario(
+        chaos,
+        "outage",
+        rate_per_s=scale.rate_per_s,
+        produce_s=scale.produce_s,
+        recovery_s=scale.recovery_s,
+        inject=outage,
+    )
+    record(f"API outage {outage_s:.0f} s (503)", outcome)
+    # then not one call failed, and all were placed soon after the API was back
+    failed = outcome.report.statuses.get("failed", 0)
+    assert failed == 0, outcome.report.statuses
+    assert_promises_kept(outcome, chaos)
+    # 50 permits and calls of 1-3 s: the whole backlog can start at once, so the ideal drain
+    # is one start request's latency; the circuit's probe pause is what dialq adds to it.
+    print(
+        f"\nAPI outage {outage_s:.0f}s: {outcome.report.calls} calls, {failed} failed, "
+        f"backlog started {drained[0]:.1f}s after the API returned (ideal ~0.1s; "
+        f"circuit cooldown cap 5s)"
+    )
+
+
+def _seconds_to_drain(chaos: ChaosStack, timeout_s: float) -> float:
+    """From now until no call waits to be started (every one connected or beyond)."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout_s:
+        calls = read_calls(chaos.audit_url)
+        if calls and not any(c.status in NOT_YET_STARTED for c in calls.values()):
+            return time.monotonic() - began
+        time.sleep(0.2)
+    return float("inf")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_cancels_at_every_step_of_a_dial_are_final_and_nothing_is_dialed_after_them(
+    chaos: ChaosStack, scale: Scale, record: Record
+) -> None:
+    # given two unsupervised workers and beat, and an API whose starts are slow or refused
+    # now and then, so cancels land while calls are queued, waiting, dialing and connected
+    chaos.add_worker(concurrency=4)
+    chaos.add_worker(concurrency=4)
+    chaos.add_beat()
+    control = chaos.sandbox.control
+    control.random_faults(
+        seed=11,
+        rates={"slow": 0.3, "status": 0.2},
+        match=START,
+        slow_seconds=1.0,
+    )
+    canceled: dict[str, tuple[int, str]] = {}  # call id -> (log seq at cancel, its state)
+    rng = random.Random(5)
+
+    def cancels() -> int:
+        seq = 0
+        producer = chaos.producers[-1]
+        while producer.running:
+            fresh = [i for i in producer.ids[-10:] if i not in canceled]
+            if fresh:
+                call_id = rng.choice(fresh)
+                entries = control.requests(since=seq)
+                seq = max([seq, *(int(e["seq"]) for e in entries)])
+                result = cancel_call(call_id, settings=chaos.stack.settings)
+                canceled[call_id] = (seq, result.status)
+            time.sleep(rng.uniform(0.1, 0.5))
+        return len(canceled)
+
+    # when a third of the calls or so are canceled at random moments while they arrive
+    outcome = run_scenario(
+        chaos,
+        "cancel",
+        rate_per_s=scale.rate_per_s,
+        produce_s=scale.produce_s,
+        recovery_s=scale.recovery_s,
+        inject=cancels,
+    )
+    control.clear_faults()
+    # then no start request was sent for a call after its cancel (beyond the one a worker
+    # already had in flight when the cancel came), and every canceled call ended canceled
+    # or completed (a cancel that came after the call ended leaves it as it was)
+    after = 0
+    log = control.requests()
+    for call_id, (seq, state) in canceled.items():
+        late = [
+            e for e in log
+            if e.get("operation") == "start" and e.get("call_id") == call_id and e["seq"] > seq
+        ]  # fmt: skip
+        in_flight = 1 if state == "dialing" else 0
+        after += max(0, len(late) - in_flight)
+    outcome = replace(outcome, dialed_after_cancel=after)
+    record("cancel at every step", outcome)
+    statuses = {chaos.stack.call(call_id)["status"] for call_id in canceled}
+    assert statuses <= {"canceled", "completed"}, statuses
+    assert_promises_kept(outcome, chaos)
