@@ -16,7 +16,7 @@ APP_ID, APP_SECRET = "soak-app", "soak-secret"
 START = {"path": "/v1/endpoint:connect", "operation": "start"}
 CONVERSATIONS = {"path": "/v1/conversations/*"}
 # Modest: about one request in ten misbehaves. 429 is rare because dialq reads it as "the
-# account is full" and pauses the whole account (design.md section 3), as it should.
+# account is full" and pauses the whole account (README, "Capacity"), as it should.
 FAULT_RATES = {"500": 0.03, "503": 0.02, "429": 0.005, "drop": 0.01, "slow": 0.02, "hang": 0.01}
 
 

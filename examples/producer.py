@@ -4,12 +4,15 @@
         --name "Renewal call" --idempotency-key crm-8812
 
 The task is sent by name, so this program needs no dialq code; the payload contract is
-docs/payload.md. Sending is all a broker can do: the call's id and whether the request was
-valid are decided later, by a worker. So the request always carries an idempotency key (yours,
-or one made here), and the program prints it: the call's row holds that key, which is how you
-find the call (`dialq calls --json` lists each call's `id` with its `idempotency_key`; then
-`dialq show ID`). An invalid payload writes no row and dials nothing; the worker logs every
-broken rule on the `dialq.tasks` logger and Flower shows the task's `{"error": ...}` result.
+docs/payload.md. It reads DIALQ_BROKER_URL from the environment only (not dialq.toml) and
+prints the broker it used: a message sent to another Redis than the workers' waits there unseen.
+
+Sending is all a broker can do: the call's id, and whether the request was valid, are decided
+later by a worker. So the request always carries an idempotency key (yours, or one made here)
+and the program prints it: the call's row holds that key, which is how you find the call
+(`dialq calls --json` lists each call's `id` with its `idempotency_key`; then `dialq show ID`).
+An invalid payload writes no row and dials nothing; the worker logs a WARNING "rejected
+dialq.place_call payload: <every broken rule>" and Flower shows the task's `{"error": ...}`.
 
 A producer that can import dialq and reach its database gets both answers at once from the
 Python API instead: see examples/enqueue.py.
@@ -65,9 +68,10 @@ def main() -> None:
         kwargsrepr=REDACTED,
     )
     key = request["idempotency_key"]
-    print(f"sent {TASK} (Celery task {result.id}) with idempotency_key {key}")
+    broker = app.connection_for_write().as_uri()  # the password masked
+    print(f"sent {TASK} to {broker} (Celery task {result.id}) with idempotency_key {key}")
     print(f"the call: the row of `dialq calls --json` whose idempotency_key is {key}")
-    print("no such row: the payload was rejected (worker log, dialq.tasks; Flower)")
+    print("no such row: the payload was rejected (the worker's log and Flower say why)")
 
 
 if __name__ == "__main__":

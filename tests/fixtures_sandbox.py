@@ -19,7 +19,7 @@ SDK_START_BODY: dict[str, Any] = {
     "actions": {},
     "data": {},
     "pushSpeakerEvents": True,
-}  # byte for byte what symbl 2.0.6's start_pstn sends (symbl-api.md §7.1)
+}  # byte for byte what symbl 2.0.6's start_pstn sends (docs/symbl-api.md §7.1)
 
 
 def test_config(**overrides: Any) -> SandboxConfig:

@@ -15,6 +15,7 @@ from dialq.api import cancel_call, enqueue_call
 from dialq.calls.read import call_detail, call_summary
 from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
 from dialq.calls.states import CallStatus
+from dialq.config import DEFAULT_ACCOUNT
 from dialq.http.auth import Principal, requires
 from dialq.http.body import json_object
 from dialq.http.cursor import decode_cursor, encode_cursor
@@ -55,10 +56,14 @@ def _with_key(data: dict[str, Any], header: str | None) -> dict[str, Any]:
 
 
 def _with_account(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
-    """A key for one account places its calls there without naming it."""
-    if "account" not in data and len(principal.accounts) == 1:
+    """A key for one account places its calls there without naming it; a key for several
+    must name one, unless `default` is among them (the request's own default)."""
+    if "account" in data or DEFAULT_ACCOUNT in principal.accounts:
+        return data
+    if len(principal.accounts) == 1:
         return {**data, "account": next(iter(principal.accounts))}
-    return data
+    rule = f"is required: this API key acts for {', '.join(sorted(principal.accounts))}"
+    raise ApiProblem(422, "invalid call request", errors=[FieldError("account", rule)])
 
 
 def _parsed(state: ApiState, data: dict[str, Any]) -> CallRequest:

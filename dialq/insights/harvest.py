@@ -1,8 +1,9 @@
 """Harvesting an ended call's transcript and insights from the Conversation API.
 
-The database decides (design.md §2): a harvest first holds the call's insights row with one
-conditional UPDATE (a lease, fenced by the attempt count), so duplicate deliveries of the
-harvest message do nothing, and a harvest whose lease expired cannot overwrite a newer one.
+The database decides (docs/architecture.md, "Invariants"): a harvest first holds the call's
+insights row with one conditional UPDATE (a lease, fenced by the attempt count), so duplicate
+deliveries of the harvest message do nothing, and a harvest whose lease expired cannot
+overwrite a newer one.
 No Celery here: the task layer only calls ``harvest`` and ``sweep``.
 """
 
@@ -39,7 +40,7 @@ log = logging.getLogger("dialq.insights")
 # Fetched in this order: messages first, so an unknown conversation stops the harvest at once.
 PARTS = ("messages", "summary", "topics", "questions", "action-items", "follow-ups", "members")
 OPTIONAL_PARTS = ("analytics",)
-# The key each part's list is under (symbl-api.md §6); analytics is kept whole.
+# The key each part's list is under (docs/symbl-api.md §6); analytics is kept whole.
 LIST_KEYS = {
     "messages": "messages",
     "summary": "summary",
@@ -236,7 +237,7 @@ def fetch(client: SymblClient, conversation_id: str) -> Fetched:
             if part != "summary":
                 fetched.problem = problem_for(error)
                 return fetched
-            # The documented way the API says "still processing" (symbl-api.md §6).
+            # The documented way the API says "still processing" (docs/symbl-api.md §6).
             fetched.problem = SUMMARY_NOT_READY
         except SymblError as error:
             fetched.problem = problem_for(error)

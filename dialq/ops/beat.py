@@ -57,3 +57,17 @@ def last_tick_age_s(client: redis.Redis, now: float | None = None) -> float | No
     if raw is None:
         return None
     return max(0.0, (now if now is not None else time.time()) - float(raw))
+
+
+def healthy() -> bool:
+    """For a container healthcheck: beat ticked within STALE_AFTER_S (settings from the env)."""
+    from dialq.config import Settings
+
+    client = redis.Redis.from_url(Settings().broker_url, socket_timeout=3)
+    try:
+        age_s = last_tick_age_s(client)
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+    return age_s is not None and age_s <= STALE_AFTER_S

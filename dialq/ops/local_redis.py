@@ -63,7 +63,7 @@ class PrivateRedis:
             "--dir", str(self.directory),
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
-            # Losing a queued message to eviction would lose a job (design.md §1).
+            # Losing a queued message to eviction would lose a job.
             "--maxmemory-policy", "noeviction",
             "--protected-mode", "no",
         ]  # fmt: skip

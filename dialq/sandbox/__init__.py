@@ -1,4 +1,4 @@
-"""A faithful local Symbl API (symbl-api.md) for dialq's tests, demo and benchmarks.
+"""A faithful local Symbl API (docs/symbl-api.md) for dialq's tests, demo and benchmarks.
 
 ``start_sandbox`` serves one in a background thread; ``SandboxControl`` scripts its faults
 and inspects its calls and request log over HTTP. See docs/sandbox.md.

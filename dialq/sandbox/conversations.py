@@ -1,4 +1,4 @@
-"""Conversation API bodies (symbl-api.md §6) for a call, as of a moment in time."""
+"""Conversation API bodies (docs/symbl-api.md §6) for a call, as of a moment in time."""
 
 from __future__ import annotations
 

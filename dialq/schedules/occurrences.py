@@ -1,4 +1,5 @@
-"""The dispatcher tick: turn due occurrences into calls, each exactly once (design.md §2.5).
+"""The dispatcher tick: turn due occurrences into calls, each exactly once (invariant 5 of
+docs/architecture.md).
 
 Beat only says "tick". A tick reads the schedules due before its horizon (an indexed query)
 and, for each occurrence, records one row under the unique key (schedule, instant) in the same

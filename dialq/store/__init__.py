@@ -1,4 +1,4 @@
-"""The database: the source of truth for every call (design.md §2).
+"""The database: the source of truth for every call (docs/architecture.md, "Invariants").
 
 Every SQL statement lives in this package. Callers get rows, plain values and the store's own
 errors; `Session` is re-exported so use cases can type a unit of work without importing

@@ -14,7 +14,7 @@ from dialq.store.tables import Base, Call
 __all__ = ["PART_COLUMNS", "Insights", "InsightsStatus"]
 
 
-# The Conversation API parts (symbl-api.md §6) and the column each is stored in.
+# The Conversation API parts (docs/symbl-api.md §6) and the column each is stored in.
 PART_COLUMNS: dict[str, str] = {
     "messages": "messages",
     "topics": "topics",

@@ -1,4 +1,4 @@
-"""Access tokens per account, cached in a store every worker shares (symbl-api.md §2)."""
+"""Access tokens per account, cached in a store every worker shares (docs/symbl-api.md §2)."""
 
 from __future__ import annotations
 
@@ -217,7 +217,7 @@ class TokenProvider:
     """Hands out a valid token for one account, fetching one only when the store has none.
 
     Symbl returns the token it already holds, with a smaller ``expiresIn``, until that token
-    is near its end (symbl-api.md §2.1): a renewal may legitimately give back the same value.
+    is near its end (docs/symbl-api.md §2.1): a renewal may legitimately give back the same value.
     """
 
     def __init__(

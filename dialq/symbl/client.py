@@ -47,7 +47,7 @@ NOT_SENT_WAIT_MAX_S = 1.0
 
 @dataclass(frozen=True)
 class StartResult:
-    """What a successful start returns (symbl-api.md §3.4)."""
+    """What a successful start returns (docs/symbl-api.md §3.4)."""
 
     connection_id: str
     conversation_id: str
@@ -57,7 +57,7 @@ class StartResult:
 
 @dataclass(frozen=True)
 class StopResult:
-    """What a successful stop returns (symbl-api.md §3.5)."""
+    """What a successful stop returns (docs/symbl-api.md §3.5)."""
 
     connection_id: str
     conversation_id: str | None
@@ -88,10 +88,10 @@ class SymblClient:
         self._sleep = sleep
 
     def start(self, body: Mapping[str, Any], *, call_id: str) -> StartResult:
-        """Start a call and return its ids and URLs (symbl-api.md §3.4).
+        """Start a call and return its ids and URLs (docs/symbl-api.md §3.4).
 
         OutcomeUnknownError and UnexpectedResponseError mean the call may have started anyway:
-        the caller must never send it again on its own (design.md §2, invariant 3).
+        the caller must never send it again on its own (docs/architecture.md, invariant 3).
         """
         headers = {"X-Dialq-Call-Id": call_id}  # lets the sandbox count starts per call
         return self._call("start", "POST", "/v1/endpoint:connect", body, _parse_start, headers)

@@ -2,7 +2,7 @@
 
 - ``NotSentError``: the request never reached the API; sending it again is safe.
 - ``OutcomeUnknownError`` and ``UnexpectedResponseError``: a start request may have started a
-  call; never send it again on your own (design.md §2, invariant 3).
+  call; never send it again on your own (docs/architecture.md, invariant 3).
 - ``APIStatusError`` and its subclasses: the API answered with an error status.
 
 No error carries a token or an app secret: bodies are redacted before they get here.

@@ -1,4 +1,4 @@
-"""Request bodies for ``POST /v1/endpoint:connect`` (symbl-api.md §3.1, §3.2, §3.5).
+"""Request bodies for ``POST /v1/endpoint:connect`` (docs/symbl-api.md §3.1, §3.2, §3.5).
 
 Pure functions: a validated CallRequest in, the exact JSON body out. Optional keys are left out
 rather than sent as null, because the reference documents them as optional, not nullable.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dialq.calls.request import CallRequest
 
-# The only action the Telephony API supports (symbl-api.md §3.1).
+# The only action the Telephony API supports (docs/symbl-api.md §3.1).
 SEND_SUMMARY_EMAIL = "sendSummaryEmail"
 
 
@@ -48,11 +48,11 @@ def endpoint(req: CallRequest) -> dict[str, object]:
 def api_phone_number(e164: str) -> str:
     """The number as the reference asks for it: E.164 digits without the leading '+'.
 
-    Samples disagree (some send '+', symbl-api.md §3.3); the reference wins.
+    Samples disagree (some send '+', docs/symbl-api.md §3.3); the reference wins.
     """
     return e164.removeprefix("+")
 
 
 def stop_body(connection_id: str) -> dict[str, object]:
-    """The body that stops the call identified by ``connection_id`` (symbl-api.md §3.5)."""
+    """The body that stops the call identified by ``connection_id`` (docs/symbl-api.md §3.5)."""
     return {"operation": "stop", "connectionId": connection_id}

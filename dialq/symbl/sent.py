@@ -1,5 +1,5 @@
 """Did a request that got no response reach the API? The answer decides whether a start may be
-sent again (design.md invariant 3), so only proof counts as "never sent"."""
+sent again (docs/architecture.md, invariant 3), so only proof counts as "never sent"."""
 
 from __future__ import annotations
 

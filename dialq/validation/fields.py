@@ -22,7 +22,7 @@ NANP_REGIONS = frozenset({"US", "CA"})
 MAX_PHONE_INPUT_CHARS = 64
 MAX_SIP_URI_CHARS = 512
 
-# The Telephony API's languages (symbl-api.md §3.2).
+# The Telephony API's languages (docs/symbl-api.md §3.2).
 SUPPORTED_LANGUAGES = (
     *("en-US", "en-GB", "en-AU", "en-IE", "en-IN", "en-ZA", "ru-RU", "fr-CA", "fr-FR", "de-DE"),
     *("it-IT", "nl-NL", "ja-JP", "es-US", "es-ES", "ar-SA", "hi-IN", "pt-BR", "pt-PT", "fa-IR"),
@@ -124,7 +124,7 @@ def check_callback_url(text: str) -> str:
         url = _HTTP_URL.validate_python(text)
     except ValidationError:
         raise ValueError("must be an http:// or https:// URL") from None
-    # Call rows are no place for secrets (design §5).
+    # Call rows are no place for secrets (README, "Configuration").
     if url.username or url.password:
         raise ValueError("must not contain a user name or password")
     return text

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +108,10 @@ class Producer:
     prefix: str
     rate_per_s: float
     duration_s: float
+    # More request fields, or a function of the call's index giving them.
+    fields: Mapping[str, object] | Callable[[int], Mapping[str, object]] = field(
+        default_factory=dict
+    )
     ids: list[str] = field(default_factory=list)
     retries: int = 0
     _thread: threading.Thread | None = None
@@ -135,6 +139,7 @@ class Producer:
                 "phone_number": f"+1 415 555 {100 + i % 100:04d}",
                 "idempotency_key": f"{self.prefix}-{i}",
                 "max_duration_s": MAX_DURATION_S,
+                **(self.fields(i) if callable(self.fields) else self.fields),
             }
             self.ids.append(self._enqueue(request, settings))
 
@@ -172,6 +177,12 @@ class ChaosStack:
         n = next(self._names)
         lead = list(prefix) if prefix else ["-m", "celery"]
         argv = [sys.executable, *lead, *worker_args(f"w{n}", concurrency)]
+        return self._add(Supervised(f"worker{n}", argv, self.stack.workdir))
+
+    def add_dialq_worker(self, *extra: str) -> Supervised:
+        """`dialq worker`: a Celery worker per kind of work under dialq's own supervisor."""
+        n = next(self._names)
+        argv = [sys.executable, "-m", "dialq.cli", "worker", *extra]
         return self._add(Supervised(f"worker{n}", argv, self.stack.workdir))
 
     def add_beat(self) -> Supervised:
@@ -217,10 +228,18 @@ class ChaosStack:
         """Exits other than the SIGKILLs a scenario sent (those are its faults)."""
         for process in self.processes:
             process.reap()
-        return sum(p.died for p in self.processes)
+        # A child `dialq worker` restarted is a death too, even though the worker kept going.
+        restarts = sum(p.logs().count(" exited (code ") for p in self.processes)
+        return sum(p.died for p in self.processes) + restarts
 
-    def producer(self, prefix: str, rate_per_s: float, duration_s: float) -> Producer:
-        producer = Producer(self.stack, prefix, rate_per_s, duration_s)
+    def producer(
+        self,
+        prefix: str,
+        rate_per_s: float,
+        duration_s: float,
+        extra: Mapping[str, object] | Callable[[int], Mapping[str, object]] | None = None,
+    ) -> Producer:
+        producer = Producer(self.stack, prefix, rate_per_s, duration_s, extra or {})
         self.producers.append(producer)
         producer.start()
         return producer
@@ -322,6 +341,7 @@ def run_scenario(
     recovery_s: float,
     inject: Callable[[], int],
     supervised: bool = False,
+    request: Mapping[str, object] | Callable[[int], Mapping[str, object]] | None = None,
 ) -> Outcome:
     """Start the processes already added, produce calls while `inject` runs, recover, audit.
 
@@ -333,7 +353,7 @@ def run_scenario(
     chaos.wait_ready()
     if supervised:
         chaos.supervise()
-    producer = chaos.producer(prefix, rate_per_s, produce_s)
+    producer = chaos.producer(prefix, rate_per_s, produce_s, request)
     faults = inject()
     producer.join()
     report = chaos.settle(producer.ids, recovery_s)

@@ -4,8 +4,11 @@ a long API outage, and cancels landing at every step of a dial."""
 from __future__ import annotations
 
 import random
+import socket
+import threading
 import time
 from dataclasses import replace
+from datetime import datetime
 
 import pytest
 
@@ -126,7 +129,7 @@ def test_cancels_at_every_step_of_a_dial_are_final_and_nothing_is_dialed_after_t
     control = chaos.sandbox.control
     control.random_faults(
         seed=11,
-        rates={"slow": 0.3, "status": 0.2},
+        rates={"slow": 0.3, "503": 0.2},
         match=START,
         slow_seconds=1.0,
     )
@@ -174,3 +177,110 @@ def test_cancels_at_every_step_of_a_dial_are_final_and_nothing_is_dialed_after_t
     statuses = {chaos.stack.call(call_id)["status"] for call_id in canceled}
     assert statuses <= {"canceled", "completed"}, statuses
     assert_promises_kept(outcome, chaos)
+
+
+class DrippingReceivers:
+    """Webhook receivers that answer a status line, then one byte every 0.5 s, forever."""
+
+    def __init__(self, count: int) -> None:
+        self.servers = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+        self.stop = threading.Event()
+        self.accepted = 0
+        for server in self.servers:
+            server.settimeout(0.2)
+            threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{s.getsockname()[1]}/hook" for s in self.servers]
+
+    def _accept(self, server: socket.socket) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not self.stop.is_set():
+                    conn.sendall(b"X")
+                    time.sleep(0.5)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        for server in self.servers:
+            server.close()
+
+
+def _dial_latencies(chaos: ChaosStack, ids: list[str]) -> list[float]:
+    """Seconds from each call's creation to its connection."""
+    rows = [chaos.stack.call(call_id) for call_id in ids]
+    return sorted(
+        (
+            datetime.fromisoformat(r["connected_at"]) - datetime.fromisoformat(r["created_at"])
+        ).total_seconds()
+        for r in rows
+        if r.get("connected_at")
+    )
+
+
+def _p99(values: list[float]) -> float:
+    return values[min(len(values) - 1, int(0.99 * len(values)))] if values else float("nan")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_slow_webhook_receivers_do_not_delay_dialing(
+    chaos: ChaosStack, scale: Scale, record: Record
+) -> None:
+    # given `dialq worker` (a pool per kind of work), beat, and webhooks that may take 10 s
+    chaos.stack.env["DIALQ_WEBHOOK_TIMEOUT_S"] = "10"
+    chaos.add_dialq_worker("--dial-concurrency", "4", "--webhooks-concurrency", "2")
+    chaos.add_beat()
+    receivers = DrippingReceivers(10)
+    try:
+        # when calls are placed with a callback to a fast-failing URL (nothing listens)...
+        quiet = run_scenario(
+            chaos,
+            "fast-hooks",
+            rate_per_s=scale.rate_per_s,
+            produce_s=scale.produce_s,
+            recovery_s=scale.recovery_s,
+            inject=lambda: 0,
+            request={"callback_url": "http://127.0.0.1:9/hook"},
+        )
+        baseline = _dial_latencies(chaos, chaos.producers[-1].ids)
+        # ...then with callbacks to 10 receivers that drip one byte every 0.5 s
+        urls = receivers.urls
+        outcome = run_scenario(
+            chaos,
+            "slow-hooks",
+            rate_per_s=scale.rate_per_s,
+            produce_s=scale.produce_s,
+            recovery_s=scale.recovery_s,
+            inject=lambda: len(urls),
+            request=lambda i: {"callback_url": urls[i % len(urls)]},
+        )
+        slow = _dial_latencies(chaos, chaos.producers[-1].ids)
+    finally:
+        receivers.close()
+    record("10 slow webhook receivers", outcome)
+    # then every call is final, once, no process died, the receivers did hold deliveries...
+    assert_promises_kept(quiet, chaos)
+    assert_promises_kept(outcome, chaos)
+    assert receivers.accepted >= 2
+    # ...and no dial waited for a webhook thread: with one shared pool, dials queue behind
+    # POSTs that each hold a thread for 10 s (the speed comparison itself is printed)
+    print(
+        f"\ndial latency p99: {_p99(baseline):.3f}s without slow receivers, "
+        f"{_p99(slow):.3f}s with 10 ({_p99(slow) / _p99(baseline):.2f}x)"
+    )
+    assert _p99(slow) < _p99(baseline) + 5.0

@@ -321,11 +321,14 @@ def test_a_key_for_sales_neither_sees_nor_creates_nor_cancels_calls_of_support(a
 def test_calls_are_listed_by_status_and_time_a_page_at_a_time_and_read_with_their_events(
     api: Api,
 ) -> None:
-    # given five calls of one key, two of them canceled through the API
+    # given five calls of a key for two accounts (which must name one), two of them canceled
     key = api.make_key("sales", "support")
     ids = []
+    without_account = api.call("POST", "/v1/calls", key, json={"phone_number": NUMBER})
+    assert [e["field"] for e in assert_problem(without_account, 422)["errors"]] == ["account"]
     for n in range(5):
-        answer = api.call("POST", "/v1/calls", key, json={"phone_number": f"+1415555013{n}"})
+        body = {"phone_number": f"+1415555013{n}", "account": "sales"}
+        answer = api.call("POST", "/v1/calls", key, json=body)
         assert answer.status_code == 201, answer.text
         ids.append(answer.json()["id"])
     for call_id in ids[:2]:

@@ -1,4 +1,5 @@
-"""The documented contract (symbl-api.md §2, §3, §9) over real HTTP: every case in the tables."""
+"""The documented contract (docs/symbl-api.md §2, §3, §9) over real HTTP: every case in its
+tables."""
 
 from __future__ import annotations
 

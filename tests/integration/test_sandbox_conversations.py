@@ -1,4 +1,4 @@
-"""The Conversation API (symbl-api.md §6) and the event API (§4) over real HTTP."""
+"""The Conversation API (docs/symbl-api.md §6) and the event API (§4) over real HTTP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Celery app's configuration (design.md §6), read from the app itself: no broker needed."""
+"""The Celery app's configuration (README, "Celery"), read from the app itself: no broker needed."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dialq.worker import create_app
 UNREACHABLE_BROKER = "redis://127.0.0.1:1/0"
 VISIBILITY_TIMEOUT_S = 1800
 
-# One queue per kind of work, so a backlog of one never delays another (design.md §6).
+# One queue per kind of work, so a backlog of one never delays another (README, "Celery").
 EXPECTED_QUEUE = {
     routing.PLACE_CALL: routing.QUEUE_DIAL,
     routing.DIAL: routing.QUEUE_DIAL,
@@ -96,7 +96,8 @@ def test_messages_are_acked_after_the_task_and_not_redelivered_when_a_worker_die
     assert app.conf.task_acks_late is True
     assert {task.acks_late for task in tasks} == {True}
     # and a worker killed mid-task does not requeue it: a second delivery of a dial in flight
-    # would be a second phone call; the watchdog reconciles the row instead (design.md §2)
+    # would be a second phone call; the watchdog reconciles the row instead
+    # (docs/architecture.md, "Invariants")
     assert app.conf.task_reject_on_worker_lost is False
     assert {task.reject_on_worker_lost for task in tasks} == {False}
 
@@ -140,8 +141,8 @@ def test_the_visibility_timeout_comes_from_settings_and_outlasts_every_countdown
     # when the broker transport options are read
     visibility_timeout_s = app.conf.broker_transport_options["visibility_timeout"]
     # then Redis redelivers an unacked message only after that long, which is far beyond the
-    # longest countdown dialq ever sets (design.md §2 invariant 4: a countdown longer than the
-    # visibility timeout makes Redis hand the same message out again)
+    # longest countdown dialq ever sets (docs/architecture.md invariant 4: a countdown longer
+    # than the visibility timeout makes Redis hand the same message out again)
     assert visibility_timeout_s == VISIBILITY_TIMEOUT_S
     assert visibility_timeout_s >= 2 * MAX_COUNTDOWN_S
 
@@ -188,7 +189,8 @@ def test_every_registered_task_has_a_deliberate_queue(app: Celery) -> None:
 def test_beat_only_ticks_sweepers_and_dispatchers_and_drops_late_ticks(app: Celery) -> None:
     # given the beat schedule / when its entries are read
     entries = app.conf.beat_schedule.values()
-    # then beat never says "dial X", only ticks idempotent sweepers (design.md §2 invariant 5)
+    # then beat never says "dial X", only ticks idempotent sweepers
+    # (docs/architecture.md invariant 5)
     assert {entry["task"] for entry in entries} == BEAT_TASKS
     assert {routed_queue(app, entry["task"]) for entry in entries} == {routing.QUEUE_SWEEP}
     # and a tick nobody ran in time expires (within two ticks, 2 s at least) instead of piling

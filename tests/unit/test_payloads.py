@@ -1,4 +1,4 @@
-"""The exact endpoint:connect bodies built from a CallRequest (symbl-api.md §3.1-3.5)."""
+"""The exact endpoint:connect bodies built from a CallRequest (docs/symbl-api.md §3.1-3.5)."""
 
 from __future__ import annotations
 
