@@ -103,6 +103,8 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = stack_env(server.url, f"sqlite:///{workdir / 'dialq.db'}", sandbox.url, workdir)
     # One failure retry: a token endpoint that never answers properly fails a call quickly.
     env["DIALQ_FAILURE_RETRY_BUDGET"] = "1"
+    # Each case is one call's answer, not an outage: the account's circuit stays out of it.
+    env["DIALQ_API_CIRCUIT_THRESHOLD"] = "100"
     try:
         with running_stack(env, sandbox, workdir) as stack:
             stack.start_worker(concurrency=4)
