@@ -7,6 +7,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from dialq.calls.redial import RedialResult
 from dialq.calls.request import CallRequest, parse_call_request
 from dialq.calls.service import CallHandle
 from dialq.calls.watch import CancelResult
@@ -64,7 +65,9 @@ def enqueue_call(
     runtime = producer_runtime(settings)
     if not isinstance(request, CallRequest):
         request = parse_call_request(
-            request, allowed_country_codes=runtime.settings.allowed_country_codes
+            request,
+            allowed_country_codes=runtime.settings.allowed_country_codes,
+            summary_email_domains=runtime.settings.summary_email_domains,
         )
     with translated():  # the first use of the database migrates it: outside the store
         service = runtime.service
@@ -75,3 +78,12 @@ def cancel_call(call_id: str, *, settings: Settings | None = None) -> CancelResu
     """Cancel a call: a queued or waiting one is never dialed, a live one is stopped, a
     finished one is left as it is; the result says which."""
     return producer_runtime(settings).service.cancel(call_id)
+
+
+def redial_call(
+    call_id: str, *, by: str = "an operator", settings: Settings | None = None
+) -> RedialResult:
+    """Dial a failed or unknown call again: an operator's decision, recorded in its events
+    (`by` names who asked). An unknown call may already be live at Symbl: check first. Any
+    other call is left as it is; the result says which."""
+    return producer_runtime(settings).service.redial(call_id, by=by)

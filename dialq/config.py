@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+import limits
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -96,6 +97,9 @@ class Settings(BaseSettings):
 
     # Symbl only dials US/Canada numbers today; widen when that changes.
     allowed_country_codes: list[int] = Field(default_factory=lambda: [1])
+    # When not empty, the only domains Symbl's summary e-mails may go to: otherwise any
+    # producer could have Symbl e-mail any address. Compared lower-case, exact (no subdomains).
+    summary_email_domains: list[str] = Field(default_factory=list)
 
     http_connect_timeout_s: float = Field(default=5.0, gt=0)
     # A start request can take a while: Symbl dials in before it answers.
@@ -114,6 +118,9 @@ class Settings(BaseSettings):
     api_circuit_threshold: int = Field(default=3, ge=1, le=100)
     api_circuit_cooldown_s: float = Field(default=5.0, gt=0, le=60)
     api_circuit_max_cooldown_s: float = Field(default=30.0, gt=0, le=60)
+    # Requests each HTTP API key may make, as `limits` reads it ("120/minute", "10/second");
+    # past it the API answers 429 with Retry-After. Counted in Redis, across API processes.
+    api_rate_limit: str = "120/minute"
     # A call still not started this long after it became due fails with reason 'deadline'.
     dial_deadline_s: float = Field(default=3600.0, gt=0)
     default_max_duration_s: int = Field(default=3600, ge=10, le=4 * 3600)
@@ -182,6 +189,23 @@ class Settings(BaseSettings):
     # Prometheus metrics from each worker process on this port (0: off). One port per host:
     # several workers on one host each need their own.
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    # The address the metrics listen on: this host only unless opened (compose: 0.0.0.0, the
+    # port reached over the compose network and published nowhere).
+    metrics_addr: str = Field(default="127.0.0.1", min_length=1)
+
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError("must read like 120/minute or 10/second") from None
+        return value
+
+    @field_validator("summary_email_domains")
+    @classmethod
+    def _lower_case_domains(cls, value: list[str]) -> list[str]:
+        return [domain.strip().lower().removeprefix("@") for domain in value if domain.strip()]
 
     @model_validator(mode="after")
     def _dialing_outlasts_its_requests(self) -> Settings:

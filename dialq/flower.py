@@ -8,6 +8,8 @@ from typing import Any
 
 from celery import Task
 from celery.worker.request import Request
+from flower.views.monitor import Metrics
+from tornado.web import authenticated
 
 from dialq.calls.dial import Later
 
@@ -80,3 +82,17 @@ class DialRequest(Request):  # type: ignore[misc]
         if type == "task-succeeded" and fields.get("result") == repr(LEFT_FOR_LATER):
             return
         super().send_event(type, **fields)
+
+
+def protect_flower_metrics() -> None:
+    """Flower answers /metrics (worker names, task counts by name) without its basic auth:
+    ask for the same credentials as every other page. /healthcheck stays open, for the
+    container's healthcheck. Flower imports this module through the app's tasks, before its
+    first request; idempotent."""
+    if not getattr(Metrics.get, "dialq_authenticated", False):
+        guarded = authenticated(Metrics.get)
+        guarded.dialq_authenticated = True  # type: ignore[attr-defined]
+        Metrics.get = guarded
+
+
+protect_flower_metrics()

@@ -141,7 +141,12 @@ def _serve_metrics(**_: Any) -> None:
 
         # An engine of its own: scrapes never take a connection a task is waiting for.
         db = Database(settings.database_url_resolved)
-        metrics.serve(settings.metrics_port, db, metrics.capacity_permits(settings))
+        metrics.serve(
+            settings.metrics_port,
+            db,
+            metrics.capacity_permits(settings),
+            addr=settings.metrics_addr,
+        )
 
 
 # -- the process's runtime, reached from every task through its base class ------------------

@@ -216,7 +216,9 @@ def enqueue_message(
             # message's own id makes a second delivery find the first call, not write another.
             request = {**request, "idempotency_key": f"celery-task:{message_id}"}
         call_request = parse_call_request(
-            request, allowed_country_codes=ctx.settings.allowed_country_codes
+            request,
+            allowed_country_codes=ctx.settings.allowed_country_codes,
+            summary_email_domains=ctx.settings.summary_email_domains,
         )
         handle = enqueue(ctx, call_request)
     except InvalidCallRequest as error:

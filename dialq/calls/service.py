@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from dialq.calls import cancel, dial, dispatch, enqueue, watch, watchdog
+from dialq.calls import cancel, dial, dispatch, enqueue, redial, watch, watchdog
 from dialq.calls.context import CallContext, ClientFactory
 from dialq.calls.enqueue import CallHandle
 from dialq.calls.request import CallRequest
@@ -77,6 +77,10 @@ class CallService:
     def cancel(self, call_id: str) -> CancelResult:
         """Cancel a call: never dialed if not started, stopped if live, untouched if finished."""
         return cancel.cancel_call(self.ctx, call_id)
+
+    def redial(self, call_id: str, *, by: str = "an operator") -> redial.RedialResult:
+        """Put a failed or unknown call back in line: a person's decision (see calls.redial)."""
+        return redial.redial_call(self.ctx, call_id, by=by)
 
     def sweep(self, *, grace_s: float = 60.0, horizon_s: float = 10.0) -> int:
         """Publish dialable calls that are due and whose message is missing or stale."""

@@ -7,7 +7,9 @@ move that is not in `ALLOWED`, so a new code path cannot invent one unnoticed.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 
 class CallStatus(enum.StrEnum):
@@ -28,7 +30,7 @@ class CallStatus(enum.StrEnum):
 
 S = CallStatus
 
-# Over for good: nothing moves such a call again.
+# Over for good: nothing moves such a call again, but a person (an operator's redial).
 TERMINAL = frozenset({S.COMPLETED, S.FAILED, S.CANCELED})
 # A worker may claim it and send the start request.
 DIALABLE = frozenset({S.QUEUED, S.WAITING})
@@ -59,6 +61,26 @@ _MOVES: dict[CallStatus, frozenset[CallStatus]] = {
 ALLOWED: frozenset[tuple[CallStatus, CallStatus]] = frozenset(
     (source, target) for source, targets in _MOVES.items() for target in targets
 )
+# Moves only a person may make, inside `operator_decision()`: no worker, sweeper or policy can
+# take a final call out of its final state by mistake.
+_OPERATOR_MOVES: dict[CallStatus, frozenset[CallStatus]] = {
+    # an operator's redial (dialq.calls.redial)
+    S.FAILED: frozenset({S.QUEUED}),
+}
+OPERATOR_ALLOWED: frozenset[tuple[CallStatus, CallStatus]] = ALLOWED | frozenset(
+    (source, target) for source, targets in _OPERATOR_MOVES.items() for target in targets
+)
+_operator: ContextVar[bool] = ContextVar("dialq_operator_decision", default=False)
+
+
+@contextmanager
+def operator_decision() -> Iterator[None]:
+    """Within it, `check_transition` also allows the operator's moves."""
+    token = _operator.set(True)
+    try:
+        yield
+    finally:
+        _operator.reset(token)
 
 
 class IllegalTransition(ValueError):
@@ -67,6 +89,7 @@ class IllegalTransition(ValueError):
 
 def check_transition(from_: Collection[CallStatus], to: CallStatus) -> None:
     """Raise IllegalTransition when any of the moves `from_` -> `to` is not allowed."""
-    illegal = sorted(f"{src.value} -> {to.value}" for src in from_ if (src, to) not in ALLOWED)
+    allowed = OPERATOR_ALLOWED if _operator.get() else ALLOWED
+    illegal = sorted(f"{src.value} -> {to.value}" for src in from_ if (src, to) not in allowed)
     if illegal:
         raise IllegalTransition("not an allowed move: " + ", ".join(illegal))

@@ -18,6 +18,7 @@ from dialq.cli.apikeys import apikey_app
 from dialq.cli.ids import EXIT_INVALID
 from dialq.cli.insights import transcript_command
 from dialq.cli.output import error_console
+from dialq.cli.redial import redial
 from dialq.cli.schedules import schedule_app
 from dialq.cli.settings_view import config_command
 from dialq.sandbox.cli import sandbox_command
@@ -57,6 +58,7 @@ app.command()(calls.call)
 app.command("calls")(calls.list_calls)
 app.command()(calls.show)
 app.command()(calls.cancel)
+app.command()(redial)
 app.command()(ops.doctor)
 app.command("config")(config_command)
 app.command()(ops.capacity)

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from dialq.api import close_runtimes
 from dialq.config import Settings
-from dialq.http import calls_routes, ops_routes, problems
+from dialq.http import calls_routes, events_routes, ops_routes, problems, results_routes
 from dialq.http.state import ApiState
 from dialq.store import DatabaseUnavailable
 
@@ -39,6 +39,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="dialq", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.dialq = state
     problems.install(app)
-    app.include_router(calls_routes.router)
-    app.include_router(ops_routes.router)
+    for routes in (calls_routes, events_routes, results_routes, ops_routes):
+        app.include_router(routes.router)
     return app

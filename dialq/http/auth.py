@@ -58,10 +58,18 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def requires(scope: str) -> Callable[[Request, HTTPAuthorizationCredentials | None], Principal]:
-    """A dependency: the request's principal, which must hold `scope` (else 403)."""
+    """A dependency: the request's principal, within its key's rate limit (else 429) and
+    holding `scope` (else 403)."""
 
     def check(request: Request, credentials: Credentials) -> Principal:
         principal = authenticate(request, credentials)
+        retry_after_s = api_state(request).rate_limit.retry_after_s(principal.key_id)
+        if retry_after_s is not None:
+            raise ApiProblem(
+                429,
+                f"this API key made too many requests: retry in {retry_after_s} s",
+                headers={"Retry-After": str(retry_after_s)},
+            )
         if not allows(principal.scopes, scope):
             raise ApiProblem(403, f"this API key lacks the scope {scope}")
         return principal

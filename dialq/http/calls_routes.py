@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
-from dialq.api import cancel_call, enqueue_call
+from dialq.api import cancel_call, enqueue_call, redial_call
 from dialq.calls.read import call_detail, call_summary
 from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
 from dialq.calls.states import CallStatus
@@ -20,15 +19,15 @@ from dialq.http.auth import Principal, requires
 from dialq.http.body import json_object
 from dialq.http.cursor import decode_cursor, encode_cursor
 from dialq.http.keys import CALLS_READ, CALLS_WRITE
+from dialq.http.lookup import owned
 from dialq.http.problems import ApiProblem, responses, unavailable
-from dialq.http.schemas import CallDetailOut, CallOut, CallPage, CancelOut
+from dialq.http.schemas import CallDetailOut, CallOut, CallPage, CancelOut, RedialOut
 from dialq.http.state import ApiState, api_state
-from dialq.store import Call, calls_repo
+from dialq.store import Call
 from dialq.store.call_pages_repo import CallFilter, page_of_calls
 from dialq.validation.errors import FieldError
 
 log = logging.getLogger("dialq.http")
-T = TypeVar("T")
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
 KEY_FIELD: Final = "idempotency_key"
@@ -83,15 +82,6 @@ def _enqueued(state: ApiState, request: CallRequest) -> tuple[str, bool]:
     return handle.id, handle.created
 
 
-def _owned(state: ApiState, principal: Principal, call_id: str, show: Callable[[Call], T]) -> T:
-    """`show(call)`, read while its session is open, if the key's accounts own it; else 404."""
-    with state.database().sessions() as session:
-        call = calls_repo.get_call(session, call_id)
-        if call is None or not principal.sees(call.account):
-            raise ApiProblem(404, "no such call")
-        return show(call)
-
-
 def _detail(call: Call) -> dict[str, Any]:
     return {**call_detail(call), "request": call.request}
 
@@ -130,7 +120,7 @@ async def place_call(
     log.info("call %s %s over HTTP by key %s", call_id, "placed" if created else "replayed",
              principal.key_id)  # fmt: skip
     summary: dict[str, Any] = await run_in_threadpool(
-        _owned, state, principal, call_id, call_summary
+        owned, state, principal, call_id, call_summary
     )
     return summary
 
@@ -187,7 +177,7 @@ def _cursor(cursor: str | None) -> tuple[datetime, str] | None:
 )
 def get_call(request: Request, principal: Reader, call_id: str) -> dict[str, Any]:
     """The call with its attempts, its events and its stored request."""
-    return _owned(api_state(request), principal, call_id, _detail)
+    return owned(api_state(request), principal, call_id, _detail)
 
 
 @router.post(
@@ -199,8 +189,31 @@ def get_call(request: Request, principal: Reader, call_id: str) -> dict[str, Any
 def cancel(request: Request, principal: Writer, call_id: str) -> CancelOut:
     """Never dialed if not started, stopped if live, left as it is if finished."""
     state = api_state(request)
-    _owned(state, principal, call_id, lambda call: call.id)
+    owned(state, principal, call_id, lambda call: call.id)
     result = cancel_call(call_id, settings=state.settings)
     return CancelOut(
+        id=call_id, status=result.status, changed=result.changed, message=result.message
+    )
+
+
+@router.post(
+    "/{call_id}/redial",
+    response_model=RedialOut,
+    summary="Redial a failed or unknown call",
+    responses=responses(401, 403, 404, 409, 503),
+)
+def redial(request: Request, principal: Writer, call_id: str) -> RedialOut:
+    """An operator's decision: the call goes back in line with a fresh deadline, and its events
+    record which key asked. An `unknown` call may be live at Symbl already: check first. 409
+    when the call is in any other state (it is left as it is)."""
+    state = api_state(request)
+    owned(state, principal, call_id, lambda call: call.id)
+    if not state.broker_answers():
+        raise unavailable("broker")
+    result = redial_call(call_id, by=f"API key {principal.key_id}", settings=state.settings)
+    if not result.changed:
+        raise ApiProblem(409, f"not redialed: {result.message}")
+    log.info("call %s redialed over HTTP by key %s", call_id, principal.key_id)
+    return RedialOut(
         id=call_id, status=result.status, changed=result.changed, message=result.message
     )

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dialq.calls.states import CallStatus
+from dialq.insights.states import InsightsStatus
 
 
 class CallOut(BaseModel):
@@ -107,3 +108,29 @@ class ReadyOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+class InsightsOut(BaseModel):
+    """A call's insights as harvested: each part as Symbl returned it (docs/symbl-api.md §6)."""
+
+    status: InsightsStatus = Field(description="ready, or unavailable (given up: see reason).")
+    reason: str | None
+    messages: list[Any] | None
+    topics: list[Any] | None
+    questions: list[Any] | None
+    action_items: list[Any] | None
+    follow_ups: list[Any] | None
+    members: list[Any] | None
+    summary: list[Any] | None
+    analytics: dict[str, Any] | None
+    attempts: int
+    first_tried_at: datetime | None
+    harvested_at: datetime | None
+    updated_at: datetime | None
+
+
+class RedialOut(BaseModel):
+    id: str
+    status: str = Field(description="The call's status after the request.")
+    changed: bool = Field(description="Whether this request put the call back in line.")
+    message: str

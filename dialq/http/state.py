@@ -10,6 +10,7 @@ from fastapi import Request
 
 from dialq.api import producer_runtime
 from dialq.config import Settings
+from dialq.http.ratelimit import RateLimit
 from dialq.runtime import Runtime
 from dialq.store import Database
 from dialq.store.errors import translated
@@ -24,6 +25,7 @@ class ApiState:
     runtime: Runtime
     # Its own client with short timeouts: the runtime's waits as long as the OS does.
     broker: redis.Redis
+    rate_limit: RateLimit
 
     @classmethod
     def build(cls, settings: Settings) -> ApiState:
@@ -32,7 +34,8 @@ class ApiState:
             socket_connect_timeout=PROBE_TIMEOUT_S,
             socket_timeout=PROBE_TIMEOUT_S,
         )
-        return cls(settings, producer_runtime(settings), broker)
+        rate_limit = RateLimit.build(settings, PROBE_TIMEOUT_S)
+        return cls(settings, producer_runtime(settings), broker, rate_limit)
 
     def database(self) -> Database:
         """The runtime's database; its first use migrates it (DIALQ_AUTO_MIGRATE), which may

@@ -166,14 +166,15 @@ _served: list[int] = []
 
 
 def serve(
-    port: int, db: Database, permits: PermitsSource | None = None, *, addr: str = "0.0.0.0"
+    port: int, db: Database, permits: PermitsSource | None = None, *, addr: str = "127.0.0.1"
 ) -> CollectorRegistry:
-    """Start the /metrics HTTP server in a background thread of this process (once)."""
+    """Start the /metrics HTTP server in a background thread of this process (once), on
+    `addr` (DIALQ_METRICS_ADDR): this host only unless opened on purpose."""
     if _served:
         return REGISTRY
     _served.append(port)
     count_committed_attempts()
     REGISTRY.register(DatabaseCollector(db, permits))
     start_http_server(port, addr=addr, registry=REGISTRY)
-    log.info("metrics on :%d/metrics", port)
+    log.info("metrics on %s:%d/metrics", addr, port)
     return REGISTRY

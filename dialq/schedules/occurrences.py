@@ -226,6 +226,7 @@ class ScheduleDispatcher:
             request = parse_call_request(
                 payload,
                 allowed_country_codes=self.settings.allowed_country_codes,
+                summary_email_domains=self.settings.summary_email_domains,
                 reserved_key=True,  # occurrence keys are in the namespace producers cannot use
             )
             handle = self._enqueue(request, also=record)

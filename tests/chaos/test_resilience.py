@@ -12,8 +12,10 @@ from datetime import datetime
 
 import pytest
 
+from dialq import routing
 from dialq.api import cancel_call
 from dialq.testing.audit import read_calls
+from dialq.worker import create_app
 from tests.chaos.conftest import Record, Scale
 from tests.chaos.harness import ChaosStack, assert_promises_kept, run_scenario
 from tests.integration.test_poison_messages import POISON, publish_raw, task_headers
@@ -200,6 +202,8 @@ class DrippingReceivers:
                 conn, _ = server.accept()
             except TimeoutError:
                 continue
+            except OSError:
+                return  # closed: the scenario is over
             self.accepted += 1
             threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
 
@@ -284,3 +288,61 @@ def test_slow_webhook_receivers_do_not_delay_dialing(
         f"{_p99(slow):.3f}s with 10 ({_p99(slow) / _p99(baseline):.2f}x)"
     )
     assert _p99(slow) < _p99(baseline) + 5.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_twenty_duplicate_watch_messages_per_live_call_do_not_multiply_polling(
+    chaos: ChaosStack, scale: Scale, record: Record
+) -> None:
+    # given a 1 s watch interval, two unsupervised workers and beat
+    chaos.stack.env["DIALQ_WATCH_INTERVAL_S"] = "1"
+    chaos.add_worker(concurrency=4)
+    chaos.add_worker(concurrency=4)
+    chaos.add_beat()
+    copies = 20
+
+    def duplicate_watches() -> int:
+        # each call, once live, gets 20 more watch messages than it should
+        app = create_app(chaos.stack.settings)
+        producer = chaos.producers[-1]
+        done: set[str] = set()
+        sent = 0
+        deadline = time.monotonic() + scale.produce_s + 20
+        while time.monotonic() < deadline and (producer.running or len(done) < len(producer.ids)):
+            live = [
+                c.id
+                for c in read_calls(chaos.audit_url).values()
+                if c.status == "connected" and c.id not in done
+            ]
+            for call_id in live:
+                for _ in range(copies):
+                    app.send_task(routing.WATCH_CALL, args=[call_id], queue=routing.QUEUE_LIFECYCLE)
+                sent += copies
+                done.add(call_id)
+            time.sleep(0.2)
+        app.close()
+        return sent
+
+    # when calls arrive and each live one is sent 20 duplicate watch messages
+    outcome = run_scenario(
+        chaos,
+        "watch",
+        rate_per_s=scale.rate_per_s,
+        produce_s=scale.produce_s,
+        recovery_s=scale.recovery_s,
+        inject=duplicate_watches,
+    )
+    record(f"watch message x{copies + 1} per live call", outcome)
+    # then every call is final, once, and each was polled about as often as one watcher
+    # would (a call lives 1-3 s at the sandbox: a handful of looks, never 20 chains' worth)
+    gets = [
+        r
+        for r in chaos.sandbox.control.requests()
+        if r.get("method") == "GET" and "/conversations/" in str(r.get("path"))
+    ]
+    per_call = len(gets) / max(1, outcome.report.calls)
+    print(f"\nconversation GETs per call with {copies} duplicate watches: {per_call:.1f}")
+    assert outcome.faults >= copies
+    assert per_call <= 8, per_call
+    assert_promises_kept(outcome, chaos)
