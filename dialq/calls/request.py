@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from dialq.validation.errors import (
+    WHOLE_REQUEST,
     FieldError,
     InvalidCallRequest,
     from_validation_error,
@@ -274,10 +275,33 @@ def parse_call_request(
         _RESERVED_KEY_CONTEXT: reserved_key,
         "summary_email_domains": frozenset(summary_email_domains),
     }
+    data, unreported = _first_unknown_fields(data)
     try:
         return CallRequest.model_validate(data, context=context)
     except ValidationError as error:
-        raise from_validation_error(error, pattern_rules=_PATTERN_RULES) from None
+        found = from_validation_error(error, pattern_rules=_PATTERN_RULES)
+        if unreported:
+            more = f"and {unreported} more unknown field{'s' if unreported > 1 else ''}"
+            found = InvalidCallRequest([*found.errors, FieldError(WHOLE_REQUEST, more)])
+        raise found from None
+
+
+# Unknown fields named in an error; the rest are counted. A payload of 300,000 unknown keys
+# otherwise costs seconds of validation and a message (and log line) of megabytes.
+MAX_UNKNOWN_REPORTED: Final = 20
+
+
+def _first_unknown_fields(data: Mapping[str, object]) -> tuple[Mapping[str, object], int]:
+    """`data` with only its first MAX_UNKNOWN_REPORTED unknown keys, and how many were left."""
+    if not isinstance(data, Mapping) or len(data) <= MAX_UNKNOWN_REPORTED:
+        return data, 0
+    known = CallRequest.model_fields
+    unknown = [key for key in data if key not in known]
+    if len(unknown) <= MAX_UNKNOWN_REPORTED:
+        return data, 0
+    dropped = set(unknown[MAX_UNKNOWN_REPORTED:])
+    kept = {key: value for key, value in data.items() if key not in dropped}
+    return kept, len(dropped)
 
 
 def call_request_json_schema() -> dict[str, Any]:

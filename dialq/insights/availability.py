@@ -23,8 +23,9 @@ class Missing:
 
 
 def never_connected(status: str, connected: bool) -> str | None:
-    """Why a call has no insights at all, when the reason is that it never talked to anyone."""
-    if connected:
+    """Why a call has no insights at all, when the reason is that it never talked to anyone.
+    A completed call connected (only a live call completes), whatever its row kept."""
+    if connected or status == CallStatus.COMPLETED:
         return None
     if CallStatus(status) in TERMINAL:
         return f"this call never connected (it is {status}), so it has no transcript"

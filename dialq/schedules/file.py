@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dialq.schedules.spec import InvalidSchedule, ScheduleDefinition
+from dialq.clock import utcnow
+from dialq.schedules.rules import next_after
+from dialq.schedules.spec import InvalidSchedule, ScheduleDefinition, rule_of
+from dialq.store import Database, DatabaseUnavailable
 from dialq.store import schedules_repo as repo
 from dialq.validation.errors import FieldError
 
@@ -34,6 +37,10 @@ def read_file(path: Path, service: ScheduleService) -> list[ScheduleDefinition]:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise InvalidSchedule([FieldError(str(path), f"cannot be read: {error}")]) from None
+    except RecursionError:
+        # tomllib reads nested arrays and tables recursively: ~1,000 levels exhaust the stack.
+        rule = "cannot be read: arrays or tables nested too deeply"
+        raise InvalidSchedule([FieldError(str(path), rule)]) from None
     declared = document.get("schedules", {})
     unknown = sorted(set(document) - {"schedules"})
     errors = [FieldError(key, "unknown top-level key (use [schedules.NAME])") for key in unknown]
@@ -54,13 +61,35 @@ def read_file(path: Path, service: ScheduleService) -> list[ScheduleDefinition]:
     return definitions
 
 
+def _write_errors(definitions: list[ScheduleDefinition], db: Database) -> list[FieldError]:
+    """What the service refuses only while writing, checked before the first write: a new or
+    re-timed schedule with no occurrence left after now."""
+    now = utcnow()
+    errors: list[FieldError] = []
+    with db.sessions() as session:
+        for definition in definitions:
+            row = repo.find(session, definition.name)
+            if row is not None and row.timing_fingerprint == definition.timing_fingerprint():
+                continue  # its timing is unchanged: the service does not look at it again
+            created_at = row.created_at if row is not None else now
+            if next_after(rule_of(definition, created_at), now) is None:
+                field = "at" if definition.kind == "at" else "end" if definition.end_at else "count"
+                rule = "leaves no occurrence in the future"
+                errors.append(FieldError(f"schedules.{definition.name}.{field}", rule))
+    return errors
+
+
 def sync_file(path: Path, service: ScheduleService) -> list[str]:
     """Upsert every schedule in the file and remove file schedules it no longer declares.
 
-    All or nothing on validation: one invalid schedule and nothing is written.
-    Returns the names upserted.
+    All or nothing on validation, including what is checked against the stored schedules:
+    one invalid schedule and nothing is written. A database error part way is retried by the
+    watcher's next tick, which writes the same desired state again. Returns the names upserted.
     """
     definitions = read_file(path, service)
+    errors = _write_errors(definitions, service.db)
+    if errors:
+        raise InvalidSchedule(errors)
     for definition in definitions:
         service.upsert(definition, source=SOURCE)
     declared = {d.name for d in definitions}
@@ -92,13 +121,18 @@ class FileWatcher:
         signature = (stat.st_mtime, stat.st_size)
         if signature == self._seen:
             return
-        self._seen = signature
         try:
             names = sync_file(self.path, self.service)
         except InvalidSchedule as error:
             # The previous schedules stay as they were; fix the file and it is read again.
+            self._seen = signature
             log.error("schedules file %s not applied: %s", self.path, error)
             return
+        except DatabaseUnavailable as error:
+            # Not the file's fault: unseen, so the next tick applies it again.
+            log.warning("schedules file %s not applied yet, will retry: %s", self.path, error)
+            return
+        self._seen = signature
         log.info("schedules file %s applied: %d schedule(s)", self.path, len(names))
 
     def _warn_once(self, signature: tuple[object, ...], message: str) -> None:

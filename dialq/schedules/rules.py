@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 Kind = Literal["cron", "every", "at"]
 
@@ -44,6 +44,36 @@ class Rule:
     anchor: datetime = EPOCH
     end_at: datetime | None = None
     count: int | None = None
+
+
+class UnreachableRule(ValueError):
+    """Raised when a rule's occurrences cannot be computed: a cron that matches no date, or a
+    count whose last occurrence falls past year 9999. `field` names the culprit."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+def check_reachable(rule: Rule) -> None:
+    """Compute the rule's first occurrence and, with a count, its last (cached for the
+    dispatcher); raises UnreachableRule instead of croniter's or datetime's errors."""
+    try:
+        _raw_next(rule, rule.window_start - _TICK)
+    except CroniterBadDateError:
+        raise UnreachableRule("cron", "matches no date (e.g. 30 February)") from None
+    except (OverflowError, ValueError):
+        raise UnreachableRule(rule.kind, "has no occurrence before year 9999") from None
+    if rule.count is None:
+        return
+    try:
+        _last_counted(rule)
+    except CroniterBadDateError:
+        raise UnreachableRule("cron", "matches no date (e.g. 30 February)") from None
+    except (OverflowError, ValueError):
+        rule_text = "runs past year 9999: give a smaller count or an end"
+        raise UnreachableRule("count", rule_text) from None
 
 
 def next_after(rule: Rule, after: datetime) -> datetime | None:

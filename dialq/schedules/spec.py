@@ -17,7 +17,15 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dialq.calls.request import NOT_BEFORE_RANGE, parse_call_request
-from dialq.schedules.rules import EPOCH, MAX_COUNT, Kind, Rule, to_instant
+from dialq.schedules.rules import (
+    EPOCH,
+    MAX_COUNT,
+    Kind,
+    Rule,
+    UnreachableRule,
+    check_reachable,
+    to_instant,
+)
 from dialq.validation.durations import parse_duration
 from dialq.validation.errors import (
     FieldError,
@@ -82,16 +90,24 @@ class _Input(BaseModel):
 
 
 class Timing(Protocol):
-    """What a rule is built from: a definition, or a stored schedule row."""
+    """What a rule is built from: a definition, or a stored schedule row (read only)."""
 
-    kind: str
-    cron: str | None
-    every_s: int | None
-    at: datetime | None
-    timezone: str
-    start_at: datetime | None
-    end_at: datetime | None
-    count: int | None
+    @property
+    def kind(self) -> str: ...
+    @property
+    def cron(self) -> str | None: ...
+    @property
+    def every_s(self) -> int | None: ...
+    @property
+    def at(self) -> datetime | None: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def start_at(self) -> datetime | None: ...
+    @property
+    def end_at(self) -> datetime | None: ...
+    @property
+    def count(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -146,6 +162,8 @@ def parse_schedule(
         raise InvalidSchedule(found.errors) from None
     errors: list[FieldError] = []
     timing = _resolve(raw, errors)
+    if timing is not None:
+        errors += _reach_errors(ScheduleDefinition(name=raw.name, template={}, **timing))
     errors += _template_errors(raw.call, allowed_country_codes)
     if errors or timing is None:
         raise InvalidSchedule(errors)
@@ -154,6 +172,15 @@ def parse_schedule(
     # default changed later applies to templates that never chose a value.
     stored = template.model_dump(mode="json", exclude_defaults=True)
     return ScheduleDefinition(name=raw.name, template=stored, **timing)
+
+
+def _reach_errors(definition: ScheduleDefinition) -> list[FieldError]:
+    # An open start is "from when it is stored": now, give or take the time to store it.
+    try:
+        check_reachable(rule_of(definition, datetime.now(UTC)))
+    except UnreachableRule as error:
+        return [FieldError(error.field, error.rule)]
+    return []
 
 
 def _template_errors(call: dict[str, Any], codes: Collection[int]) -> list[FieldError]:

@@ -78,3 +78,31 @@ def test_redis_frozen_for_a_minute_loses_and_doubles_no_call_and_kills_no_proces
     # then every call is final, none started twice, nothing orphaned or leaked, and every
     # worker and beat is still the process it was
     assert_promises_kept(outcome, chaos)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_redis_killed_and_restarted_without_aof_loses_and_doubles_no_call(
+    chaos: ChaosStack, scale: Scale, record: Record
+) -> None:
+    # given a Redis that keeps nothing across a restart (no AOF): every queued message, permit
+    # and waiting line is gone when it comes back; two unsupervised workers and beat
+    chaos.redis_server.kill()
+    chaos.redis_server.appendonly = False
+    chaos.redis_server.start()
+    chaos.add_worker(concurrency=4)
+    chaos.add_worker(concurrency=4)
+    chaos.add_beat()
+    # when Redis is killed and restarted empty while calls arrive
+    outcome = run_scenario(
+        chaos,
+        "redis-empty",
+        rate_per_s=scale.rate_per_s,
+        produce_s=scale.produce_s,
+        recovery_s=scale.recovery_s,
+        inject=lambda: _kill_and_restart(chaos, scale.repeats + 1, down_s=1.5),
+    )
+    record("redis SIGKILL + restart (no AOF)", outcome)
+    # then the database's record puts everything back: every call final, none started twice,
+    # nothing orphaned or leaked, every process still the one it was
+    assert_promises_kept(outcome, chaos)

@@ -336,13 +336,16 @@ def test_twenty_duplicate_watch_messages_per_live_call_do_not_multiply_polling(
     record(f"watch message x{copies + 1} per live call", outcome)
     # then every call is final, once, and each was polled about as often as one watcher
     # would (a call lives 1-3 s at the sandbox: a handful of looks, never 20 chains' worth)
+    # The watcher's look is GET /v1/conversations/{id}; harvests read its sub-paths.
     gets = [
         r
         for r in chaos.sandbox.control.requests()
-        if r.get("method") == "GET" and "/conversations/" in str(r.get("path"))
+        if r.get("method") == "GET"
+        and str(r.get("path")).startswith("/v1/conversations/")
+        and str(r.get("path")).count("/") == 3
     ]
     per_call = len(gets) / max(1, outcome.report.calls)
     print(f"\nconversation GETs per call with {copies} duplicate watches: {per_call:.1f}")
     assert outcome.faults >= copies
-    assert per_call <= 8, per_call
+    assert per_call <= 5, per_call
     assert_promises_kept(outcome, chaos)
