@@ -67,7 +67,11 @@ def _with_account(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
 
 def _parsed(state: ApiState, data: dict[str, Any]) -> CallRequest:
     try:
-        return parse_call_request(data, allowed_country_codes=state.settings.allowed_country_codes)
+        return parse_call_request(
+            data,
+            allowed_country_codes=state.settings.allowed_country_codes,
+            summary_email_domains=state.settings.summary_email_domains,
+        )
     except InvalidCallRequest as error:
         raise ApiProblem(422, "invalid call request", errors=error.errors) from None
 

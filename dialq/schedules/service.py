@@ -52,7 +52,11 @@ class ScheduleService:
             return self._upsert(definition, source)
 
     def parse(self, data: Mapping[str, Any]) -> ScheduleDefinition:
-        definition = parse_schedule(data, allowed_country_codes=self.settings.allowed_country_codes)
+        definition = parse_schedule(
+            data,
+            allowed_country_codes=self.settings.allowed_country_codes,
+            summary_email_domains=self.settings.summary_email_domains,
+        )
         account = definition.template.get("account", "default")
         if account not in self.settings.accounts:
             raise InvalidSchedule([FieldError("call.account", "names no configured account")])

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from dialq.calls.request import NOT_BEFORE_RANGE, parse_call_request
+from dialq.calls.request import NOT_BEFORE_RANGE, CallRequest, parse_call_request
 from dialq.schedules.rules import (
     EPOCH,
     MAX_COUNT,
@@ -152,7 +152,10 @@ def rule_of(timing: Timing, created_at: datetime) -> Rule:
 
 
 def parse_schedule(
-    data: Mapping[str, Any], *, allowed_country_codes: Collection[int] = (1,)
+    data: Mapping[str, Any],
+    *,
+    allowed_country_codes: Collection[int] = (1,),
+    summary_email_domains: Collection[str] = (),
 ) -> ScheduleDefinition:
     """Validate a schedule; raises InvalidSchedule naming every broken field, storing nothing."""
     try:
@@ -164,10 +167,11 @@ def parse_schedule(
     timing = _resolve(raw, errors)
     if timing is not None:
         errors += _reach_errors(ScheduleDefinition(name=raw.name, template={}, **timing))
-    errors += _template_errors(raw.call, allowed_country_codes)
+    limits = _TemplateLimits(allowed_country_codes, summary_email_domains)
+    errors += _template_errors(raw.call, limits)
     if errors or timing is None:
         raise InvalidSchedule(errors)
-    template = parse_call_request(raw.call, allowed_country_codes=allowed_country_codes)
+    template = limits.parse(raw.call)
     # Stored normalised (E.164 number, deduplicated e-mails), defaults left out so that a
     # default changed later applies to templates that never chose a value.
     stored = template.model_dump(mode="json", exclude_defaults=True)
@@ -183,14 +187,29 @@ def _reach_errors(definition: ScheduleDefinition) -> list[FieldError]:
     return []
 
 
-def _template_errors(call: dict[str, Any], codes: Collection[int]) -> list[FieldError]:
+@dataclass(frozen=True)
+class _TemplateLimits:
+    """The settings a call template is checked against, as every call request is."""
+
+    allowed_country_codes: Collection[int]
+    summary_email_domains: Collection[str]
+
+    def parse(self, call: Mapping[str, Any]) -> CallRequest:
+        return parse_call_request(
+            call,
+            allowed_country_codes=self.allowed_country_codes,
+            summary_email_domains=self.summary_email_domains,
+        )
+
+
+def _template_errors(call: dict[str, Any], limits: _TemplateLimits) -> list[FieldError]:
     errors = [
         FieldError(f"call.{key}", "is set by the schedule for each occurrence")
         for key in _OWNED_BY_SCHEDULE
         if key in call
     ]
     try:
-        parse_call_request(call, allowed_country_codes=codes)
+        limits.parse(call)
     except InvalidCallRequest as error:
         errors += [FieldError(f"call.{e.field}", e.rule) for e in error.errors]
     return errors

@@ -102,6 +102,22 @@ def test_the_summary_email_domains_setting_refuses_other_domains_at_the_producer
     assert "example.com" in _fields(raised.value)["summary_emails"]
 
 
+def test_the_summary_email_domains_setting_refuses_other_domains_in_a_schedule_template(
+    tmp_path: Path,
+) -> None:
+    # given schedules limited to example.com
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    schedules = ScheduleService(
+        Settings(database_url=url, summary_email_domains=["example.com"]), Database(url)
+    )
+    # when a schedule's call asks Symbl to e-mail another domain
+    call = {**CALL, "summary_emails": ["someone@elsewhere.org"]}
+    with pytest.raises(InvalidSchedule) as raised:
+        schedules.parse({"name": "s", "cron": "0 9 * * *", "call": call})
+    # then it is refused naming the template's field
+    assert "example.com" in _fields(raised.value)["call.summary_emails"]
+
+
 def test_without_the_setting_any_summary_email_domain_is_accepted() -> None:
     assert Settings().summary_email_domains == []
     request = parse_call_request({**CALL, "summary_emails": ["a@elsewhere.org"]})
