@@ -11,6 +11,7 @@ in hand (Celery's warm shutdown) before this process exits.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import random
@@ -32,6 +33,7 @@ RESTART_MAX_S = 30.0
 # A child that ran this long before exiting gets its next restart at once again.
 HEALTHY_AFTER_S = 60.0
 POLL_S = 0.2
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,9 @@ class Supervisor:
         env = {**os.environ, **child.env}
         # A session of its own: a terminal's Ctrl-C reaches only this process, which passes on
         # one SIGTERM; a second signal from the terminal would turn Celery's warm shutdown cold.
-        child.process = subprocess.Popen(child.argv, env=env, start_new_session=True)
+        child.process = subprocess.Popen(
+            child.argv, env=env, start_new_session=True, preexec_fn=_die_with_parent
+        )
         child.started_at = now
         log.info("%s started (pid %d)", child.name, child.process.pid, extra={"pool": child.name})
 
@@ -171,6 +175,14 @@ class Supervisor:
             if child.running():
                 assert child.process is not None
                 child.process.send_signal(signum)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it (a warm shutdown) when this supervisor dies, even by
+    SIGKILL, so no worker is left running with nobody to stop or restart it (Linux only)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def worker_children(pools: Sequence[Pool], extra: Sequence[str], metrics_port: int) -> list[Child]:

@@ -69,3 +69,29 @@ def test_dialq_worker_runs_a_pool_per_kind_restarts_a_dead_one_and_stops_on_sigt
     finally:
         if supervisor.poll() is None:
             supervisor.kill()
+
+
+def test_workers_stop_when_their_supervisor_is_killed(stack: Stack, tmp_path: Path) -> None:
+    # given `dialq worker` running its three pools
+    log = tmp_path / "supervisor.log"
+    with log.open("wb") as sink:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "dialq.cli", "worker"],
+            env=stack.process_env(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for(log, r"(dial|lifecycle|webhooks)@\S+ ready\.", 3)
+        pids = [int(pid) for _, pid in re.findall(r"(\w+) started \(pid (\d+)\)", log.read_text())]
+        # when the supervisor is killed outright (nothing can run in it: SIGKILL)
+        supervisor.kill()
+        supervisor.wait(timeout=10)
+        # then no worker is left behind without it: each gets SIGTERM and shuts down
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in pids if _alive(pid)]
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
