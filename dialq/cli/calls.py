@@ -24,7 +24,9 @@ err = error_console()
 
 
 def call(
-    target: Annotated[str, typer.Argument(help="Phone number (E.164 or national) or sip: URI.")],
+    target: Annotated[
+        str, typer.Argument(metavar="TARGET", help="Phone number (E.164 or national) or sip: URI.")
+    ],
     name: Annotated[str | None, typer.Option(help="Session name shown in Symbl.")] = None,
     email: Annotated[
         list[str] | None,
