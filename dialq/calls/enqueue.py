@@ -67,6 +67,9 @@ def enqueue(
     """
     if request.account not in ctx.settings.accounts:
         raise InvalidCallRequest([FieldError("account", "names no configured account")])
+    if request.callback_url and not ctx.settings.webhook_secret.get_secret_value():
+        # Accepted (the secret may be set before the call changes state), but not silently.
+        log.warning("callback_url given while DIALQ_WEBHOOK_SECRET is unset: no webhook is sent")
     try:
         return _enqueue(ctx, request, also)
     except DatabaseUnavailable as error:
