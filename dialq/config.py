@@ -35,6 +35,8 @@ def mask_url(url: str) -> str:
         password = parts.password
     except ValueError:
         return URL_MASK
+    if password is None and not parts.query:
+        return url  # nothing to hide; urlunsplit would also drop `sqlite:////abs`'s slash
     netloc = parts.netloc
     if password is not None:
         userinfo, _, host = netloc.rpartition("@")

@@ -5,6 +5,7 @@ Invalid input exits 2 with the field named on stderr, and stores nothing.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ from dialq.schedules.api import ScheduleService, UnknownSchedule, service_for
 from dialq.schedules.file import SOURCE as FILE_SOURCE
 from dialq.schedules.file import sync_file
 from dialq.schedules.rules import local_iso, to_instant, utc_iso
-from dialq.schedules.spec import InvalidSchedule, rule_of
+from dialq.schedules.spec import NAME_PATTERN, InvalidSchedule, rule_of
 from dialq.store import schedules_repo as repo
 from dialq.store.schedule_tables import Schedule
 from dialq.validation.durations import format_duration, parse_duration
@@ -128,6 +129,8 @@ def add(
 
 
 def _existing(service: ScheduleService, name: str) -> Schedule | None:
+    if not re.fullmatch(NAME_PATTERN, name) or len(name) > 100:
+        return None  # not a name any schedule can have: the validation below says why
     try:
         return service.get(name)
     except UnknownSchedule:

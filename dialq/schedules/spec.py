@@ -49,12 +49,16 @@ class InvalidSchedule(InvalidCallRequest):
     """Raised when a schedule breaks one or more rules; nothing is stored."""
 
 
+# A schedule's name: letters, digits and . _ : - (it appears in keys, logs and URLs).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+
 class _Input(BaseModel):
     """The accepted shape; values are checked further in `_resolve`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
     call: dict[str, Any]
     cron: str | None = Field(default=None, max_length=200)
     every: str | int | None = None

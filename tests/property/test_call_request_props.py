@@ -101,6 +101,17 @@ def test_a_rejection_never_repeats_injection_shaped_input(field: str, text: str)
             assert_is_a_dialable_call(outcome)
 
 
+US_CANADA = frozenset({"US", "CA"})
+
+
+def _refused_as_outside_us_canada(outcome: object) -> bool:
+    return (
+        isinstance(outcome, InvalidCallRequest)
+        and [e.field for e in outcome.errors] == ["phone_number"]
+        and "US or Canada" in outcome.errors[0].rule
+    )
+
+
 def test_every_regions_example_number_is_accepted_when_allowed_and_named_when_not() -> None:
     # given the example number of every region phonenumbers supports, in two spellings
     wrong: list[str] = []
@@ -113,7 +124,13 @@ def test_every_regions_example_number_is_accepted_when_allowed_and_named_when_no
             # when it is parsed with its country allowed, and with only NANP allowed
             allowed = parse({"phone_number": text}, allowed_country_codes={code})
             nanp_only = parse({"phone_number": text})
-            # then it is stored as E.164 when allowed, and refused as non-NANP otherwise
+            # then a +1 number outside the US and Canada is refused whatever is allowed...
+            if code == 1 and region not in US_CANADA:
+                for outcome in (allowed, nanp_only):
+                    if not _refused_as_outside_us_canada(outcome):
+                        wrong.append(f"{region} {text!r} outside US/Canada: {outcome!r}")
+                continue
+            # ...and any other is stored as E.164 when allowed, and refused as non-NANP otherwise
             if not isinstance(allowed, CallRequest) or allowed.phone_number != e164:
                 wrong.append(f"{region} {text!r} allowed: {allowed!r}")
             if code == 1:
@@ -136,8 +153,13 @@ def test_a_number_from_any_region_is_accepted_exactly_when_its_country_code_is_a
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     # when it is parsed
     outcome = parse({"phone_number": e164}, allowed_country_codes=codes)
-    # then it passes exactly when its code is allowed, and otherwise the rule lists the codes
-    if number.country_code in codes:
+    # then it passes exactly when its code is allowed (and, for +1, it is a US or Canada
+    # number), and otherwise the rule says why
+    if number.country_code == 1 and region not in US_CANADA:
+        assert _refused_as_outside_us_canada(outcome) or (
+            1 not in codes and isinstance(outcome, InvalidCallRequest)
+        )
+    elif number.country_code in codes:
         assert isinstance(outcome, CallRequest)
         assert outcome.phone_number == e164
     else:
