@@ -37,10 +37,12 @@ redis.call('HSET', KEYS[1], 'cooldown', cooldown, 'until', now + cooldown)
 return now + cooldown
 """
 
-# Returns {verdict, wait_ms}: 1 closed (dial), 2 the probe (dial), 0 open (wait wait_ms).
+# Returns {verdict, wait_ms}: 1 closed with no failure on record (dial), 3 closed with some
+# (dial), 2 the probe (dial), 0 open (wait wait_ms).
 ADMIT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {1, 0} end
 local until_ = tonumber(redis.call('HGET', KEYS[1], 'until') or 0)
-if until_ == 0 then return {1, 0} end
+if until_ == 0 then return {3, 0} end
 local now = tonumber(ARGV[1])
 if now < until_ then return {0, until_ - now} end
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {2, 0} end
@@ -56,6 +58,9 @@ class Admission:
     allowed: bool
     probe: bool = False
     wait_s: float = 0.0
+    # Nothing on record for the account: a success has nothing to close (saves a round trip
+    # on every dial while the API is healthy).
+    clean: bool = False
 
 
 class Circuit:
@@ -86,7 +91,7 @@ class Circuit:
         )
         if verdict == 0:
             return Admission(False, wait_s=max(0.05, int(wait_ms) / 1000))
-        return Admission(True, probe=verdict == 2)
+        return Admission(True, probe=verdict == 2, clean=verdict == 1)
 
     def failed(self, account: str, call_id: str, now_s: float) -> float | None:
         """Count an outage failure; when the circuit is (now) open, the time it reopens (s)."""

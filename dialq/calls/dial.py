@@ -74,6 +74,7 @@ class Dial:
         self.account = "default"
         self.on_later = on_later
         self.later: Later | None = None
+        self.circuit_clean = False  # the account's circuit had nothing on record at the claim
 
     def run(self) -> str:
         status = self._run()
@@ -140,6 +141,7 @@ class Dial:
             if not gate.allowed:
                 self._wait_for_api(session, call, gate.wait_s, now)
                 return None
+            self.circuit_clean = gate.clean
         admission = self.ctx.capacity.acquire(
             call.account,
             call.id,
@@ -327,7 +329,7 @@ class Dial:
         return self._redial_later(CallStatus.WAITING, delay_s, outcome.reason, "capacity_waits")
 
     def _api_answered(self) -> None:
-        if self.ctx.circuit is not None:
+        if self.ctx.circuit is not None and not self.circuit_clean:
             self.ctx.circuit.succeeded(self.account)
 
     def _outage(self, outcome: StartOutcome) -> str | None:

@@ -113,13 +113,13 @@ def poison(
 
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest version."""
-    from dialq.ops.doctor import safe_url
+    from dialq.config import mask_url
     from dialq.store.db import schema_levels
 
     url = Settings().database_url_resolved
     before, heads = schema_levels(url)
     Database(url).upgrade()
-    outcome = upgrade_outcome(before, heads, safe_url(url))
+    outcome = upgrade_outcome(before, heads, mask_url(url))
     out.print(outcome, highlight=False, markup=False, soft_wrap=True)
 
 

@@ -68,12 +68,12 @@ def _source(name: str, document: dict[str, Any]) -> str:
 
 
 def _shown(value: object) -> object:
-    from dialq.ops.doctor import safe_url
+    from dialq.config import mask_url
 
     if isinstance(value, SecretStr):
         return MASK if value.get_secret_value() else ""
     if isinstance(value, str) and "://" in value:
-        return safe_url(value)
+        return mask_url(value)
     if isinstance(value, dict):  # accounts: their secrets too
         return {key: _shown(item) for key, item in value.items()}
     if hasattr(value, "model_dump"):

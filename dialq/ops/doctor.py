@@ -38,18 +38,13 @@ class Check:
         return self.status == OK
 
 
-def safe_url(url: str) -> str:
-    """The URL without its password, in the user-info or the query (`?password=`)."""
-    return mask_url(url)
-
-
 def _short(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {text}"[:300]
 
 
 def check_broker(settings: Settings, timeout_s: float) -> tuple[Check, redis.Redis | None]:
-    url = safe_url(settings.broker_url)
+    url = mask_url(settings.broker_url)
     client = redis.Redis.from_url(
         settings.broker_url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
     )
@@ -76,9 +71,9 @@ def check_database(settings: Settings) -> Check:
         current, heads = schema_levels(url)
     except Exception as error:
         cause = error.__cause__ or error  # the driver's own words, first line only
-        return Check("database", FAIL, f"cannot connect to {safe_url(url)}: {_short(cause)}")
+        return Check("database", FAIL, f"cannot connect to {mask_url(url)}: {_short(cause)}")
     if current == heads:
-        return Check("database", OK, f"{safe_url(url)} at the newest schema")
+        return Check("database", OK, f"{mask_url(url)} at the newest schema")
     missing = ", ".join(sorted(heads - current)) or "?"
     detail = f"schema not up to date (missing {missing}): run `dialq db upgrade`"
     if not current:

@@ -24,6 +24,15 @@ def _empty_database(url: str) -> None:
 
 
 @pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """The store alone, on empty tables (SQLite, then PostgreSQL)."""
+    _empty_database(database_url)
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
 def stack(redis_url: str, database_url: str, tmp_path: Path) -> Iterator[Stack]:
     """Everything but the workers, which each test starts when its stage is set."""
     _empty_database(database_url)

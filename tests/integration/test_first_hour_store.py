@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
-from sqlalchemy import text
 
 from dialq.calls.read import call_detail
 from dialq.calls.states import DIALABLE, RESOLVABLE
@@ -14,17 +10,6 @@ from dialq.store import Call, CallStatus, Database
 from dialq.store import calls_repo as repo
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    with database.transaction() as session:
-        for table in ("attempts", "events", "calls"):
-            session.execute(text(f"DELETE FROM {table}"))
-    yield database
-    database.dispose()
 
 
 def a_call(call_id: str) -> Call:

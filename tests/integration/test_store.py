@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from dialq.calls.states import IllegalTransition
 from dialq.store import Call, CallStatus, Conflict, Database
@@ -15,17 +14,6 @@ from dialq.store import calls_repo as repo
 from dialq.store.tables import Event
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    with database.transaction() as session:
-        for table in ("attempts", "events", "calls"):
-            session.execute(text(f"DELETE FROM {table}"))
-    yield database
-    database.dispose()
 
 
 def new_call(call_id: str, **overrides: object) -> Call:

@@ -10,7 +10,7 @@ import redis
 from typer.testing import CliRunner
 
 from dialq.cli.entry import app
-from dialq.config import Settings
+from dialq.config import Settings, mask_url
 from dialq.ops import doctor
 from dialq.ops.doctor import FAIL, OK, Check
 from dialq.ops.local_redis import free_port
@@ -26,7 +26,7 @@ from dialq.ops.local_redis import free_port
     ],
 )
 def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
-    assert doctor.safe_url(url) == shown
+    assert mask_url(url) == shown
 
 
 def test_json_report_is_ok_only_when_every_check_is() -> None:
