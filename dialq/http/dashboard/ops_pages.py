@@ -1,5 +1,5 @@
 """The schedules page (next occurrences in the zone and in UTC, recent ones linked to their
-calls, pause and resume) and the health page."""
+calls, pause and resume) and the health page (what `dialq doctor` checks, live)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from dialq.config import DEFAULT_ACCOUNT
 from dialq.http.auth import Principal
 from dialq.http.dashboard.access import Actor, SignedIn
-from dialq.http.dashboard.render import page
+from dialq.http.dashboard.live import live
+from dialq.http.dashboard.render import fragment, page
 from dialq.http.dashboard.signin_routes import PREFIX
 from dialq.http.problems import ApiProblem
 from dialq.http.state import ApiState, api_state
+from dialq.ops import doctor
 from dialq.schedules.rules import local_iso, utc_iso
 from dialq.store import schedules_repo
 
@@ -92,3 +95,28 @@ async def pause(request: Request, who: Actor, name: str) -> RedirectResponse:
 async def resume(request: Request, who: Actor, name: str) -> RedirectResponse:
     await _set_enabled(request, who, name, True)
     return RedirectResponse(f"{PREFIX}/schedules", status_code=303)
+
+
+# `dialq doctor` pings workers and asks Symbl for tokens: every few seconds is plenty.
+HEALTH_POLL_S: Final = 5.0
+
+
+def health_view(state: ApiState) -> dict[str, Any]:
+    checks, elapsed_s = doctor.timed(state.settings)
+    return {"checks": checks, "elapsed_s": elapsed_s, "ok": all(c.ok for c in checks)}
+
+
+@router.get("/health")
+async def health_page(request: Request, who: SignedIn) -> HTMLResponse:
+    view = await run_in_threadpool(health_view, api_state(request))
+    return page(request, "health.html", {"viewer": who, **view})
+
+
+@router.get("/health-live")
+def health_stream(request: Request, who: SignedIn) -> EventSourceResponse:
+    state = api_state(request)
+
+    def parts() -> dict[str, str]:
+        return {"health": fragment("health_live.html", health_view(state))}
+
+    return live(request, parts, poll_s=HEALTH_POLL_S)

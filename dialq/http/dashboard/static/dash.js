@@ -6,7 +6,7 @@
   window.dialqCharts = charts;
 
   function size(box) {
-    return { width: Math.max(280, box.clientWidth - 4), height: 240 };
+    return { width: Math.max(280, box.clientWidth), height: 240 };
   }
 
   function options(box, chart) {
@@ -20,9 +20,11 @@
       series: [
         {},
         { label: "live", stroke: "#0b4f9c", fill: "rgba(11,79,156,0.15)", width: 2,
-          paths: uPlot.paths.stepped({ align: 1 }) },
-        { label: "configured limit", stroke: "#a8141a", dash: [6, 4], width: 2 },
-        { label: "learned limit", stroke: "#8a4b00", dash: [2, 3], width: 2 }
+          paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } },
+        { label: "configured limit", stroke: "#a8141a", dash: [6, 4], width: 2,
+          points: { show: false } },
+        { label: "learned limit", stroke: "#8a4b00", dash: [2, 3], width: 2,
+          points: { show: false } }
       ]
     };
   }
