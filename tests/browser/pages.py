@@ -3,6 +3,7 @@ browser sent and received, to search for what must never be there."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,9 @@ class NetworkLog:
         self.entries.extend(f"{k}: {v}" for k, v in response.headers.items())
         if "event-stream" in response.headers.get("content-type", ""):
             return
-        try:
+        # Redirects and aborted loads have no body to read.
+        with suppress(Exception):
             self.entries.append(response.text())
-        except Exception:  # noqa: S110  (redirects and aborted loads have no body to read)
-            pass
 
     def text(self) -> str:
         return "\n".join(self.entries)

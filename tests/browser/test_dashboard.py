@@ -77,8 +77,11 @@ def test_the_calls_page_follows_a_call_from_queued_to_completed_and_its_page_sho
         expect(page.locator("#insights")).to_contain_text("Action items")
         timeline = page.locator("table.timeline tbody tr")
         expect(timeline.filter(has_text="start: 2")).to_have_count(1)
-        expect(timeline.filter(has_text="connected → stopping").or_(
-            timeline.filter(has_text="→ completed"))).not_to_have_count(0)
+        expect(
+            timeline.filter(has_text="connected → stopping").or_(
+                timeline.filter(has_text="→ completed")
+            )
+        ).not_to_have_count(0)
         shoot(page, screenshots, "call")
         assert_nothing_secret(page, log, key)
 
@@ -207,7 +210,8 @@ def test_the_schedules_page_lists_next_occurrences_across_a_dst_change_in_local_
         texts = [rows.nth(i).inner_text().split() for i in range(5)]
         assert [local[11:19] for local, _ in texts] == ["09:30:00"] * 5
         assert [utc[11:16] for _, utc in texts] == ["14:30", "14:30", "13:30", "13:30", "13:30"]
-        assert texts[0][0].startswith("2027-03-12") and texts[0][0].endswith("-05:00")
+        assert texts[0][0].startswith("2027-03-12")
+        assert texts[0][0].endswith("-05:00")
         assert texts[2][0].endswith("-04:00")
         shoot(page, screenshots, "schedules")
         # and pausing it from the page stops its occurrences until resumed
