@@ -41,7 +41,7 @@ def _timing(row: Any) -> str:
 
 
 def schedules_view(state: ApiState, principal: Principal) -> list[dict[str, Any]]:
-    shown = []
+    shown: list[dict[str, Any]] = []
     with state.database().sessions() as session:
         for row in schedules_repo.list_schedules(session):
             if not principal.sees(_account(row.template or {})):
