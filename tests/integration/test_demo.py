@@ -87,3 +87,5 @@ def test_the_demo_with_keep_leaves_the_dashboard_up_until_ctrl_c(tmp_path: Path)
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+        if demo.stdout is not None:
+            demo.stdout.close()
