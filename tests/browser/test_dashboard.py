@@ -15,6 +15,8 @@ from tests.stack import APP_SECRET, WEBHOOK_SECRET, Stack
 
 NUMBER = "+14155550123"
 READ_ONLY = ("calls:read",)
+# `dialq api` imports a lot: on a busy machine it takes far longer to answer than in CI.
+API_START_S = 120.0
 # A live call's wait is long enough to be canceled by hand; the burst's calls are short.
 LONG_S = 10
 
@@ -49,7 +51,7 @@ def test_the_calls_page_follows_a_call_from_queued_to_completed_and_its_page_sho
 ) -> None:
     # given a stack whose calls last 3 s, `dialq api`, and a browser signed in with a key
     stack.sandbox.control.configure(call_seconds=3)
-    with running_api(stack.env, stack.workdir) as api:
+    with running_api(stack.env, stack.workdir, API_START_S) as api:
         key = api.make_key("default")
         page, log = open_page(browser)
         sign_in(page, api.url, key)
@@ -91,7 +93,7 @@ def test_cancel_from_the_call_page_stops_the_live_call_at_the_sandbox(
 ) -> None:
     # given a live call and a browser signed in with a key that may write
     stack.start_worker()
-    with running_api(stack.env, stack.workdir) as api:
+    with running_api(stack.env, stack.workdir, API_START_S) as api:
         key = api.make_key("default")
         call_id = place(api, key)
         stack.wait_for(call_id, {"connected"}, timeout_s=30)
@@ -117,7 +119,7 @@ def test_a_read_only_key_sees_no_buttons_and_the_actions_refuse_it_and_any_post_
     stack: Stack, browser: Any
 ) -> None:
     # given a queued call, one browser signed in read-only and one with a writing key
-    with running_api(stack.env, stack.workdir) as api:
+    with running_api(stack.env, stack.workdir, API_START_S) as api:
         writer_key = api.make_key("default")
         reader_key = api.make_key("default", scopes=READ_ONLY)
         call_id = place(api, writer_key)
@@ -158,7 +160,7 @@ def test_the_capacity_chart_draws_a_burst_larger_than_the_limit_never_above_it(
     stack.env["DIALQ_MAX_CONCURRENT_CALLS"] = "3"
     stack.sandbox.control.configure(call_seconds=3)
     stack.start_worker()
-    with running_api(stack.env, stack.workdir) as api:
+    with running_api(stack.env, stack.workdir, API_START_S) as api:
         key = api.make_key("default", scopes=("admin",))
         page, log = open_page(browser)
         sign_in(page, api.url, key)
@@ -198,7 +200,7 @@ def test_the_schedules_page_lists_next_occurrences_across_a_dst_change_in_local_
         },
         settings=stack.settings,
     )
-    with running_api(stack.env, stack.workdir) as api:
+    with running_api(stack.env, stack.workdir, API_START_S) as api:
         key = api.make_key("default")
         page, log = open_page(browser)
         sign_in(page, api.url, key)
@@ -228,7 +230,7 @@ def test_the_health_page_shows_what_doctor_checks_with_worker_and_beat_up(
     # given a worker and beat running, and a browser signed in
     stack.start_worker()
     stack.start_beat()
-    with running_api(stack.env, stack.workdir) as api:
+    with running_api(stack.env, stack.workdir, API_START_S) as api:
         key = api.make_key("default")
         page, log = open_page(browser)
         sign_in(page, api.url, key)
