@@ -146,6 +146,9 @@ def test_a_read_only_key_sees_no_buttons_and_the_actions_refuse_it_and_any_post_
             assert refused.status == 403, refused.text()
             assert "CSRF" in refused.json()["detail"]
         assert stack.call(call_id)["status"] == "queued"
+        # and the operators' pages tell the reader they need an admin key
+        reader.goto(f"{api.url}/dashboard/health")
+        expect(reader.get_by_role("alert")).to_contain_text("admin")
         # and without a session every page sends to sign-in
         stranger = browser.new_context().new_page()
         stranger.goto(f"{api.url}/dashboard/calls/{call_id}")
@@ -231,7 +234,7 @@ def test_the_health_page_shows_what_doctor_checks_with_worker_and_beat_up(
     stack.start_worker()
     stack.start_beat()
     with running_api(stack.env, stack.workdir, API_START_S) as api:
-        key = api.make_key("default")
+        key = api.make_key("default", scopes=("admin",))
         page, log = open_page(browser)
         sign_in(page, api.url, key)
         # when the health page is opened

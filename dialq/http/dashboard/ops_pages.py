@@ -16,6 +16,7 @@ from dialq.http.dashboard.access import Actor, SignedIn
 from dialq.http.dashboard.live import live
 from dialq.http.dashboard.render import fragment, page
 from dialq.http.dashboard.signin_routes import PREFIX
+from dialq.http.keys import ADMIN
 from dialq.http.problems import ApiProblem
 from dialq.http.state import ApiState, api_state
 from dialq.ops import doctor
@@ -108,12 +109,17 @@ def health_view(state: ApiState) -> dict[str, Any]:
 
 @router.get("/health")
 async def health_page(request: Request, who: SignedIn) -> HTMLResponse:
+    # Doctor's details name servers, ports and workers: an operator's, not every key's.
+    if not who.can(ADMIN):
+        return page(request, "needs_admin.html", {"viewer": who, "what": "Health"}, 403)
     view = await run_in_threadpool(health_view, api_state(request))
     return page(request, "health.html", {"viewer": who, **view})
 
 
 @router.get("/health-live")
 def health_stream(request: Request, who: SignedIn) -> EventSourceResponse:
+    if not who.can(ADMIN):
+        raise ApiProblem(403, f"this API key lacks the scope {ADMIN}")
     state = api_state(request)
 
     def parts() -> dict[str, str]:
