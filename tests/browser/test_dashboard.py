@@ -113,6 +113,15 @@ def test_cancel_from_the_call_page_stops_the_live_call_at_the_sandbox(
             ended["status"], timeout=15_000
         )
         assert_nothing_secret(page, log, key)
+        # and signing out ends the session: the same cookie opens nothing any more
+        cookies = page.context.cookies()
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(f"{api.url}/dashboard/sign-in")
+        replay = browser.new_context()
+        replay.add_cookies(cookies)
+        again = replay.new_page()
+        again.goto(f"{api.url}/dashboard/calls")
+        assert again.url.endswith("/dashboard/sign-in")
 
 
 def test_a_read_only_key_sees_no_buttons_and_the_actions_refuse_it_and_any_post_without_csrf(

@@ -12,6 +12,8 @@ from fastapi import Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
+from dialq.http.dashboard.access import SignInNeeded, viewer
+
 # How often the server looks again: live enough to follow a call, cheap for the database.
 POLL_S: Final = 1.0
 # Ages and waits in the fragments move with the clock: resent this often even if unchanged.
@@ -21,10 +23,22 @@ PING_S: Final = 15
 Parts = Callable[[], dict[str, str]]
 
 
+def _signed_in(request: Request) -> bool:
+    try:
+        viewer(request)
+    except SignInNeeded:
+        return False
+    return True
+
+
 async def _events(request: Request, parts: Parts, poll_s: float) -> AsyncIterator[ServerSentEvent]:
     sent: dict[str, str] = {}
     refreshed = time.monotonic()
     while not await request.is_disconnected():
+        # A signed-out session or a revoked key ends the stream (the browser's reconnect is
+        # then sent to sign-in).
+        if not await run_in_threadpool(_signed_in, request):
+            return
         fresh = await run_in_threadpool(parts)
         stale = time.monotonic() - refreshed > REFRESH_S
         if stale:
