@@ -3,22 +3,38 @@ scope and CSRF, the capacity chart, schedules across DST, and nothing secret any
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
 
+from dialq.http.keys import key_digest
 from dialq.schedules import upsert_schedule
+from dialq.store import Database, apikeys_repo
 from tests.browser.pages import WIDE, NetworkLog, shoot, sign_in
 from tests.integration.test_http_api import Api, running_api
 from tests.stack import APP_SECRET, WEBHOOK_SECRET, Stack
 
 NUMBER = "+14155550123"
+START = {"path": "/v1/endpoint:connect", "operation": "start"}
 READ_ONLY = ("calls:read",)
 # `dialq api` imports a lot: on a busy machine it takes far longer to answer than in CI.
 API_START_S = 120.0
 # A live call's wait is long enough to be canceled by hand; the burst's calls are short.
 LONG_S = 10
+
+
+def revoke(api: Api, key: str) -> None:
+    """As `dialq apikey revoke` does."""
+    db = Database(api.env["DIALQ_DATABASE_URL"])
+    try:
+        with db.transaction() as session:
+            found = apikeys_repo.find_active(session, key_digest(key))
+            assert found is not None
+            apikeys_repo.revoke(session, found.id, datetime.now(UTC))
+    finally:
+        db.dispose()
 
 
 def secrets_of(key: str) -> list[str]:
@@ -258,3 +274,32 @@ def test_the_health_page_shows_what_doctor_checks_with_worker_and_beat_up(
             "OK", timeout=30_000
         )
         assert_nothing_secret(page, log, key)
+
+
+def test_redial_from_the_page_puts_a_failed_call_back_in_line_and_a_revoked_key_is_signed_out(
+    stack: Stack, browser: Any
+) -> None:
+    # given a call the API rejected (400: failed for good), and a writer signed in
+    stack.sandbox.control.script(
+        [{"match": START, "times": 1, "action": {"type": "status", "status": 400}}]
+    )
+    stack.start_worker()
+    with running_api(stack.env, stack.workdir, API_START_S) as api:
+        key = api.make_key("default")
+        call_id = place(api, key)
+        assert stack.wait_for(call_id, {"failed"}, timeout_s=30)["status"] == "failed"
+        page, log = open_page(browser)
+        sign_in(page, api.url, key)
+        page.goto(f"{api.url}/dashboard/calls/{call_id}")
+        # when the operator redials it and confirms
+        page.get_by_text("Redial…").click()
+        page.get_by_role("button", name="Yes, redial").click()
+        # then the page says so, and the worker dials it again to the end
+        expect(page.get_by_role("status")).to_contain_text("Redial requested")
+        redialed = stack.wait_for(call_id, {"connected", "completed"}, timeout_s=30)
+        assert any("redial requested" in (e["detail"] or "") for e in redialed["events"])
+        assert_nothing_secret(page, log, key)
+        # and when the key is revoked, the next page sends the browser to sign-in
+        revoke(api, key)
+        page.goto(f"{api.url}/dashboard/calls")
+        assert page.url.endswith("/dashboard/sign-in")
