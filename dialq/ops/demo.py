@@ -143,7 +143,7 @@ def _run(workdir: Path, *, calls: int, limit: int, timeout_s: float, keep: bool)
         os.environ.update(env)  # this process produces calls with the same settings
         settings = Settings()
         Database(settings.database_url_resolved).upgrade()
-        api_url = _start_dashboard(stack, settings, env, workdir)
+        api_url = _start_dashboard(stack, env, workdir)
         celery = [sys.executable, "-m", "celery", "-A", "dialq.worker"]
         stack.enter_context(
             _process(
@@ -168,7 +168,7 @@ def _run(workdir: Path, *, calls: int, limit: int, timeout_s: float, keep: bool)
                 workdir / "beat.log",
             )
         )
-        dashboard = _announce_dashboard(api_url, settings, workdir)
+        dashboard = demo_dashboard.announce(api_url, settings, workdir, console)
         console.print(
             f"sandbox at {sandbox.url} allows {limit} live calls; placing {calls} calls "
             "(dialq holds the others as 'waiting' and starts each the moment a slot frees)"
@@ -188,28 +188,11 @@ def _run(workdir: Path, *, calls: int, limit: int, timeout_s: float, keep: bool)
     return False
 
 
-def _start_dashboard(
-    stack: ExitStack, settings: Settings, env: dict[str, str], workdir: Path
-) -> str:
+def _start_dashboard(stack: ExitStack, env: dict[str, str], workdir: Path) -> str:
     """`dialq api` for the demo's stack, started first: it takes a while to import."""
     port = free_port()
     stack.enter_context(_process(demo_dashboard.api_command(port), env, workdir / "api.log"))
     return f"http://127.0.0.1:{port}"
-
-
-def _announce_dashboard(url: str, settings: Settings, workdir: Path) -> str:
-    """Print the dashboard's URL and a key to sign in with, once it answers."""
-    if not demo_dashboard.wait_until_up(url):
-        console.print(f"[yellow]the dashboard did not start[/] (see {workdir / 'api.log'})")
-        return f"{url}/dashboard"
-    key = demo_dashboard.demo_key(settings)
-    console.print(
-        f"dashboard: [bold]{url}/dashboard[/] (sign in with the demo's admin key {key}; "
-        "it lives as long as the demo)",
-        highlight=False,
-        soft_wrap=True,
-    )
-    return f"{url}/dashboard"
 
 
 def _show_rejection(settings: Settings) -> None:

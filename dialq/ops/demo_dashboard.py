@@ -10,9 +10,11 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final
 
 import requests
+from rich.console import Console
 
 from dialq.config import DEFAULT_ACCOUNT, Settings
 from dialq.http.keys import ADMIN, key_digest, new_key, shown_part
@@ -61,6 +63,20 @@ def wait_until_up(url: str, timeout_s: float = START_TIMEOUT_S) -> bool:
             pass
         time.sleep(0.2)
     return False
+
+
+def announce(url: str, settings: Settings, workdir: Path, console: Console) -> str:
+    """Print the dashboard's URL and a key to sign in with, once it answers; its URL."""
+    if not wait_until_up(url):
+        console.print(f"[yellow]the dashboard did not start[/] (see {workdir / 'api.log'})")
+        return f"{url}/dashboard"
+    console.print(
+        f"dashboard: [bold]{url}/dashboard[/] (sign in with the demo's admin key "
+        f"{demo_key(settings)}; it lives as long as the demo)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return f"{url}/dashboard"
 
 
 def wait_for_ctrl_c() -> None:
