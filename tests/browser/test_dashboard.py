@@ -141,7 +141,7 @@ def test_cancel_from_the_call_page_stops_the_live_call_at_the_sandbox(
 
 
 def test_a_read_only_key_sees_no_buttons_and_the_actions_refuse_it_and_any_post_without_csrf(
-    stack: Stack, browser: Any
+    stack: Stack, browser: Any, screenshots: Path
 ) -> None:
     # given a queued call, one browser signed in read-only and one with a writing key
     with running_api(stack.env, stack.workdir, API_START_S) as api:
@@ -178,6 +178,7 @@ def test_a_read_only_key_sees_no_buttons_and_the_actions_refuse_it_and_any_post_
         stranger = browser.new_context().new_page()
         stranger.goto(f"{api.url}/dashboard/calls/{call_id}")
         assert stranger.url.endswith("/dashboard/sign-in")
+        shoot(stranger, screenshots, "sign-in")
         assert_nothing_secret(reader, reader_log, reader_key)
 
 
