@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from dialq.api import close_runtimes
 from dialq.config import Settings
-from dialq.http import calls_routes, events_routes, ops_routes, problems, results_routes
+from dialq.http import calls_routes, dashboard, events_routes, ops_routes, problems, results_routes
 from dialq.http.state import ApiState
 from dialq.store import DatabaseUnavailable
 
@@ -41,4 +41,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for routes in (calls_routes, events_routes, results_routes, ops_routes):
         app.include_router(routes.router)
+    dashboard.mount(app)
     return app
