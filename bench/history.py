@@ -508,6 +508,8 @@ def explain(db: Database, query: Query) -> list[str]:
     nodes: list[str] = []
     with db.engine.connect() as conn:
         for statement, parameters in statements_of(db, query):
+            if isinstance(parameters, list):
+                parameters = parameters[0]  # an executemany: every row has the same plan
             plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters)
             nodes += plan_nodes(plan.scalar_one()[0]["Plan"])
             nodes.append("|")  # the next statement of the same call

@@ -278,24 +278,26 @@ def set_watch_due(session: Session, call_id: str, due_at: datetime) -> None:
     )
 
 
-def claim_look(
-    session: Session,
-    call_id: str,
-    *,
-    statuses: Collection[CallStatus],
-    due_by: datetime,
-    next_due: datetime,
-) -> bool:
-    """Take the next look at a live call, if it is due by `due_by`; it is next due at
-    `next_due`. Of several messages for the same look, one gets True (a duplicate, False)."""
-    result = session.execute(
-        update(Call)
-        .where(Call.id == call_id, Call.status.in_([s.value for s in statuses]))
-        .where(or_(Call.watch_due_at.is_(None), Call.watch_due_at <= due_by))
-        .values(watch_due_at=next_due)
-        .execution_options(synchronize_session=False)
+def take_look(
+    session: Session, call_id: str, *, due_by: datetime, next_due: datetime
+) -> Call | None:
+    """Claim the next look at a live call and read it, in one statement: the call when the
+    look is due by `due_by` (it is next due at `next_due`), or when a cancel waits for it while
+    connected; None otherwise. Of several messages for one look, one gets the call."""
+    live = [CallStatus.CONNECTED.value, CallStatus.STOPPING.value]
+    cancel_waiting = and_(
+        Call.status == CallStatus.CONNECTED.value, Call.cancel_requested_at.is_not(None)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    statement = (
+        update(Call)
+        .where(Call.id == call_id, Call.status.in_(live))
+        .where(or_(Call.watch_due_at.is_(None), Call.watch_due_at <= due_by, cancel_waiting))
+        .values(watch_due_at=next_due)
+        .returning(Call)
+    )
+    return session.scalars(
+        statement, execution_options={"synchronize_session": False}
+    ).one_or_none()
 
 
 def reclaim_stop(session: Session, call_id: str, *, seen_at: datetime, now: datetime) -> bool:
