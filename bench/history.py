@@ -535,14 +535,14 @@ def measure(args: argparse.Namespace, url: str, clock: Clock) -> Measured:
     db.upgrade()
     with psycopg.connect(plain(url)) as conn:
         load_active(conn, clock)
-    with db.transaction() as session:
-        state_counts.fold(session)  # as the watchdog's tick does
     measured = Measured()
     have = 0
     try:
         for size in args.sizes:
             grow(url, clock, have, size)
             have = size
+            with db.transaction() as session:
+                state_counts.fold(session)  # as the watchdog's tick does
             probe = oldest_prefix(db)
             for name, count in expected_found(db, clock.now, probe).items():
                 measured.found.setdefault(name, {})[size] = count
