@@ -39,7 +39,8 @@ def empty_database(url: str) -> None:
     db = Database(url)
     db.upgrade()
     with db.transaction() as session:
-        for table in ("attempts", "events", "calls", "api_keys"):
+        tables = ("attempts", "events", "calls", "api_keys", "schedule_occurrences", "schedules")
+        for table in tables:
             session.execute(text(f"DELETE FROM {table}"))
     db.dispose()
 
