@@ -19,6 +19,7 @@ from dialq.http.auth import Principal, requires
 from dialq.http.body import json_object
 from dialq.http.cursor import decode_cursor, encode_cursor
 from dialq.http.keys import CALLS_READ, CALLS_WRITE
+from dialq.http.links import CALL_LINKS
 from dialq.http.lookup import owned
 from dialq.http.problems import ApiProblem, responses, unavailable
 from dialq.http.schemas import CallDetailOut, CallOut, CallPage, CancelOut, RedialOut
@@ -110,7 +111,12 @@ def _detail(call: Call) -> dict[str, Any]:
     summary="Place a call",
     openapi_extra=_CALL_REQUEST_BODY,
     responses={
-        200: {"model": CallOut, "description": "A replay: the call this key already made"},
+        201: {"description": "Made now", "links": CALL_LINKS},
+        200: {
+            "model": CallOut,
+            "description": "A replay: the call this key already made",
+            "links": CALL_LINKS,
+        },
         **responses(401, 403, 409, 413, 422, 503),
     },
 )

@@ -18,6 +18,7 @@ from dialq.config import DEFAULT_ACCOUNT
 from dialq.http.auth import Principal, requires
 from dialq.http.body import json_object
 from dialq.http.keys import CALLS_READ, SCHEDULES_READ, SCHEDULES_WRITE
+from dialq.http.links import SCHEDULE_LINKS
 from dialq.http.problems import ApiProblem, responses
 from dialq.http.schedule_schemas import (
     NextOut,
@@ -91,7 +92,8 @@ def _with_account(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
     summary="Create or replace a schedule",
     openapi_extra=_BODY,
     responses={
-        200: {"model": ScheduleOut, "description": "Replaced"},
+        201: {"description": "Created", "links": SCHEDULE_LINKS},
+        200: {"model": ScheduleOut, "description": "Replaced", "links": SCHEDULE_LINKS},
         **responses(401, 403, 409, 413, 422, 503),
     },
 )
