@@ -34,11 +34,18 @@ router = APIRouter(prefix="/v1/calls", tags=["calls"])
 KEY_FIELD: Final = "idempotency_key"
 # A session name is at most 200 characters: a longer term can match nothing.
 MAX_SEARCH_CHARS: Final = 200
+# No control characters in a filter: PostgreSQL refuses a NUL in any text it is sent.
+PRINTABLE: Final = r"^[^\x00-\x1f\x7f]+$"
 # The body is read by hand (size limit, dialq's own validation): its schema is the model's.
 _CALL_REQUEST_BODY: Final = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": CallRequest.model_json_schema()}},
+        "content": {
+            "application/json": {
+                "schema": CallRequest.model_json_schema(),
+                "example": {"phone_number": "+14155550123", "session_name": "Standup"},
+            }
+        },
     }
 }
 
@@ -158,13 +165,15 @@ def list_calls(
     created_after: AwareDatetime | None = None,
     created_before: AwareDatetime | None = None,
     schedule: Annotated[
-        str | None, Query(max_length=100, description="Only calls this schedule placed.")
+        str | None,
+        Query(max_length=100, pattern=PRINTABLE, description="Only calls this schedule placed."),
     ] = None,
     search: Annotated[
         str | None,
         Query(
             min_length=1,
             max_length=MAX_SEARCH_CHARS,
+            pattern=PRINTABLE,
             description="A part of the session name, in any case.",
         ),
     ] = None,

@@ -44,7 +44,16 @@ RECENT_OCCURRENCES: Final = 20
 _BODY: Final = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": input_schema()}},
+        "content": {
+            "application/json": {
+                "schema": input_schema(),
+                "example": {
+                    "cron": "0 9 * * 1-5",
+                    "timezone": "America/New_York",
+                    "call": {"phone_number": "+14155550123", "session_name": "Standup"},
+                },
+            }
+        },
     }
 }
 
