@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from dialq.config import DEFAULT_ACCOUNT
 from dialq.http.auth import Principal, requires
@@ -30,7 +31,7 @@ from dialq.http.schedule_schemas import (
 )
 from dialq.http.state import api_state
 from dialq.schedules.rules import local_iso
-from dialq.schedules.service import ScheduleService, UnknownSchedule
+from dialq.schedules.service import SavedSchedule, ScheduleService, UnknownSchedule
 from dialq.schedules.spec import NAME_PATTERN, InvalidSchedule, input_schema
 from dialq.store import schedules_repo as repo
 from dialq.store.errors import translated
@@ -116,7 +117,19 @@ async def put_schedule(
     if body.get("name", name) != name:
         raise _invalid([FieldError("name", "differs from the name in the path")])
     data = _with_account({**body, "name": name}, principal)
-    service = _service(request)
+    # The database work runs in a worker thread, as every plain route's does.
+    saved, view = await run_in_threadpool(_put, request, principal, data)
+    response.status_code = 201 if saved.created else 200
+    response.headers["Location"] = f"{router.prefix}/{name}"
+    log.info("schedule %s %s over HTTP by key %s", name,
+             "created" if saved.created else "replaced", principal.key_id)  # fmt: skip
+    return view
+
+
+def _put(
+    request: Request, principal: Principal, data: dict[str, Any]
+) -> tuple[SavedSchedule, dict[str, Any]]:
+    service, name = _service(request), str(data["name"])
     try:
         definition = service.parse(data)
     except InvalidSchedule as error:
@@ -136,11 +149,7 @@ async def put_schedule(
         saved = service.upsert(definition, source="api")
     except InvalidSchedule as error:
         raise _invalid(error.errors) from None
-    response.status_code = 201 if saved.created else 200
-    response.headers["Location"] = f"{router.prefix}/{name}"
-    log.info("schedule %s %s over HTTP by key %s", name,
-             "created" if saved.created else "replaced", principal.key_id)  # fmt: skip
-    return schedule_out(service.get(name))
+    return saved, schedule_out(service.get(name))
 
 
 @router.get(
