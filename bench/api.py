@@ -113,9 +113,9 @@ def server(command: list[str], env: dict[str, str], health: str, log: Path) -> I
             if process.poll() is not None:
                 raise RuntimeError(log.read_text()[-3000:])
             try:
-                if requests.get(health, timeout=1).status_code < 500:
+                if requests.get(health, timeout=5).status_code < 500:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy starting
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{command[0]} did not start: {log.read_text()[-3000:]}")
