@@ -12,6 +12,7 @@ from dialq.api import close_runtimes
 from dialq.config import Settings
 from dialq.http import (
     calls_routes,
+    dashboard,
     events_routes,
     ops_routes,
     problems,
@@ -48,4 +49,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for routes in (calls_routes, events_routes, results_routes, schedules_routes, ops_routes):
         app.include_router(routes.router)
+    dashboard.mount(app)
     return app
