@@ -72,6 +72,7 @@ def test_generated_and_linked_requests_get_no_5xx_and_answers_match_the_document
                 "1",
                 "--no-color",
             ],
+            cwd=tmp_path,  # its cache of found crashes stays out of the work tree
             capture_output=True,
             text=True,
             timeout=360,
