@@ -230,7 +230,7 @@ def test_the_schedules_page_lists_next_occurrences_across_a_dst_change_in_local_
         settings=stack.settings,
     )
     with running_api(stack.env, stack.workdir, API_START_S) as api:
-        key = api.make_key("default")
+        key = api.make_key("default", scopes=("calls:read", "schedules:write"))
         page, log = open_page(browser)
         sign_in(page, api.url, key)
         # when the schedules page is opened
@@ -251,6 +251,13 @@ def test_the_schedules_page_lists_next_occurrences_across_a_dst_change_in_local_
         page.get_by_role("button", name="Resume standup").click()
         expect(page.locator("table.next tbody tr")).to_have_count(5)
         assert_nothing_secret(page, log, key)
+        # and a key that may place calls but not change schedules sees no pause button
+        caller = api.make_key("default")
+        page.context.clear_cookies()
+        sign_in(page, api.url, caller)
+        page.goto(f"{api.url}/dashboard/schedules")
+        expect(page.locator("table.next tbody tr")).to_have_count(5)
+        expect(page.get_by_role("button", name="Pause standup")).to_have_count(0)
 
 
 def test_the_health_page_shows_what_doctor_checks_with_worker_and_beat_up(

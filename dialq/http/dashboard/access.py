@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Final
 
@@ -11,7 +12,7 @@ from fastapi import Depends, Request
 
 from dialq.http.auth import Principal
 from dialq.http.dashboard.sessions import load_session
-from dialq.http.keys import CALLS_WRITE, allows
+from dialq.http.keys import CALLS_WRITE, SCHEDULES_WRITE, allows
 from dialq.http.problems import ApiProblem
 from dialq.http.state import api_state
 from dialq.store import apikeys_repo
@@ -34,6 +35,10 @@ class Viewer:
     @property
     def can_write(self) -> bool:
         return allows(self.principal.scopes, CALLS_WRITE)
+
+    @property
+    def can_change_schedules(self) -> bool:
+        return allows(self.principal.scopes, SCHEDULES_WRITE)
 
     def can(self, scope: str) -> bool:
         return allows(self.principal.scopes, scope)
@@ -68,15 +73,25 @@ def csrf_matches(expected: str, given: object) -> bool:
     return isinstance(given, str) and secrets.compare_digest(expected.encode(), given.encode())
 
 
-async def checked_action(request: Request, who: SignedIn) -> Viewer:
-    """A POST action's viewer: its form carries the session's CSRF token (else 403) and its
-    key may write (else 403)."""
+async def _csrf_checked(request: Request, who: Viewer) -> Viewer:
     form = await request.form()
     if not csrf_matches(who.csrf, form.get(CSRF_FIELD)):
         raise ApiProblem(403, "the form's CSRF token is missing or wrong: reload the page")
-    if not who.can_write:
-        raise ApiProblem(403, f"this API key lacks the scope {CALLS_WRITE}")
     return who
 
 
-Actor = Annotated[Viewer, Depends(checked_action)]
+def _action(scope: str) -> Callable[[Request, Viewer], Awaitable[Viewer]]:
+    """A POST action's viewer: its form carries the session's CSRF token (else 403) and its
+    key has the scope (else 403)."""
+
+    async def checked(request: Request, who: SignedIn) -> Viewer:
+        await _csrf_checked(request, who)
+        if not who.can(scope):
+            raise ApiProblem(403, f"this API key lacks the scope {scope}")
+        return who
+
+    return checked
+
+
+Actor = Annotated[Viewer, Depends(_action(CALLS_WRITE))]
+ScheduleActor = Annotated[Viewer, Depends(_action(SCHEDULES_WRITE))]

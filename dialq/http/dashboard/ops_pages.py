@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dialq.config import DEFAULT_ACCOUNT
 from dialq.http.auth import Principal
-from dialq.http.dashboard.access import Actor, SignedIn
+from dialq.http.dashboard.access import ScheduleActor, SignedIn
 from dialq.http.dashboard.live import live
 from dialq.http.dashboard.render import fragment, page
 from dialq.http.dashboard.signin_routes import PREFIX
@@ -77,7 +77,7 @@ def schedules_page(request: Request, who: SignedIn) -> HTMLResponse:
     return page(request, "schedules.html", {"viewer": who, "schedules": view})
 
 
-async def _set_enabled(request: Request, who: Actor, name: str, enabled: bool) -> None:
+async def _set_enabled(request: Request, who: ScheduleActor, name: str, enabled: bool) -> None:
     state = api_state(request)
     visible = {s["name"] for s in await run_in_threadpool(schedules_view, state, who.principal)}
     if name not in visible:
@@ -87,13 +87,13 @@ async def _set_enabled(request: Request, who: Actor, name: str, enabled: bool) -
 
 
 @router.post("/schedules/{name}/pause")
-async def pause(request: Request, who: Actor, name: str) -> RedirectResponse:
+async def pause(request: Request, who: ScheduleActor, name: str) -> RedirectResponse:
     await _set_enabled(request, who, name, False)
     return RedirectResponse(f"{PREFIX}/schedules", status_code=303)
 
 
 @router.post("/schedules/{name}/resume")
-async def resume(request: Request, who: Actor, name: str) -> RedirectResponse:
+async def resume(request: Request, who: ScheduleActor, name: str) -> RedirectResponse:
     await _set_enabled(request, who, name, True)
     return RedirectResponse(f"{PREFIX}/schedules", status_code=303)
 
