@@ -104,6 +104,33 @@ def test_the_calls_page_follows_a_call_from_queued_to_completed_and_its_page_sho
         assert_nothing_secret(page, log, key)
 
 
+def test_the_calls_page_filters_as_the_api_does_by_session_name_and_creation_day(
+    stack: Stack, browser: Any
+) -> None:
+    # given two queued calls of different session names, and a browser signed in
+    with running_api(stack.env, stack.workdir, API_START_S) as api:
+        key = api.make_key("default")
+        review = place(api, key, session_name="Quarterly review")
+        standup = place(api, key, session_name="Daily standup")
+        page, log = open_page(browser)
+        sign_in(page, api.url, key)
+        expect(page.locator("tr[data-call]")).to_have_count(2, timeout=15_000)
+        # when the table is filtered on a part of one name, in another case
+        page.get_by_label("Session name").fill("REVIEW")
+        page.get_by_role("button", name="Filter").click()
+        # then only that call is listed, and the live table keeps the filter
+        expect(page.locator("tr[data-call]")).to_have_count(1)
+        expect(page.locator(f'tr[data-call="{review}"]')).to_be_visible()
+        expect(page.locator(f'tr[data-call="{standup}"]')).to_have_count(0)
+        # when the calls created before a day long past are asked for instead
+        page.get_by_label("Session name").fill("")
+        page.get_by_label("Created before").fill("2020-01-01")
+        page.get_by_role("button", name="Filter").click()
+        # then none is listed
+        expect(page.locator("tr[data-call]")).to_have_count(0)
+        assert_nothing_secret(page, log, key)
+
+
 def test_cancel_from_the_call_page_stops_the_live_call_at_the_sandbox(
     stack: Stack, browser: Any
 ) -> None:

@@ -8,10 +8,13 @@ from typing import Any, cast
 
 import pytest
 
+from dialq.calls.states import CallStatus
 from dialq.http.dashboard.call_view import masked_request
+from dialq.http.dashboard.calls_pages import _filters
 from dialq.http.dashboard.render import age, span
 from dialq.http.dashboard.series import live_steps
 from dialq.store import Call
+from dialq.store.call_pages_repo import CallFilter
 
 T0 = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 
@@ -76,3 +79,33 @@ def test_spans_read_as_short_as_the_reader_needs(seconds: float | None, shown: s
 
 def test_an_age_is_counted_from_a_naive_time_as_utc() -> None:
     assert age(datetime(2026, 12, 6, 9, 59), now=T0) == "1 min 0 s"
+
+
+def test_the_calls_filters_read_the_form_as_the_api_reads_its_query() -> None:
+    # given a form with every filter, a NUL in the search and a schedule name too long
+    filters = _filters(
+        CallStatus.COMPLETED,
+        "sales",
+        " week\x00ly ",
+        "s" * 150,
+        "2026-12-01",
+        "not a day",
+    )
+    # when it becomes the store's filter
+    where = filters.where(frozenset({"sales"}))
+    # then the search keeps its printable text, the schedule is cut to the API's bound, the day
+    # is UTC midnight, and a date that is not one filters nothing
+    assert where.search == "weekly"
+    assert where.schedule == "s" * 100
+    assert where.status == "completed"
+    assert where.created_after == datetime(2026, 12, 1, tzinfo=UTC)
+    assert where.created_before is None
+    assert filters.query() == (
+        f"status=completed&account=sales&search=weekly&schedule={'s' * 100}"
+        "&created_after=2026-12-01"
+    )
+
+
+def test_an_empty_form_filters_nothing_but_the_keys_accounts() -> None:
+    where = _filters(None, "", "", "", "", "").where(frozenset({"default"}))
+    assert where == CallFilter(accounts=frozenset({"default"}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
@@ -24,19 +25,46 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 # A screenful: the table is for following what happens now, `dialq calls` for history.
 SHOWN: Final = 100
-# A search looks through this many of the newest calls for a matching session name.
-SEARCHED: Final = 1000
+# As over the API: a session name is at most 200 characters, a schedule name 100.
+MAX_SEARCH_CHARS: Final = 200
+MAX_SCHEDULE_CHARS: Final = 100
 
 
 @dataclass(frozen=True)
 class Filters:
+    """The API's call filters, as the page's form gives them (every field optional)."""
+
     status: CallStatus | None
     account: str | None
     search: str
+    schedule: str = ""
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
     def query(self) -> str:
-        pairs = {"status": self.status or "", "account": self.account or "", "search": self.search}
+        pairs = {
+            "status": self.status or "",
+            "account": self.account or "",
+            "search": self.search,
+            "schedule": self.schedule,
+            "created_after": _day(self.created_after),
+            "created_before": _day(self.created_before),
+        }
         return urlencode({k: v for k, v in pairs.items() if v})
+
+    def where(self, accounts: frozenset[str]) -> CallFilter:
+        return CallFilter(
+            accounts=accounts,
+            status=self.status.value if self.status else None,
+            created_after=self.created_after,
+            created_before=self.created_before,
+            schedule=self.schedule or None,
+            search=self.search or None,
+        )
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.date().isoformat() if moment else ""
 
 
 def _row(call: Call) -> dict[str, Any]:
@@ -55,14 +83,10 @@ def _row(call: Call) -> dict[str, Any]:
 
 def calls_view(state: ApiState, principal: Principal, filters: Filters) -> dict[str, Any]:
     accounts = {filters.account} & principal.accounts if filters.account else principal.accounts
-    where = CallFilter(accounts=accounts, status=filters.status.value if filters.status else None)
-    needle = filters.search.casefold()
     with state.database().sessions() as session:
         counts = dashboard_repo.status_counts(session, accounts)
-        calls = page_of_calls(session, where, limit=SEARCHED if needle else SHOWN)
+        calls = page_of_calls(session, filters.where(frozenset(accounts)), limit=SHOWN)
         rows = [_row(call) for call in calls]
-    if needle:
-        rows = [row for row in rows if needle in str(row["session_name"]).casefold()][:SHOWN]
     return {
         "counts": [(status.value, counts.get(status.value, 0)) for status in CallStatus],
         "total": sum(counts.values()),
@@ -70,8 +94,36 @@ def calls_view(state: ApiState, principal: Principal, filters: Filters) -> dict[
     }
 
 
-def _filters(status: CallStatus | None, account: str | None, search: str | None) -> Filters:
-    return Filters(status=status, account=account or None, search=(search or "").strip())
+def _printable(text: str | None, limit: int) -> str:
+    """A filter's text as the API would take it: control characters (PostgreSQL refuses a NUL)
+    dropped, cut to the API's bound."""
+    return "".join(c for c in (text or "") if c.isprintable()).strip()[:limit]
+
+
+def _date(text: str | None) -> datetime | None:
+    """A day from the form's date input (UTC midnight); anything else is no filter."""
+    try:
+        return datetime.combine(date.fromisoformat(text or ""), time(), tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _filters(
+    status: CallStatus | None,
+    account: str | None,
+    search: str | None,
+    schedule: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+) -> Filters:
+    return Filters(
+        status=status,
+        account=account or None,
+        search=_printable(search, MAX_SEARCH_CHARS),
+        schedule=_printable(schedule, MAX_SCHEDULE_CHARS),
+        created_after=_date(created_after),
+        created_before=_date(created_before),
+    )
 
 
 StatusQ = Annotated[CallStatus | None, Query()]
@@ -84,9 +136,12 @@ def calls_page(
     status: Annotated[str | None, Query()] = None,
     account: str | None = None,
     search: str | None = None,
+    schedule: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
 ) -> HTMLResponse:
     chosen = CallStatus(status) if status in set(CallStatus) else None
-    filters = _filters(chosen, account, search)
+    filters = _filters(chosen, account, search, schedule, created_after, created_before)
     view = calls_view(api_state(request), who.principal, filters)
     context = {"viewer": who, "filters": filters, "statuses": list(CallStatus), **view}
     return page(request, "calls.html", context)
@@ -99,8 +154,11 @@ def calls_stream(
     status: StatusQ = None,
     account: str | None = None,
     search: str | None = None,
+    schedule: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
 ) -> EventSourceResponse:
-    filters = _filters(status, account, search)
+    filters = _filters(status, account, search, schedule, created_after, created_before)
     state = api_state(request)
 
     def parts() -> dict[str, str]:
