@@ -74,12 +74,16 @@ def test_a_long_api_outage_fails_no_call_and_the_backlog_drains_when_it_ends(
     control = chaos.sandbox.control
     outage_s = 600.0 if scale.long else 30.0
     drained: list[float] = []
+    looks: list[float] = []
 
     def outage() -> int:
         # every start answered 503 from the first call until `outage_s` later
         rule = {"type": "status", "status": 503}
         control.script([{"match": START, "times": 10_000_000, "action": rule}])
-        time.sleep(outage_s)
+        time.sleep(scale.produce_s + 5)  # every call made and parked
+        before, began = _dial_deliveries(chaos), time.monotonic()
+        time.sleep(max(0.0, outage_s - scale.produce_s - 5))
+        looks.append((_dial_deliveries(chaos) - before) / (time.monotonic() - began))
         control.clear_faults()
         drained.append(_seconds_to_drain(chaos, timeout_s=scale.recovery_s))
         return 1
@@ -102,8 +106,17 @@ def test_a_long_api_outage_fails_no_call_and_the_backlog_drains_when_it_ends(
     # is one start request's latency; the circuit's probe pause is what dialq adds to it.
     print(
         f"\nAPI outage {outage_s:.0f}s: {outcome.report.calls} calls, {failed} failed, "
+        f"{looks[0]:.2f} dial deliveries/s once all were waiting, "
         f"backlog started {drained[0]:.1f}s after the API returned (ideal ~0.1s; "
         f"circuit cooldown cap 5s)"
+    )
+
+
+def _dial_deliveries(chaos: ChaosStack) -> int:
+    """Dial messages the workers received so far (their `Task dialq.dial[...] received` lines)."""
+    logs = "".join(p.logs() for p in chaos.processes)
+    return sum(
+        1 for line in logs.splitlines() if f"Task {routing.DIAL}[" in line and "received" in line
     )
 
 
