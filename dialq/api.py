@@ -1,17 +1,22 @@
-"""The Python API for producers: `enqueue_call(request)`."""
+"""The Python API for producers: `enqueue_call(request)`, and the read side: `get_call`,
+`list_calls`; `cancel_call` and `redial_call` for operators."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from dialq.calls.read import call_detail, call_summary
 from dialq.calls.redial import RedialResult
 from dialq.calls.request import CallRequest, parse_call_request
 from dialq.calls.service import CallHandle
 from dialq.calls.watch import CancelResult
 from dialq.config import Settings
+from dialq.store import calls_repo
+from dialq.store.call_pages_repo import CallFilter, page_of_calls
 from dialq.store.errors import translated
 
 if TYPE_CHECKING:
@@ -87,3 +92,41 @@ def redial_call(
     (`by` names who asked). An unknown call may already be live at Symbl: check first. Any
     other call is left as it is; the result says which."""
     return producer_runtime(settings).service.redial(call_id, by=by)
+
+
+def get_call(call_id: str, *, settings: Settings | None = None) -> dict[str, Any] | None:
+    """The call as `dialq show --json` shows it (its schedule occurrence, attempts, events),
+    or None when no call has this id."""
+    with translated():
+        db = producer_runtime(settings).db
+    with db.sessions() as session:
+        call = calls_repo.get_call(session, call_id)
+        return call_detail(call) if call is not None else None
+
+
+def list_calls(
+    *,
+    status: str | None = None,
+    accounts: Collection[str] | None = None,
+    schedule: str | None = None,
+    search: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    settings: Settings | None = None,
+) -> list[dict[str, Any]]:
+    """The newest calls first, as `dialq calls --json` shows them: of these accounts (default:
+    every one), placed by this schedule, whose session name contains `search` (any case),
+    created after `since` and before `until`."""
+    where = CallFilter(
+        accounts=accounts,
+        status=status,
+        created_after=since,
+        created_before=until,
+        schedule=schedule,
+        search=search,
+    )
+    with translated():
+        db = producer_runtime(settings).db
+    with db.sessions() as session:
+        return [call_summary(c) for c in page_of_calls(session, where, limit=limit)]

@@ -13,6 +13,10 @@ delivery per cooldown, and the probe's success hands every free permit on at onc
 Per account, in Redis: `circuit` (hash: consecutive failures, when the circuit reopens for a
 probe (ms), the current cooldown (ms)) and `probe` (the probing call's id, with a TTL so a
 probe whose worker died does not hold the circuit shut).
+
+The same mechanism, with its own keys (`kind`) and a threshold of 1, holds an account's calls
+while Symbl's token endpoint refuses its credentials (dialq.calls.dial): the condition is the
+account's, not any call's, and the probe finds out when the credentials work again.
 """
 
 from __future__ import annotations
@@ -74,8 +78,10 @@ class Circuit:
         cooldown_s: float = 5.0,
         max_cooldown_s: float = 30.0,
         probe_ttl_s: float = 60.0,
+        kind: str = "circuit",
     ) -> None:
         self.client = client
+        self.kind = kind
         self.threshold = threshold
         self.cooldown_ms = int(cooldown_s * 1000)
         self.max_cooldown_ms = int(max_cooldown_s * 1000)
@@ -120,12 +126,22 @@ class Circuit:
             return False
         return not self.client.exists(probe)
 
-    def failed(self, account: str, call_id: str, now_s: float) -> float | None:
-        """Count an outage failure; when the circuit is (now) open, the time it reopens (s)."""
+    def failed(
+        self, account: str, call_id: str, now_s: float, why: str | None = None
+    ) -> float | None:
+        """Count a failure; when the circuit is (now) open, the time it reopens (s). `why`
+        is kept for `dialq doctor` while the failures are on record (no secret in it)."""
         keep_ms = 4 * self.max_cooldown_ms + self.probe_ttl_ms
         args = [int(now_s * 1000), self.threshold, self.cooldown_ms, self.max_cooldown_ms]
         until_ms = self._failure(keys=self._keys(account), args=[*args, keep_ms, call_id])
+        if why is not None:
+            self.client.hset(self._keys(account)[0], "why", why)
         return int(until_ms) / 1000 if int(until_ms) else None
+
+    def why(self, account: str) -> str | None:
+        """What the last failure on record was, if one is (see `failed`)."""
+        found = self.client.hget(self._keys(account)[0], "why")
+        return found.decode() if isinstance(found, bytes) else found
 
     def succeeded(self, account: str) -> None:
         """The API answered (any answer but an outage): close the circuit."""
@@ -137,7 +153,6 @@ class Circuit:
             return "closed"
         return "open" if now_s * 1000 < int(until) else "probing"
 
-    @staticmethod
-    def _keys(account: str) -> list[str]:
-        base = f"{routing.REDIS_PREFIX}account:{account}:circuit"
+    def _keys(self, account: str) -> list[str]:
+        base = f"{routing.REDIS_PREFIX}account:{account}:{self.kind}"
         return [base, f"{base}:probe"]

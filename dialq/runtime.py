@@ -115,6 +115,20 @@ class Runtime:
         return self._build("circuit", make)  # type: ignore[return-value]
 
     @cached_property
+    def credentials(self) -> Circuit:
+        def make() -> Circuit:
+            # Open at the first refusal: every call of the account would meet the same one.
+            return Circuit(
+                self.redis,
+                threshold=1,
+                cooldown_s=self.settings.api_circuit_cooldown_s,
+                max_cooldown_s=self.settings.api_circuit_max_cooldown_s,
+                kind="credentials",
+            )
+
+        return self._build("credentials", make)  # type: ignore[return-value]
+
+    @cached_property
     def service(self) -> CallService:
         def make() -> CallService:
             return CallService(
@@ -124,6 +138,7 @@ class Runtime:
                 self.publisher,
                 capacity=self.capacity,
                 circuit=self.circuit,
+                credentials=self.credentials,
                 worker_id=f"{socket.gethostname()}:{os.getpid()}",
             )
 

@@ -39,6 +39,8 @@ class CallContext:
     worker_id: str = "local"
     # None: no circuit (tests of a single use case, tools that never dial).
     circuit: Circuit | None = None
+    # Holds an account's calls while the token endpoint refuses its credentials (same mechanism).
+    credentials: Circuit | None = None
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
 

@@ -41,6 +41,13 @@ log = logging.getLogger("dialq.dialing")
 SKIPPED = "skipped"
 CANCEL_PENDING = "cancel pending"
 CANCELED_REASON = "canceled while dialing; not redialed"
+
+
+def credentials_refused(account: str) -> str:
+    """A waiting call's reason while its account's credentials are refused."""
+    return f"account {account}: app id or secret refused by the token endpoint"
+
+
 # Writes of a known start outcome tried this often when the database connection drops.
 RECORD_TRIES = 4
 # The next probe comes back this long after the circuit reopens (never a moment early).
@@ -77,6 +84,7 @@ class Dial:
         self.on_later = on_later
         self.later: Later | None = None
         self.circuit_clean = False  # the account's circuit had nothing on record at the claim
+        self.credentials_clean = False  # nor its credentials hold
 
     def run(self) -> str:
         status = self._run()
@@ -145,6 +153,13 @@ class Dial:
                 self._park_for_api(session, call, now)
                 return None
             self.circuit_clean, probe = gate.clean, gate.probe
+        if self.ctx.credentials is not None:
+            hold = self.ctx.credentials.admit(call.account, call.id, now.timestamp())
+            if not hold.allowed:
+                reason = credentials_refused(call.account)
+                self._wait_for_api(session, call, hold.wait_s, now, reason)
+                return None
+            self.credentials_clean = hold.clean
         admission = self.ctx.capacity.acquire(
             call.account,
             call.id,
@@ -233,6 +248,31 @@ class Dial:
         if dispatch.line_up(self.ctx, call.id, call.account, score):
             self.ctx.publisher.publish(routing.DIAL, call.id)
 
+    def _wait_for_api(
+        self, session: Session, call: Call, wait_s: float, now: datetime, why: str = API_UNAVAILABLE
+    ) -> None:
+        """The account's API circuit (or credentials hold) is open: wait for it, out of the
+        permit line, at no cost to the failure budget. A permit handed to this call goes on to
+        the next in line."""
+        dispatch.release_permit(self.ctx, call.account, call.id)
+        # Spread over a second, so a backlog does not come back in one burst.
+        delay_s = wait_s + self.ctx.rng.uniform(0.0, 1.0)
+        not_before = now + timedelta(seconds=delay_s)
+        due_at = message_due_at(not_before, now)
+        status = CallStatus(call.status)
+        values = {"not_before": not_before, "dispatch_due_at": due_at, "reason": why}
+        if status is CallStatus.WAITING:
+            repo.update_waiting(session, call.id, values)
+        else:
+            repo.transition(
+                session, call.id, from_={status}, to=CallStatus.WAITING, now=now,
+                detail=f"{why}; looking again in {delay_s:.1f}s", values=values,
+            )  # fmt: skip
+        self.ctx.capacity.forget(call.account, call.id)
+        self.later = Later("redial", call.id, why, call.start_attempts, delay_s)
+        if due_at is not None:
+            dispatch.publish_dial(self.ctx, call.id, due_at)
+
     # -- outcomes ----------------------------------------------------------------------------
 
     def _connected(self, result: StartResult) -> str:
@@ -254,6 +294,7 @@ class Dial:
                 moved = self._record_connected(result)
         self.ctx.capacity.saw_success(self.account)
         self._api_answered()
+        self._credentials_worked()
         if not moved:
             return self._orphan(result)
         log.info("call %s connected: conversation %s", self.call_id, result.conversation_id)
@@ -318,8 +359,12 @@ class Dial:
     def _after_error(self, error: SymblError) -> str:
         """Apply what the pure policy decided about a start request that raised."""
         outcome = start_outcome(error)
-        if outcome.kind in ("capacity", "failed"):
+        if outcome.kind in ("capacity", "failed", "credentials"):
             self._api_answered()  # whatever it said, it is up
+        if outcome.kind in ("capacity", "failed"):
+            self._credentials_worked()  # the start request went out with a token
+        if outcome.kind == "credentials":
+            return self._credentials_refused(outcome)
         if outcome.kind == "capacity":
             return self._no_capacity(outcome)
         if outcome.kind == "retry":
@@ -343,6 +388,25 @@ class Dial:
             self.ctx.circuit.succeeded(self.account)
             # The parked line goes at full capacity: every free permit is handed on now.
             dispatch.wake(self.ctx, self.ctx.capacity.resume(self.account))
+
+    def _credentials_worked(self) -> None:
+        if self.ctx.credentials is not None and not self.credentials_clean:
+            self.ctx.credentials.succeeded(self.account)
+
+    def _credentials_refused(self, outcome: StartOutcome) -> str:
+        """The account's credentials are refused: every call of the account would meet the
+        same answer, so none spends its budget on it. They wait, one probing now and then,
+        until the credentials work again (fixed settings, restarted workers) or their deadline."""
+        if self.ctx.credentials is None:
+            return self._finish(CallStatus.FAILED, outcome.reason)
+        now_s = self.ctx.now().timestamp()
+        reopens_s = self.ctx.credentials.failed(self.account, self.call_id, now_s, outcome.reason)
+        log.error("account %s: %s; its calls wait", self.account, outcome.reason)
+        dispatch.release_permit(self.ctx, self.account, self.call_id)
+        delay_s = max(0.0, (reopens_s or now_s) - now_s) + self.ctx.rng.uniform(0.0, 1.0)
+        reason = credentials_refused(self.account)
+        detail = f"{reason} ({outcome.reason})"
+        return self._redial_later(CallStatus.WAITING, delay_s, detail, None, reason)
 
     def _outage(self, outcome: StartOutcome) -> str | None:
         """Count a failure the whole account shares; once the circuit is open, the call waits

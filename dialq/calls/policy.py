@@ -16,13 +16,14 @@ from dialq.symbl.errors import (
     AuthenticationError,
     BadRequestError,
     CapacityError,
+    CredentialsError,
     OutcomeUnknownError,
     SymblError,
     UnexpectedResponseError,
 )
 from dialq.symbl.retry import is_retryable_failure
 
-StartKind = Literal["capacity", "retry", "unknown", "failed"]
+StartKind = Literal["capacity", "credentials", "retry", "unknown", "failed"]
 # A call canceled while its start request was out, whose answer never came: final for dialq,
 # which never dials it again, but it may be live at the API.
 CANCELED_UNKNOWN = "canceled while dialing; the start request's outcome is unknown: check Symbl"
@@ -37,6 +38,8 @@ class StartOutcome:
     capacity: a 429, a capacity signal that spends no failure budget (`retry_after_s` if the API
     sent one). retry: it certainly never started a call and may work later (spends budget).
     unknown: a call may have started; never redialed on its own (invariant 3). failed: for good.
+    credentials: the token endpoint refused the account's app id or secret; nothing was sent,
+    and the account's calls wait for its credentials to work, at no cost to their budgets.
     """
 
     kind: StartKind
@@ -47,6 +50,9 @@ class StartOutcome:
 def start_outcome(error: SymblError) -> StartOutcome:
     if isinstance(error, CapacityError):
         return StartOutcome("capacity", "no capacity (429)", error.retry_after_s)
+    if isinstance(error, CredentialsError):
+        why = f"token endpoint refused the app id or secret (HTTP {error.status}: {error.message})"
+        return StartOutcome("credentials", why)
     if is_retryable_failure(error):
         return StartOutcome("retry", describe(error))
     if isinstance(error, OutcomeUnknownError | UnexpectedResponseError):

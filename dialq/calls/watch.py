@@ -2,7 +2,8 @@
 
 Every look at a live call is one `dialq.watch_call` message that publishes the next one with
 a short countdown; `watch_due_at` records when that next look is due, so the watchdog can
-republish a lost one. Each look is claimed first (one conditional update of `watch_due_at`):
+republish a lost one. Each look is claimed first (one conditional update of `watch_due_at`,
+which also reads the call):
 a duplicate message (redelivered, republished, or sent by anyone) finds the look not yet due
 and ends at once, so extra messages never multiply polling. Stopping is claimed
 (`connected → stopping`, committed) before the stop request, so duplicate deliveries send one
@@ -20,7 +21,7 @@ from dialq import routing
 from dialq.calls import dispatch
 from dialq.calls.context import CallContext
 from dialq.calls.states import LIVE, CallStatus
-from dialq.store import Call, insights_repo
+from dialq.store import Call, Session, insights_repo
 from dialq.store import calls_repo as repo
 from dialq.symbl.client import AttemptRecord
 from dialq.symbl.errors import NotFoundError, SymblError
@@ -68,25 +69,32 @@ class Lifecycle:
     def watch(self, call_id: str) -> str:
         """One look at a live call; publishes the next look unless the call ended.
 
-        A message for a look not yet due is a duplicate and ends here ("duplicate"). Cancel
-        and the maximum duration need no claim: the stop they lead to is claimed.
+        A message for a look not yet due is a duplicate and ends here ("duplicate"), unless a
+        cancel waits for the connected call. The look is claimed and the call read in one
+        statement: a look costs one transaction, the end-of-call request and the next message.
         """
-        with self.db.sessions() as session:
-            call = repo.get_call(session, call_id)
-        if call is None or CallStatus(call.status) not in LIVE:
-            return "skipped"
         now = self.ctx.now()
+        interval_s = self.settings.watch_interval_s
+        with self.db.transaction() as session:
+            call = repo.take_look(
+                session,
+                call_id,
+                due_by=now + timedelta(seconds=interval_s / 2),
+                next_due=now + timedelta(seconds=interval_s),
+            )
+            if call is None:
+                return self._not_taken(session, call_id)
         if call.status == CallStatus.STOPPING.value:
-            if not self._claim(call, now, self.settings.watch_interval_s):
-                return DUPLICATE
             return self._retry_stale_stop(call, now)
         if call.cancel_requested_at is not None:
             return self.stop(call_id, "canceled: stopped while live", to=CallStatus.CANCELED)
         if self._past_max_duration(call, now):
             return self.stop(call_id, "max duration")
         delay_s = self._next_delay_s(call, now)
-        if not self._claim(call, now, delay_s):
-            return DUPLICATE
+        if delay_s < interval_s:
+            # The maximum duration comes before the next interval: its look is due then.
+            with self.db.transaction() as session:
+                repo.set_watch_due(session, call.id, now + timedelta(seconds=delay_s))
         ended_at = self._end_seen(call)
         if ended_at is not None:
             return self._ended(call_id, ended_at, "ended")
@@ -94,8 +102,9 @@ class Lifecycle:
         self.ctx.publisher.publish(routing.WATCH_CALL, call.id, delay_s)
         return "watching"
 
-    def _claim(self, call: Call, now: datetime, delay_s: float) -> bool:
-        """Take this look, due within half an interval, and set the next one `delay_s` ahead.
+    @staticmethod
+    def _not_taken(session: Session, call_id: str) -> str:
+        """Why a message took no look: the call is not live, or its look is not due.
 
         The chain's own message arrives when its look is due. A duplicate arrives earlier and
         ends, or, in the last half interval, takes the look over and the chain's own message
@@ -103,15 +112,10 @@ class Lifecycle:
         twice an interval. (A look running early beyond that only delays; the watchdog
         republishes a look overdue.)
         """
-        early = timedelta(seconds=self.settings.watch_interval_s / 2)
-        with self.db.transaction() as session:
-            return repo.claim_look(
-                session,
-                call.id,
-                statuses=LIVE,
-                due_by=now + early,
-                next_due=now + timedelta(seconds=delay_s),
-            )
+        call = repo.get_call(session, call_id)
+        if call is None or CallStatus(call.status) not in LIVE:
+            return "skipped"
+        return DUPLICATE
 
     def _renew_permit(self, call: Call, now: datetime) -> None:
         started = call.connected_at or call.created_at

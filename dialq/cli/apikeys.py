@@ -45,7 +45,10 @@ def create(
     ],
     scope: Annotated[
         list[str] | None,
-        typer.Option(help="calls:write, calls:read, admin; repeatable or comma-separated."),
+        typer.Option(
+            help="calls:write, calls:read, schedules:write, schedules:read, admin; repeatable "
+            "or comma-separated."
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Whose key, in words.")] = None,
     as_json: Json = False,

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Column
 
-from dialq.calls.read import call_detail, call_summary
+from dialq.calls.read import call_detail
 from dialq.calls.request import FieldError, InvalidCallRequest
 from dialq.cli.ids import CALL_ID_HELP, database, require_call, short_id
 from dialq.cli.insights import print_insights
 from dialq.cli.output import Fit, Json, compact_table, error_console, fitted_table, print_json
+from dialq.cli.when import delayed_until
+from dialq.cli.when import since as since_when
 from dialq.config import Settings
 from dialq.store import CallStatus
-from dialq.store import calls_repo as repo
 from dialq.store.insights_repo import load_insights
 from dialq.validation.durations import parse_duration
 
@@ -42,9 +44,15 @@ def call(
     priority: Annotated[int, typer.Option(help="0-9, higher dials sooner.")] = 5,
     callback_url: Annotated[str | None, typer.Option(help="Webhook for state changes.")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Same key, same call.")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="Dial no sooner: ISO time (no offset: local time).")
+    ] = None,
+    in_: Annotated[
+        str | None, typer.Option("--in", help="Dial no sooner than this from now: 10m, 2h.")
+    ] = None,
     as_json: Json = False,
 ) -> None:
-    """Enqueue a call."""
+    """Enqueue a call (now, or --at/--in later)."""
     from dialq.api import enqueue_call
 
     payload: dict[str, Any] = {
@@ -63,6 +71,9 @@ def call(
     payload.update({key: value for key, value in optional.items() if value is not None})
     if language:
         payload["languages"] = [language]
+    not_before = delayed_until(at, in_, datetime.now(UTC))
+    if not_before is not None:
+        payload["not_before"] = not_before.isoformat()
     if max_duration:
         try:
             payload["max_duration_s"] = parse_duration(max_duration)
@@ -99,15 +110,30 @@ def split_emails(given: list[str] | None) -> list[str]:
 def list_calls(
     status: Annotated[CallStatus | None, typer.Option(help="Only calls in this state.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    since: Annotated[
+        str | None, typer.Option(help="Created since: a duration ago (2h, 1d) or an ISO time.")
+    ] = None,
+    account: Annotated[
+        list[str] | None, typer.Option(help="Only this account's calls; repeat for several.")
+    ] = None,
+    schedule: Annotated[str | None, typer.Option(help="Only calls this schedule placed.")] = None,
+    search: Annotated[
+        str | None, typer.Option(help="A part of the session name, in any case.")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """List recent calls, newest first."""
-    db = database(Settings())
-    with db.sessions() as session:
-        rows = [
-            call_summary(c)
-            for c in repo.list_calls(session, status=status and status.value, limit=limit)
-        ]
+    from dialq.api import list_calls as calls_where  # imports Celery only when needed
+
+    rows = calls_where(
+        status=status and status.value,
+        accounts=account or None,
+        schedule=schedule,
+        search=search,
+        since=since_when(since, datetime.now(UTC)),
+        limit=limit,
+        settings=Settings(),
+    )
     if as_json:
         print_json(rows)
         return

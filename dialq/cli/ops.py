@@ -225,8 +225,12 @@ def demo(
     timeout: Annotated[
         float, typer.Option(min=1, help="Seconds to wait for every call to settle.")
     ] = 180.0,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the stack and its dashboard up until Ctrl-C.")
+    ] = False,
 ) -> None:
-    """Start a private Redis, the sandbox, a worker and beat; place calls; watch them live."""
+    """Start a private Redis, the sandbox, a worker, beat and the dashboard; place calls; watch
+    them live."""
     from dialq.ops.demo import run_demo
 
-    raise typer.Exit(run_demo(calls=calls, limit=limit, timeout_s=timeout))
+    raise typer.Exit(run_demo(calls=calls, limit=limit, timeout_s=timeout, keep=keep))

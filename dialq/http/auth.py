@@ -57,9 +57,11 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def requires(scope: str) -> Callable[[Request, HTTPAuthorizationCredentials | None], Principal]:
+def requires(
+    scope: str, *or_: str
+) -> Callable[[Request, HTTPAuthorizationCredentials | None], Principal]:
     """A dependency: the request's principal, within its key's rate limit (else 429) and
-    holding `scope` (else 403)."""
+    holding `scope`, or one of `or_` (else 403)."""
 
     def check(request: Request, credentials: Credentials) -> Principal:
         principal = authenticate(request, credentials)
@@ -70,8 +72,8 @@ def requires(scope: str) -> Callable[[Request, HTTPAuthorizationCredentials | No
                 f"this API key made too many requests: retry in {retry_after_s} s",
                 headers={"Retry-After": str(retry_after_s)},
             )
-        if not allows(principal.scopes, scope):
-            raise ApiProblem(403, f"this API key lacks the scope {scope}")
+        if not allows(principal.scopes, scope, *or_):
+            raise ApiProblem(403, f"this API key lacks the scope {' or '.join((scope, *or_))}")
         return principal
 
     return check

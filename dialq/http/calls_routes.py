@@ -19,6 +19,7 @@ from dialq.http.auth import Principal, requires
 from dialq.http.body import json_object
 from dialq.http.cursor import decode_cursor, encode_cursor
 from dialq.http.keys import CALLS_READ, CALLS_WRITE
+from dialq.http.links import CALL_LINKS
 from dialq.http.lookup import owned
 from dialq.http.problems import ApiProblem, responses, unavailable
 from dialq.http.schemas import CallDetailOut, CallOut, CallPage, CancelOut, RedialOut
@@ -31,11 +32,20 @@ log = logging.getLogger("dialq.http")
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
 KEY_FIELD: Final = "idempotency_key"
+# A session name is at most 200 characters: a longer term can match nothing.
+MAX_SEARCH_CHARS: Final = 200
+# No control characters in a filter: PostgreSQL refuses a NUL in any text it is sent.
+PRINTABLE: Final = r"^[^\x00-\x1f\x7f]+$"
 # The body is read by hand (size limit, dialq's own validation): its schema is the model's.
 _CALL_REQUEST_BODY: Final = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": CallRequest.model_json_schema()}},
+        "content": {
+            "application/json": {
+                "schema": CallRequest.model_json_schema(),
+                "example": {"phone_number": "+14155550123", "session_name": "Standup"},
+            }
+        },
     }
 }
 
@@ -52,6 +62,17 @@ def _with_key(data: dict[str, Any], header: str | None) -> dict[str, Any]:
         rule = "differs from the Idempotency-Key header: give one, or the same in both"
         raise ApiProblem(422, "invalid call request", errors=[FieldError(KEY_FIELD, rule)])
     return {**data, KEY_FIELD: header}
+
+
+def _with_at(data: dict[str, Any]) -> dict[str, Any]:
+    """`at` is another name for `not_before` (a delayed call): give one of them."""
+    if "at" not in data:
+        return data
+    if "not_before" in data:
+        rule = "is another name for not_before: give one of them"
+        raise ApiProblem(422, "invalid call request", errors=[FieldError("at", rule)])
+    rest = {k: v for k, v in data.items() if k != "at"}
+    return {**rest, "not_before": data["at"]}
 
 
 def _with_account(data: dict[str, Any], principal: Principal) -> dict[str, Any]:
@@ -97,7 +118,12 @@ def _detail(call: Call) -> dict[str, Any]:
     summary="Place a call",
     openapi_extra=_CALL_REQUEST_BODY,
     responses={
-        200: {"model": CallOut, "description": "A replay: the call this key already made"},
+        201: {"description": "Made now", "links": CALL_LINKS},
+        200: {
+            "model": CallOut,
+            "description": "A replay: the call this key already made",
+            "links": CALL_LINKS,
+        },
         **responses(401, 403, 409, 413, 422, 503),
     },
 )
@@ -111,6 +137,7 @@ async def place_call(
     request with the same key made it before; 409: the key was used for another request."""
     state = api_state(request)
     data = _with_account(_with_key(await json_object(request), idempotency_key), principal)
+    data = _with_at(data)
     call_request = _parsed(state, data)
     if not principal.sees(call_request.account):
         raise ApiProblem(403, f"this API key cannot place calls for account {call_request.account}")
@@ -137,6 +164,19 @@ def list_calls(
     account: Annotated[str | None, Query(description="Default: every account of the key.")] = None,
     created_after: AwareDatetime | None = None,
     created_before: AwareDatetime | None = None,
+    schedule: Annotated[
+        str | None,
+        Query(max_length=100, pattern=PRINTABLE, description="Only calls this schedule placed."),
+    ] = None,
+    search: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_SEARCH_CHARS,
+            pattern=PRINTABLE,
+            description="A part of the session name, in any case.",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
 ) -> CallPage:
@@ -149,6 +189,8 @@ def list_calls(
         status=status.value if status else None,
         created_after=created_after,
         created_before=created_before,
+        schedule=schedule,
+        search=search,
     )
     with api_state(request).database().sessions() as session:
         calls = page_of_calls(session, where, limit=limit, after=after)

@@ -19,7 +19,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     except (binascii.Error, UnicodeDecodeError):
         raise ValueError("not a cursor") from None
     created, sep, call_id = text.partition("|")
-    if not sep or not call_id:
+    if not sep or not call_id or not call_id.isprintable():
         raise ValueError("not a cursor")
     instant = datetime.fromisoformat(created)  # ValueError when it is not a time
     if instant.tzinfo is None:

@@ -14,9 +14,12 @@ SHOWN_CHARS: Final = len(KEY_PREFIX) + 8
 
 CALLS_WRITE: Final = "calls:write"
 CALLS_READ: Final = "calls:read"
+SCHEDULES_WRITE: Final = "schedules:write"
+# Reading schedules also comes with calls:read: whoever sees the calls sees what placed them.
+SCHEDULES_READ: Final = "schedules:read"
 ADMIN: Final = "admin"
 # admin is every scope: an operator's key can do what any other key can.
-SCOPES: Final = (CALLS_WRITE, CALLS_READ, ADMIN)
+SCOPES: Final = (CALLS_WRITE, CALLS_READ, SCHEDULES_WRITE, SCHEDULES_READ, ADMIN)
 DEFAULT_SCOPES: Final = (CALLS_WRITE, CALLS_READ)
 
 
@@ -44,6 +47,6 @@ def parse_scopes(given: Iterable[str]) -> list[str]:
     return [scope for scope in SCOPES if scope in wanted]
 
 
-def allows(scopes: Collection[str], needed: str) -> bool:
-    """Whether a key with `scopes` may do what needs `needed`."""
-    return needed in scopes or ADMIN in scopes
+def allows(scopes: Collection[str], needed: str, *or_: str) -> bool:
+    """Whether a key with `scopes` may do what needs `needed` (or any of `or_`)."""
+    return ADMIN in scopes or any(scope in scopes for scope in (needed, *or_))

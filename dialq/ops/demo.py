@@ -25,7 +25,8 @@ from dialq.calls.read import call_summary
 from dialq.calls.request import InvalidCallRequest, mask_phone
 from dialq.cli.output import compact_table
 from dialq.config import Settings
-from dialq.ops.local_redis import PrivateRedis
+from dialq.ops import demo_dashboard
+from dialq.ops.local_redis import PrivateRedis, free_port
 from dialq.sandbox import SandboxConfig, start_sandbox
 from dialq.store import Database, insights_repo
 from dialq.store import calls_repo as repo
@@ -83,15 +84,18 @@ def _environment(
     return env
 
 
-def run_demo(*, calls: int = 12, limit: int = 3, timeout_s: float = TIMEOUT_S) -> int:
+def run_demo(
+    *, calls: int = 12, limit: int = 3, timeout_s: float = TIMEOUT_S, keep: bool = False
+) -> int:
     """Place `calls` calls and watch them; 0 when all settled within `timeout_s`, else 1.
+    With `keep`, the stack (and its dashboard) stays up after that until Ctrl-C.
 
     The working directory (database, worker and beat logs) is removed after a clean run and
     kept, with its path printed, after one that did not finish.
     """
     workdir = Path(tempfile.mkdtemp(prefix="dialq-demo-"))
     try:
-        finished = _run(workdir, calls=calls, limit=limit, timeout_s=timeout_s)
+        finished = _run(workdir, calls=calls, limit=limit, timeout_s=timeout_s, keep=keep)
     except BaseException:
         console.print(f"[red]the demo stopped early[/]; its logs and database are in {workdir}")
         raise
@@ -115,7 +119,7 @@ def _explain_unfinished(workdir: Path, timeout_s: float) -> None:
     )
 
 
-def _run(workdir: Path, *, calls: int, limit: int, timeout_s: float) -> bool:
+def _run(workdir: Path, *, calls: int, limit: int, timeout_s: float, keep: bool) -> bool:
     secret = secrets.token_urlsafe(24)
     with ExitStack() as stack:
         console.print(
@@ -139,6 +143,7 @@ def _run(workdir: Path, *, calls: int, limit: int, timeout_s: float) -> bool:
         os.environ.update(env)  # this process produces calls with the same settings
         settings = Settings()
         Database(settings.database_url_resolved).upgrade()
+        api_url = _start_dashboard(stack, env, workdir)
         celery = [sys.executable, "-m", "celery", "-A", "dialq.worker"]
         stack.enter_context(
             _process(
@@ -163,6 +168,7 @@ def _run(workdir: Path, *, calls: int, limit: int, timeout_s: float) -> bool:
                 workdir / "beat.log",
             )
         )
+        dashboard = demo_dashboard.announce(api_url, settings, workdir, console)
         console.print(
             f"sandbox at {sandbox.url} allows {limit} live calls; placing {calls} calls "
             "(dialq holds the others as 'waiting' and starts each the moment a slot frees)"
@@ -171,8 +177,22 @@ def _run(workdir: Path, *, calls: int, limit: int, timeout_s: float) -> bool:
         ids = [_enqueue(settings, index) for index in range(calls)]
         rows = _watch(settings, ids, sandbox, timeout_s)
         _report(rows, sandbox.control.requests())
+        if keep:
+            console.print(
+                f"--keep: the stack stays up, dashboard at {dashboard}; Ctrl-C stops it",
+                highlight=False,
+                soft_wrap=True,
+            )
+            demo_dashboard.wait_for_ctrl_c()
         return all(_settled(row) for row in rows)
     return False
+
+
+def _start_dashboard(stack: ExitStack, env: dict[str, str], workdir: Path) -> str:
+    """`dialq api` for the demo's stack, started first: it takes a while to import."""
+    port = free_port()
+    stack.enter_context(_process(demo_dashboard.api_command(port), env, workdir / "api.log"))
+    return f"http://127.0.0.1:{port}"
 
 
 def _show_rejection(settings: Settings) -> None:

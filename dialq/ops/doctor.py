@@ -81,9 +81,12 @@ def check_database(settings: Settings) -> Check:
     return Check("database", FAIL, detail)
 
 
-def check_symbl(settings: Settings, timeout_s: float) -> list[Check]:
+def check_symbl(
+    settings: Settings, timeout_s: float, client: redis.Redis | None = None
+) -> list[Check]:
+    """Each account's credentials, tried here, and as the workers last found them."""
     from dialq.symbl.auth import MemoryTokenStore, TokenProvider
-    from dialq.symbl.errors import AuthenticationError, SymblError
+    from dialq.symbl.errors import CredentialsError, SymblError
 
     checks = []
     for name, account in sorted(settings.accounts.items()):
@@ -102,14 +105,35 @@ def check_symbl(settings: Settings, timeout_s: float) -> list[Check]:
         )
         try:
             provider.token()
-        except AuthenticationError:
-            detail = f"{account.base_url} rejected app id {account.app_id!r}: wrong id or secret"
+        except CredentialsError as error:
+            detail = (
+                f"{account.base_url} rejected app id {account.app_id!r}: wrong id or secret"
+                if error.status == 401
+                else f"{account.base_url} refused app id {account.app_id!r}: {error}"
+            )
             checks.append(Check(label, FAIL, detail))
         except SymblError as error:
             checks.append(Check(label, FAIL, f"{account.base_url}: {_short(error)}"))
         else:
             checks.append(Check(label, OK, f"{account.base_url} issued a token"))
+        if client is not None:
+            checks.extend(_workers_credentials(client, name, account.app_id))
     return checks
+
+
+def _workers_credentials(client: redis.Redis, name: str, app_id: str) -> list[Check]:
+    """What the workers last heard from the token endpoint for this account, if a refusal."""
+    from dialq.circuit import Circuit
+
+    why = Circuit(client, kind="credentials").why(name)
+    if why is None:
+        return []
+    detail = (
+        f"account {name}: the workers' app id or secret is refused ({why}); its calls wait. "
+        "Fix DIALQ_SYMBL_APP_ID/DIALQ_SYMBL_APP_SECRET (or DIALQ_ACCOUNTS) and restart the "
+        "workers; calls go on once a token is issued"
+    )
+    return [Check(f"symbl:{name}:workers", FAIL, detail)]
 
 
 def check_workers(settings: Settings, timeout_s: float) -> Check:
@@ -171,7 +195,7 @@ def run_checks(
     broker, client = check_broker(settings, timeout_s)
     checks = [broker]
     checks += _guarded("database", lambda: [check_database(settings)])
-    checks += _guarded("symbl", lambda: check_symbl(settings, timeout_s))
+    checks += _guarded("symbl", lambda: check_symbl(settings, timeout_s, client))
     if client is None:
         skipped = "skipped: the broker is unreachable"
         checks += [Check(name, FAIL, skipped) for name in ("workers", "beat", "queues")]

@@ -53,6 +53,16 @@ _PUNCTUATION = (
 )
 _MAYBE_PHONE = re.compile(rf"(?<![\w-])[+\uff0b]?\d(?:[{_PUNCTUATION}]{{0,3}}\d){{6,}}")
 _CLOCK = re.compile(r":\d")
+# A vanity spelling ("1-800-FLOWERS", "+1 800 356 FLOW"): digits first, then letters and digits
+# joined by the same punctuation. The validator reads one with 3 or more letters (phonenumbers'
+# keypad rule); the run may take in the next word ("1-800-FLOWERS now"), so shorter runs, one
+# group less each time, are tried until one reads as a valid number.
+_MAYBE_VANITY = re.compile(
+    rf"(?<![\w-])[+\uff0b]?\(?\d(?:[{_PUNCTUATION}]{{0,3}}[0-9A-Za-z]){{6,}}(?![\w-])"
+)
+_VANITY_GROUP = re.compile(rf"[{_PUNCTUATION}]+[0-9A-Za-z]+$")
+_MIN_LETTERS = 3
+_MAX_VANITY_CHARS = 40
 # Credentials by shape, whatever their value: bearer tokens, API keys, secrets in key=value,
 # JSON or URL user-info (redis://:password@host).
 _CREDENTIALS = (
@@ -90,6 +100,22 @@ def _mask_digits(match: re.Match[str]) -> str:
     if match.group(0).startswith("+"):
         return mask_phone("+" + "".join(str(int(d)) for d in digits))
     return "*" * (len(digits) - 4) + digits[-4:]
+
+
+def _mask_vanity(text: str) -> str:
+    for run in reversed(list(_MAYBE_VANITY.finditer(text))):
+        spelled = run.group(0)[:_MAX_VANITY_CHARS]
+        while sum(ch.isalpha() for ch in spelled) >= _MIN_LETTERS:
+            e164 = _valid_e164(spelled)
+            if e164 is not None:
+                end = run.start() + len(spelled)
+                text = text[: run.start()] + mask_phone(e164) + text[end:]
+                break
+            shorter = _VANITY_GROUP.sub("", spelled)
+            if shorter == spelled:
+                break
+            spelled = shorter
+    return text
 
 
 def _mask_numbers(text: str) -> str:
@@ -142,6 +168,7 @@ def redact(text: str) -> str:
         text = pattern.sub(lambda m: m.group(1) + SECRET_MASK, text)
     text = _URL.sub(_mask_url, text)
     text = _EMAIL.sub("***@", text)
+    text = _mask_vanity(text)
     text = _E164.sub(_mask_digits, text)
     text = _NANP.sub(_mask_digits, text)
     text = _DIGIT_RUN.sub(_mask_digits, text)

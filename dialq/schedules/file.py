@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
+
 from dialq.clock import utcnow
 from dialq.schedules.rules import next_after
 from dialq.schedules.spec import InvalidSchedule, ScheduleDefinition, rule_of
-from dialq.store import Database, DatabaseUnavailable
+from dialq.store import Conflict, Database, DatabaseUnavailable
 from dialq.store import schedules_repo as repo
 from dialq.validation.errors import FieldError
 
@@ -29,6 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dialq.schedules")
 SOURCE = "file"
+# A file's one transaction is tried this often when the database is briefly unavailable (or a
+# concurrent writer created one of its names first); then the watcher's next tick tries again.
+WRITE_TRIES = 4
 
 
 def read_file(path: Path, service: ScheduleService) -> list[ScheduleDefinition]:
@@ -82,24 +87,44 @@ def _write_errors(definitions: list[ScheduleDefinition], db: Database) -> list[F
 def sync_file(path: Path, service: ScheduleService) -> list[str]:
     """Upsert every schedule in the file and remove file schedules it no longer declares.
 
-    All or nothing on validation, including what is checked against the stored schedules:
-    one invalid schedule and nothing is written. A database error part way is retried by the
-    watcher's next tick, which writes the same desired state again. Returns the names upserted.
+    All or nothing: every error is reported before the first write (including what is checked
+    against the stored schedules), and the whole file is written in one transaction, so a
+    failure part way leaves the schedules as they were. That transaction is tried again when
+    the database is briefly unavailable. Returns the names upserted.
     """
     definitions = read_file(path, service)
     errors = _write_errors(definitions, service.db)
     if errors:
         raise InvalidSchedule(errors)
-    for definition in definitions:
-        service.upsert(definition, source=SOURCE)
-    declared = {d.name for d in definitions}
-    with service.db.sessions() as session:
-        stale = set(repo.names_from_source(session, SOURCE)) - declared
-    for name in sorted(stale):
-        with service.db.transaction() as session:
-            repo.remove(session, name)
+    retrying = Retrying(
+        retry=retry_if_exception_type((DatabaseUnavailable, Conflict)),
+        stop=stop_after_attempt(WRITE_TRIES),
+        wait=wait_incrementing(start=0.5, increment=0.5),
+        before_sleep=lambda state: log.warning(
+            "schedules file %s: writing it failed (%s); trying again",
+            path,
+            state.outcome.exception() if state.outcome else "?",
+        ),
+        reraise=True,
+    )
+    for attempt in retrying:
+        with attempt:
+            removed = _write(definitions, service)
+    for name in removed:
         log.info("schedule %s removed: no longer in %s", name, path)
-    return sorted(declared)
+    return sorted(d.name for d in definitions)
+
+
+def _write(definitions: list[ScheduleDefinition], service: ScheduleService) -> list[str]:
+    """The file's desired state in one transaction; the names of file schedules removed."""
+    declared = {d.name for d in definitions}
+    with service.db.transaction() as session:
+        for definition in definitions:
+            service.upsert_in(session, definition, SOURCE)
+        stale = sorted(set(repo.names_from_source(session, SOURCE)) - declared)
+        for name in stale:
+            repo.remove(session, name)
+    return stale
 
 
 @dataclass
@@ -128,7 +153,7 @@ class FileWatcher:
             self._seen = signature
             log.error("schedules file %s not applied: %s", self.path, error)
             return
-        except DatabaseUnavailable as error:
+        except (DatabaseUnavailable, Conflict) as error:
             # Not the file's fault: unseen, so the next tick applies it again.
             log.warning("schedules file %s not applied yet, will retry: %s", self.path, error)
             return

@@ -12,7 +12,7 @@ from dialq.config import Settings
 from dialq.schedules.occurrences import utcnow
 from dialq.schedules.rules import next_after, occurrences
 from dialq.schedules.spec import InvalidSchedule, ScheduleDefinition, parse_schedule, rule_of
-from dialq.store import Conflict, Database
+from dialq.store import Conflict, Database, Session
 from dialq.store import schedules_repo as repo
 from dialq.store.schedule_tables import Schedule
 from dialq.validation.errors import FieldError
@@ -63,20 +63,27 @@ class ScheduleService:
         return definition
 
     def _upsert(self, definition: ScheduleDefinition, source: str) -> SavedSchedule:
-        now = self._clock()
         with self.db.transaction() as session:
-            row = repo.find(session, definition.name)
-            created = row is None
-            if row is None:
-                row = Schedule(id=str(uuid.uuid4()), name=definition.name, created_at=now)
-                session.add(row)
-            retimed = created or row.timing_fingerprint != definition.timing_fingerprint()
-            resumed = definition.enabled and not created and not row.enabled
-            _apply(row, definition, source, now)
-            if retimed or resumed:
-                row.next_due_at = self._first_due(row, now, check=retimed)
-            if not row.enabled:
-                row.next_due_at = None
+            return self.upsert_in(session, definition, source)
+
+    def upsert_in(
+        self, session: Session, definition: ScheduleDefinition, source: str
+    ) -> SavedSchedule:
+        """`upsert` inside the caller's transaction (a schedules file writes all of its
+        schedules in one); InvalidSchedule leaves the caller to roll back."""
+        now = self._clock()
+        row = repo.find(session, definition.name)
+        created = row is None
+        if row is None:
+            row = Schedule(id=str(uuid.uuid4()), name=definition.name, created_at=now)
+            session.add(row)
+        retimed = created or row.timing_fingerprint != definition.timing_fingerprint()
+        resumed = definition.enabled and not created and not row.enabled
+        _apply(row, definition, source, now)
+        if retimed or resumed:
+            row.next_due_at = self._first_due(row, now, check=retimed)
+        if not row.enabled:
+            row.next_due_at = None
         return SavedSchedule(row.id, row.name, created, row.next_due_at)
 
     def _first_due(self, row: Schedule, now: datetime, *, check: bool) -> datetime | None:

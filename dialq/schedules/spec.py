@@ -93,6 +93,11 @@ class _Input(BaseModel):
         return value
 
 
+def input_schema() -> dict[str, Any]:
+    """The JSON Schema of a schedule as written (the HTTP API's OpenAPI shows it)."""
+    return _Input.model_json_schema()
+
+
 class Timing(Protocol):
     """What a rule is built from: a definition, or a stored schedule row (read only)."""
 

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialq.calls.states import CallStatus, check_transition
+from dialq.store import state_counts
 from dialq.store.tables import Attempt, Call, Event
 
 
@@ -277,24 +278,26 @@ def set_watch_due(session: Session, call_id: str, due_at: datetime) -> None:
     )
 
 
-def claim_look(
-    session: Session,
-    call_id: str,
-    *,
-    statuses: Collection[CallStatus],
-    due_by: datetime,
-    next_due: datetime,
-) -> bool:
-    """Take the next look at a live call, if it is due by `due_by`; it is next due at
-    `next_due`. Of several messages for the same look, one gets True (a duplicate, False)."""
-    result = session.execute(
-        update(Call)
-        .where(Call.id == call_id, Call.status.in_([s.value for s in statuses]))
-        .where(or_(Call.watch_due_at.is_(None), Call.watch_due_at <= due_by))
-        .values(watch_due_at=next_due)
-        .execution_options(synchronize_session=False)
+def take_look(
+    session: Session, call_id: str, *, due_by: datetime, next_due: datetime
+) -> Call | None:
+    """Claim the next look at a live call and read it, in one statement: the call when the
+    look is due by `due_by` (it is next due at `next_due`), or when a cancel waits for it while
+    connected; None otherwise. Of several messages for one look, one gets the call."""
+    live = [CallStatus.CONNECTED.value, CallStatus.STOPPING.value]
+    cancel_waiting = and_(
+        Call.status == CallStatus.CONNECTED.value, Call.cancel_requested_at.is_not(None)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    statement = (
+        update(Call)
+        .where(Call.id == call_id, Call.status.in_(live))
+        .where(or_(Call.watch_due_at.is_(None), Call.watch_due_at <= due_by, cancel_waiting))
+        .values(watch_due_at=next_due)
+        .returning(Call)
+    )
+    return session.scalars(
+        statement, execution_options={"synchronize_session": False}
+    ).one_or_none()
 
 
 def reclaim_stop(session: Session, call_id: str, *, seen_at: datetime, now: datetime) -> bool:
@@ -326,10 +329,10 @@ def flag_cancel(
 def count_by_status(session: Session) -> dict[str, int]:
     """How many calls are in each state (states with none are absent).
 
-    Exact, so it reads one index entry per call: the finished states are all of history.
+    Exact, from the counts the triggers keep (`state_counts`): it costs what changed since the
+    last fold, not one index entry per call of history.
     """
-    rows = session.execute(select(Call.status, func.count()).group_by(Call.status)).all()
-    return {status: int(count) for status, count in rows}
+    return state_counts.count_by_status(session)
 
 
 def oldest_created_in(session: Session, status: CallStatus) -> datetime | None:

@@ -19,7 +19,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from dialq.config import Account
 from dialq.symbl.errors import (
-    AuthenticationError,
+    APIStatusError,
+    CapacityError,
+    CredentialsError,
     NotSentError,
     OutcomeUnknownError,
     TokenError,
@@ -311,10 +313,13 @@ class TokenProvider:
                 timeout_s=self._timeout_s,
                 on_attempt=on_attempt,
             )
-        except AuthenticationError as exc:
-            raise AuthenticationError(
-                exc.status, "invalid app id or secret", exc.body, exc.request_id
-            ) from None
+        except CapacityError:
+            raise
+        except APIStatusError as exc:
+            if not 400 <= exc.status <= 499:
+                raise
+            message = "invalid app id or secret" if exc.status == 401 else exc.message
+            raise CredentialsError(exc.status, message, exc.body, exc.request_id) from None
         except (NotSentError, OutcomeUnknownError, UnexpectedResponseError) as exc:
             # Whatever became of the token request, the request it was for was never sent.
             raise TokenError(f"no token for account {self._name}: {exc}") from exc

@@ -75,6 +75,14 @@ class AuthenticationError(APIStatusError):
     """Raised on 401: bad app credentials, or a token refused even after one renewal."""
 
 
+class CredentialsError(APIStatusError):
+    """Raised when the token endpoint refuses the account's app id or secret (any 4xx but 429).
+
+    The account's condition, not the request's: nothing was sent with a token, and every
+    request of the account meets the same answer until the credentials are fixed.
+    """
+
+
 class PermissionDeniedError(APIStatusError):
     """Raised when the account may not do this (403)."""
 

@@ -39,7 +39,8 @@ def empty_database(url: str) -> None:
     db = Database(url)
     db.upgrade()
     with db.transaction() as session:
-        for table in ("attempts", "events", "calls", "api_keys"):
+        tables = ("attempts", "events", "calls", "api_keys", "schedule_occurrences", "schedules")
+        for table in tables:
             session.execute(text(f"DELETE FROM {table}"))
     db.dispose()
 
@@ -130,9 +131,9 @@ def running_api(dialq_env: dict[str, str], workdir: Path, timeout_s: float = 30.
         while True:
             assert process.poll() is None, log.read_text()
             try:
-                if requests.get(api.url + "/healthz", timeout=1).status_code == 200:
+                if requests.get(api.url + "/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy starting
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)

@@ -42,6 +42,7 @@ from dialq.symbl.errors import (
     AuthenticationError,
     BadRequestError,
     CapacityError,
+    CredentialsError,
     NotFoundError,
     NotSentError,
     OutcomeUnknownError,
@@ -480,12 +481,12 @@ def test_401_twice_raises_authentication_error(
     assert len(symbl.requests_to(TOKEN)) == 2
 
 
-def test_wrong_app_secret_is_an_authentication_error_that_hides_the_secret(
+def test_wrong_app_secret_is_a_credentials_error_that_hides_the_secret(
     symbl: ScriptedSymbl, session: requests.Session
 ) -> None:
     symbl.script(TOKEN, answer(401, {"message": f"no app with secret {APP_SECRET}"}))
     h = harness(symbl.url, session)
-    with pytest.raises(AuthenticationError) as caught:
+    with pytest.raises(CredentialsError) as caught:
         h.client.start(START_BODY, call_id="call-1")
     assert caught.value.message == "invalid app id or secret"
     assert APP_SECRET not in f"{caught.value} {caught.value!r} {caught.value.body} {h.records}"

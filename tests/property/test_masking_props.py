@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 
 import phonenumbers
-from hypothesis import given
+import pytest
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat
 
 from dialq.ops import logs
-from dialq.validation.fields import DEFAULT_REGION
+from dialq.validation.fields import DEFAULT_REGION, check_phone_number
 from tests.property.profiles import PURE
 
 FORMATS = [
@@ -117,6 +118,67 @@ def test_every_spelling_of_a_nanp_number_phonenumbers_reads_is_masked(
     assert read_as_the_validator_does(spelled) == e164_of(number)
     # when it is logged in some context, then only its last 4 digits show
     assert_masked(context.format(spelled), number)
+
+
+KEYPAD = {
+    "2": "ABC", "3": "DEF", "4": "GHI", "5": "JKL",
+    "6": "MNO", "7": "PQRS", "8": "TUV", "9": "WXYZ",
+}  # fmt: skip
+
+
+@st.composite
+def vanity_spellings(draw: st.DrawFn, number: phonenumbers.PhoneNumber) -> tuple[str, str]:
+    """(the number with its last 3 to 7 digits as keypad letters, e.g. "1-800-FLOWERS"; the
+    letters). Only numbers whose spelled digits are all on lettered keys (2-9) are drawn."""
+    national = str(number.national_number)
+    tail = draw(st.integers(3, 7))
+    keep, spelled = national[:-tail], national[-tail:]
+    letters = "".join(draw(st.sampled_from(KEYPAD[digit])) for digit in spelled)
+    letters = letters.lower() if draw(st.booleans()) else letters
+    cut = draw(st.sampled_from([3, len(keep)])) if len(keep) > 3 else len(keep)
+    head = keep[:cut] + (draw(st.sampled_from(SEPARATORS)) + keep[cut:] if keep[cut:] else "")
+    if draw(st.booleans()) and cut == 3:
+        head = f"({keep[:3]})" + head[3:]
+    trunk = draw(st.sampled_from(["", "1", "1-", "1 ", "+1 ", "+1-", "+1"]))
+    return trunk + head + draw(st.sampled_from(SEPARATORS)) + letters, letters
+
+
+def lettered_nanp_numbers() -> st.SearchStrategy[phonenumbers.PhoneNumber]:
+    """Valid US/Canada numbers whose last 7 digits are all on lettered keys (2-9)."""
+    lettered = st.text(alphabet="23456789", min_size=7, max_size=7)
+    return st.builds(
+        lambda area, local: phonenumbers.parse(f"+1{area}{local}", None),
+        st.sampled_from(AREA_CODES),
+        lettered,
+    ).filter(phonenumbers.is_valid_number)
+
+
+@PURE
+@given(data=st.data(), number=lettered_nanp_numbers())
+def test_a_vanity_number_the_validator_accepts_is_masked_letters_and_all(
+    data: st.DataObject, number: phonenumbers.PhoneNumber
+) -> None:
+    # given a vanity spelling ("1-800-FLOWERS") the validator reads as the number
+    spelled, letters = data.draw(vanity_spellings(number))
+    assume(read_as_the_validator_does(spelled) == e164_of(number))  # not "201222/XWPA"
+    context = data.draw(st.sampled_from(CONTEXTS))
+    # when it is logged in some context
+    line = context.format(spelled)
+    masked = logs.redact(line)
+    # then neither its letters nor its hidden digits show, only its last 4 digits
+    assert letters not in masked, (line, masked)
+    assert_masked(line, number)
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    ["1-800-FLOWERS", "800-FLOWERS", "+1 800 FLOWERS", "1 (800) flowers", "1800FLOWERS"],
+)
+def test_1_800_flowers_is_masked_wherever_it_is_logged(spelled: str) -> None:
+    # given the vanity number, accepted by the validator
+    assert check_phone_number(spelled, [1]) == "+18003569377"
+    # when logged in a sentence, then it shows as the masked number, the sentence intact
+    assert logs.redact(f"dialing {spelled} now") == "dialing +1******9377 now"
 
 
 @PURE

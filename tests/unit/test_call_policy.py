@@ -15,6 +15,7 @@ from dialq.calls.policy import (
 )
 from dialq.publisher import MAX_COUNTDOWN_S
 from dialq.symbl.errors import (
+    CredentialsError,
     NotSentError,
     OutcomeUnknownError,
     SymblError,
@@ -76,9 +77,12 @@ def _status(status: int, body: str = '{"message": "nope"}', **headers: str) -> S
         (_status(409), "failed", "http 409: nope"),
         (_status(402), "failed", "http 402: nope"),
         (SymblError("something new"), "unknown", "something new"),
+        # the token endpoint refusing the account's credentials: the account waits, not failed
+        (CredentialsError(401, "invalid app id or secret", "", None), "credentials", "HTTP 401"),
+        (CredentialsError(400, "appId is required", "", None), "credentials", "appId is required"),
     ],
 )
-def test_start_outcome_decides_capacity_retry_unknown_or_failed(
+def test_start_outcome_decides_capacity_credentials_retry_unknown_or_failed(
     error: SymblError, kind: str, reason: str
 ) -> None:
     outcome = start_outcome(error)

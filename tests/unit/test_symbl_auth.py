@@ -13,7 +13,7 @@ from requests.adapters import BaseAdapter
 
 from dialq.config import Account
 from dialq.symbl.auth import CachedToken, MemoryTokenStore, TokenProvider
-from dialq.symbl.errors import AuthenticationError, ServerError, TokenError
+from dialq.symbl.errors import CapacityError, CredentialsError, ServerError, TokenError
 from dialq.symbl.transport import AttemptRecord
 
 BASE_URL = "https://symbl.test"
@@ -205,7 +205,7 @@ def test_renew_may_legitimately_return_the_same_value(
     assert tokens.renew(tokens.token()) == "tok-1"
 
 
-def test_wrong_credentials_raise_authentication_error_that_never_echoes_the_secret(
+def test_wrong_credentials_raise_a_credentials_error_that_never_echoes_the_secret(
     endpoint: ScriptedTokenEndpoint,
     session: requests.Session,
     clock: FakeClock,
@@ -214,12 +214,34 @@ def test_wrong_credentials_raise_authentication_error_that_never_echoes_the_secr
     # given a server that echoes the secret it refused
     endpoint.script.append((401, json.dumps({"message": f"bad appSecret {SECRET}"})))
     tokens = provider(store, session, clock)
-    with pytest.raises(AuthenticationError) as caught:
+    with pytest.raises(CredentialsError) as caught:
         tokens.token()
     error = caught.value
     assert error.message == "invalid app id or secret"
     for text in (str(error), repr(error), error.body, error.message):
         assert SECRET not in text
+
+
+@pytest.mark.parametrize(
+    ("status", "raised"),
+    [(400, CredentialsError), (403, CredentialsError), (429, CapacityError), (503, ServerError)],
+)
+def test_only_a_4xx_other_than_429_from_the_token_endpoint_is_a_credentials_error(
+    endpoint: ScriptedTokenEndpoint,
+    session: requests.Session,
+    clock: FakeClock,
+    store: MemoryTokenStore,
+    status: int,
+    raised: type[Exception],
+) -> None:
+    # given a token endpoint answering this status
+    endpoint.script.append((status, json.dumps({"message": "no"})))
+    tokens = provider(store, session, clock)
+    # when a token is asked for, then a 4xx is the account's credentials problem; a 429 stays
+    # a capacity signal and a 5xx an outage
+    with pytest.raises(raised) as caught:
+        tokens.token()
+    assert type(caught.value) is raised
 
 
 @pytest.mark.parametrize(

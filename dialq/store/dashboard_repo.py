@@ -1,0 +1,45 @@
+"""What the dashboard reads beyond the API's pages: counts per state, the waiting line in the
+order the dispatcher serves it, and the spans during which calls were live."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from dialq.store.tables import Call
+
+
+def status_counts(session: Session, accounts: Collection[str]) -> dict[str, int]:
+    query = (
+        select(Call.status, func.count())
+        .where(Call.account.in_(sorted(accounts)))
+        .group_by(Call.status)
+    )
+    return {str(status): int(count) for status, count in session.execute(query)}
+
+
+def waiting_line(session: Session, accounts: Collection[str], *, limit: int) -> list[Call]:
+    """Waiting calls as the dispatcher takes them: highest priority first, then oldest."""
+    query = (
+        select(Call)
+        .where(Call.account.in_(sorted(accounts)), Call.status == "waiting")
+        .order_by(Call.priority.desc(), Call.created_at, Call.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+LiveSpan = tuple[str, datetime, datetime | None]
+
+
+def live_spans(session: Session, accounts: Collection[str], since: datetime) -> list[LiveSpan]:
+    """(account, connected at, ended at or None) of every call live at some time after `since`."""
+    query = select(Call.account, Call.connected_at, Call.ended_at).where(
+        Call.account.in_(sorted(accounts)),
+        Call.connected_at.is_not(None),
+        or_(Call.ended_at.is_(None), Call.ended_at > since),
+    )
+    return [(str(a), c, e) for a, c, e in session.execute(query) if c is not None]

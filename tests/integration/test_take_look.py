@@ -1,0 +1,122 @@
+"""A look at a live call is claimed and read in one statement (`calls_repo.take_look`), on
+SQLite and PostgreSQL: one message of several gets the look, a waiting cancel is always
+honoured while connected, and a call that is not live gives nobody a look."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, text
+
+from dialq.store import Call, CallStatus, Database, calls_repo
+
+T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+INTERVAL = timedelta(seconds=5)
+
+
+def live_call(status: CallStatus, **overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "status": status.value,
+        "account": "default",
+        "phone_number": "+14155550123",
+        "request": {"phone_number": "+14155550123"},
+        "priority": 5,
+        "max_duration_s": 3600,
+        "deadline_at": T0 + timedelta(hours=1),
+        "start_attempts": 1,
+        "failures": 0,
+        "capacity_waits": 0,
+        "created_at": T0,
+        "updated_at": T0,
+        "connected_at": T0,
+        "conversation_id": "conv-1",
+        "watch_due_at": T0 + INTERVAL,
+    }
+    row.update(overrides)
+    return row
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.upgrade()
+    with database.transaction() as session:
+        for table in ("insights", "attempts", "events", "calls"):
+            session.execute(text(f"DELETE FROM {table}"))
+    yield database
+    database.dispose()
+
+
+def add(db: Database, row: dict[str, Any]) -> str:
+    with db.transaction() as session:
+        session.execute(insert(Call).values(row))
+    return str(row["id"])
+
+
+def take(db: Database, call_id: str, now: datetime) -> Call | None:
+    with db.transaction() as session:
+        return calls_repo.take_look(
+            session, call_id, due_by=now + INTERVAL / 2, next_due=now + INTERVAL
+        )
+
+
+def test_a_due_look_is_taken_and_read_in_one_statement_and_a_second_message_gets_none(
+    db: Database,
+) -> None:
+    # given a connected call whose look is due at T0 + 5 s
+    call_id = add(db, live_call(CallStatus.CONNECTED))
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    # when its message arrives at the due time
+    now = T0 + INTERVAL
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        taken = take(db, call_id, now)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    # then one statement took the look and read the call, the next look is an interval ahead
+    assert taken is not None
+    assert (taken.id, taken.conversation_id) == (call_id, "conv-1")
+    assert taken.watch_due_at == now + INTERVAL
+    assert len(statements) == 1
+    assert statements[0].lstrip().upper().startswith("UPDATE")
+    # and a duplicate message for the same look gets nothing
+    assert take(db, call_id, now) is None
+
+
+def test_a_duplicate_in_the_last_half_interval_takes_the_look_over_an_earlier_one_does_not(
+    db: Database,
+) -> None:
+    # given a connected call whose look is due at T0 + 5 s
+    call_id = add(db, live_call(CallStatus.CONNECTED))
+    # when a message arrives 3 s early, then it gets nothing; 2 s early, it takes the look
+    assert take(db, call_id, T0 + INTERVAL - timedelta(seconds=3)) is None
+    assert take(db, call_id, T0 + INTERVAL - timedelta(seconds=2)) is not None
+
+
+def test_a_waiting_cancel_gets_a_look_while_connected_but_not_while_stopping(
+    db: Database,
+) -> None:
+    # given a connected and a stopping call, both with a cancel waiting, looks not yet due
+    connected = add(db, live_call(CallStatus.CONNECTED, cancel_requested_at=T0))
+    stopping = add(db, live_call(CallStatus.STOPPING, cancel_requested_at=T0))
+    # when their messages arrive at once, then the connected one is looked at (to stop it),
+    # and the stopping one's stop, already claimed, is not retried before its look is due
+    assert take(db, connected, T0) is not None
+    assert take(db, stopping, T0) is None
+
+
+@pytest.mark.parametrize("status", [CallStatus.COMPLETED, CallStatus.QUEUED, CallStatus.UNKNOWN])
+def test_a_call_that_is_not_live_gives_no_look(db: Database, status: CallStatus) -> None:
+    # given a call that is not live, its look long overdue
+    call_id = add(db, live_call(status, watch_due_at=None))
+    # when a watch message for it arrives, then no look is taken
+    assert take(db, call_id, T0 + timedelta(hours=1)) is None
