@@ -13,6 +13,9 @@ Per account, in Redis:
   system shares the account) and raised one step after a full turnover of clean starts.
 - `cooldown`: set with a TTL after a 429; no permit is handed out while it exists.
 - `429s`: when 429s arrived, for `dialq capacity` (last hour).
+- `paused`: set (with a TTL) while the account's API circuit is open: the line is parked, no
+  permit is handed out, and only the circuit's probe may take a free permit (`acquire(probe=)`).
+  So an outage costs one probe per cooldown, not one delivery per waiting call.
 - `granted`: sorted set, when each permit was last granted or handed (ms). A permit is held
   before the claim commits, so for a moment the database still says `queued` or `waiting`: the
   watchdog frees such permits only once the grant is old enough that no claim can still follow.
@@ -58,11 +61,11 @@ end
 ACQUIRE = (
     HANDOFF
     + """
-local permits, waiting, limit_key, cooldown, granted =
-    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local call_id, now, expiry, configured, score, reserve_ms =
+local permits, waiting, limit_key, cooldown, granted, paused =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local call_id, now, expiry, configured, score, reserve_ms, probe =
     ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
-    tonumber(ARGV[6])
+    tonumber(ARGV[6]), ARGV[7]
 redis.call('ZREMRANGEBYSCORE', permits, '-inf', now)
 local function grant()
   redis.call('ZREM', waiting, call_id)
@@ -71,6 +74,15 @@ local function grant()
 end
 -- Held already: a reservation handed to it, or a duplicate delivery. Idempotent per call.
 if redis.call('ZSCORE', permits, call_id) then grant() return {1} end
+-- The API is out: the line is parked; only the probe may take a free permit, out of turn.
+if redis.call('EXISTS', paused) == 1 then
+  if probe == '1' and current_limit(limit_key, configured) > redis.call('ZCARD', permits) then
+    grant()
+    return {1}
+  end
+  redis.call('ZADD', waiting, score, call_id)
+  return {0}
+end
 -- It joins the line at its own place: calls that waited longer (or matter more) go first.
 redis.call('ZADD', waiting, score, call_id)
 if redis.call('EXISTS', cooldown) == 1 then return {-1} end
@@ -90,15 +102,15 @@ return result
 RELEASE = (
     HANDOFF
     + """
-local permits, waiting, limit_key, cooldown, granted =
-    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local permits, waiting, limit_key, cooldown, granted, paused =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local call_id, now, configured, reserve_ms =
     ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('ZREM', permits, call_id)
 redis.call('ZREM', granted, call_id)
 redis.call('ZREM', waiting, call_id)
 redis.call('ZREMRANGEBYSCORE', permits, '-inf', now)
-if redis.call('EXISTS', cooldown) == 1 then return {} end
+if redis.call('EXISTS', cooldown) == 1 or redis.call('EXISTS', paused) == 1 then return {} end
 return handoff(permits, waiting, granted, current_limit(limit_key, configured), now, reserve_ms)
 """
 )
@@ -234,15 +246,19 @@ class Capacity:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def acquire(self, account: str, call_id: str, *, score: int, lease_s: float) -> Admission:
+    def acquire(
+        self, account: str, call_id: str, *, score: int, lease_s: float, probe: bool = False
+    ) -> Admission:
         """Take (or renew) the call's permit; when none is free, it waits in line (`score`).
 
         A permit is granted only in line order: a newcomer never takes one ahead of a call that
-        waited longer. Free permits the line was owed go to its head at once (`handed`).
+        waited longer. Free permits the line was owed go to its head at once (`handed`). While
+        the account is paused every call joins the line, except the API circuit's `probe`,
+        which takes a free permit if there is one.
         """
         now = self._now_ms()
         reply = self._acquire(
-            keys=self._keys(account, "permits", "waiting", "limit", "cooldown", "granted"),
+            keys=self._line_keys(account),
             args=[
                 call_id,
                 now,
@@ -250,6 +266,7 @@ class Capacity:
                 self.limits[account],
                 score,
                 int(RESERVE_S * 1000),
+                "1" if probe else "0",
             ],
         )
         return Admission(Verdict(int(reply[0])), [_text(m) for m in reply[1:]])
@@ -263,10 +280,29 @@ class Capacity:
         """Give the call's permit (and its place in line) back; each free permit is handed to
         one waiter, best first, taken out of line in the same step. Returns those waiters."""
         members = self._release(
-            keys=self._keys(account, "permits", "waiting", "limit", "cooldown", "granted"),
+            keys=self._line_keys(account),
             args=[call_id, self._now_ms(), self.limits[account], int(RESERVE_S * 1000)],
         )
         return [_text(m) for m in members]
+
+    def _line_keys(self, account: str) -> list[str]:
+        return self._keys(account, "permits", "waiting", "limit", "cooldown", "granted", "paused")
+
+    def pause(self, account: str, hold_s: float) -> None:
+        """Park the account's line (its API is out) for at most `hold_s`, renewed while it lasts."""
+        self.redis.set(self._key(account, "paused"), 1, px=max(1, int(hold_s * 1000)))
+
+    def resume(self, account: str) -> list[str]:
+        """The API answers again: unpark the line and hand every free permit on (returned)."""
+        self.redis.delete(self._key(account, "paused"))
+        return self.hand_off(account)
+
+    def paused(self, account: str) -> bool:
+        return bool(self.redis.exists(self._key(account, "paused")))
+
+    def head_of_line(self, account: str) -> str | None:
+        head = self.redis.zrange(self._key(account, "waiting"), 0, 0)
+        return _text(head[0]) if head else None
 
     def forget(self, account: str, call_id: str) -> bool:
         """Take the call out of line, keeping any permit it holds (it may be live)."""

@@ -6,7 +6,9 @@ of a brief outage. After `threshold` such failures in a row the account's circui
 wait (state `waiting`, reason "API unavailable") instead of dialing, costing nothing. When the
 cooldown ends, exactly one call is let through as the probe; its success closes the circuit,
 its failure opens it again for twice as long (up to `max_cooldown_s`). Calls fail only at
-their own deadline.
+their own deadline. The waiting calls are parked in the account's capacity line meanwhile
+(`Capacity.pause`): only the probe comes back by itself, so a backlog of any size costs one
+delivery per cooldown, and the probe's success hands every free permit on at once.
 
 Per account, in Redis: `circuit` (hash: consecutive failures, when the circuit reopens for a
 probe (ms), the current cooldown (ms)) and `probe` (the probing call's id, with a TTL so a
@@ -98,6 +100,31 @@ class Circuit:
         if verdict == 0:
             return Admission(False, wait_s=max(0.05, int(wait_ms) / 1000))
         return Admission(True, probe=verdict == 2, clean=verdict == 1)
+
+    @property
+    def hold_s(self) -> float:
+        """How long an open circuit's state is kept after its last failure (its keys' TTL)."""
+        return (4 * self.max_cooldown_ms + self.probe_ttl_ms) / 1000
+
+    def claim_probe(self, account: str, call_id: str, reopens_s: float, now_s: float) -> bool:
+        """Make `call_id` the next probe (it comes back when the circuit reopens); False when
+        another call already is."""
+        ttl_ms = max(0, int((reopens_s - now_s) * 1000)) + self.probe_ttl_ms
+        probe = self._keys(account)[1]
+        if self.client.set(probe, call_id, nx=True, px=ttl_ms):
+            return True
+        current = self.client.get(probe)
+        if isinstance(current, bytes):
+            current = current.decode()
+        return current == call_id
+
+    def probe_due(self, account: str, now_s: float) -> bool:
+        """The circuit is open, its cooldown is over, and no call is probing (or due to)."""
+        circuit, probe = self._keys(account)
+        until = self.client.hget(circuit, "until")
+        if until is None or int(until) == 0 or now_s * 1000 < int(until):
+            return False
+        return not self.client.exists(probe)
 
     def failed(
         self, account: str, call_id: str, now_s: float, why: str | None = None

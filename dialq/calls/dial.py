@@ -18,6 +18,7 @@ from dialq import routing
 from dialq.calls import dispatch
 from dialq.calls.context import CallContext
 from dialq.calls.policy import (
+    API_UNAVAILABLE,
     CANCELED_UNKNOWN,
     StartOutcome,
     capacity_delay_s,
@@ -39,7 +40,6 @@ from dialq.symbl.payloads import start_body
 log = logging.getLogger("dialq.dialing")
 SKIPPED = "skipped"
 CANCEL_PENDING = "cancel pending"
-API_UNAVAILABLE = "API unavailable"
 CANCELED_REASON = "canceled while dialing; not redialed"
 
 
@@ -50,6 +50,8 @@ def credentials_refused(account: str) -> str:
 
 # Writes of a known start outcome tried this often when the database connection drops.
 RECORD_TRIES = 4
+# The next probe comes back this long after the circuit reopens (never a moment early).
+PROBE_LAG_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -144,12 +146,13 @@ class Dial:
             self._move(session, {status}, CallStatus.CANCELED, now, CANCELED_REASON)
             dispatch.release_permit(self.ctx, call.account, call.id)
             return None
+        probe = False
         if self.ctx.circuit is not None:
             gate = self.ctx.circuit.admit(call.account, call.id, now.timestamp())
             if not gate.allowed:
-                self._wait_for_api(session, call, gate.wait_s, now)
+                self._park_for_api(session, call, now)
                 return None
-            self.circuit_clean = gate.clean
+            self.circuit_clean, probe = gate.clean, gate.probe
         if self.ctx.credentials is not None:
             hold = self.ctx.credentials.admit(call.account, call.id, now.timestamp())
             if not hold.allowed:
@@ -162,6 +165,7 @@ class Dial:
             call.id,
             score=permit_score(call.priority, call.created_at),
             lease_s=lease_s(call.max_duration_s, self.settings.permit_lease_margin_s),
+            probe=probe,
         )
         dispatch.wake(self.ctx, admission.handed)
         if admission.verdict is not Verdict.GRANTED:
@@ -215,6 +219,34 @@ class Dial:
             repo.clear_not_before(session, call.id)
         if waits:
             self.later = Later("waiting", call.id, why, call.start_attempts + 1)
+
+    def _park_for_api(self, session: Session, call: Call, now: datetime) -> None:
+        """The account's API circuit is open: the call waits in the account's line, parked with
+        the whole line at no cost to its budget, until the probe's success hands permits on."""
+        self._pause_line(call.account)
+        dispatch.release_permit(self.ctx, call.account, call.id)  # paused: none handed on
+        values = {"not_before": None, "dispatch_due_at": None, "reason": API_UNAVAILABLE}
+        status = CallStatus(call.status)
+        if status is CallStatus.WAITING:
+            repo.update_waiting(session, call.id, values)
+        else:
+            repo.transition(
+                session, call.id, from_={status}, to=CallStatus.WAITING, now=now,
+                detail=f"{API_UNAVAILABLE}: parked until it answers", values=values,
+            )  # fmt: skip
+        self.later = Later("waiting", call.id, API_UNAVAILABLE, call.start_attempts + 1)
+        self._join_line(call)
+
+    def _pause_line(self, account: str) -> None:
+        if self.ctx.circuit is not None:
+            self.ctx.capacity.pause(account, self.ctx.circuit.hold_s)
+
+    def _join_line(self, call: Call) -> None:
+        """Back in the account's line; if the circuit closed meanwhile, a permit may be held
+        for it at once: then its dial message goes out now."""
+        score = permit_score(call.priority, call.created_at)
+        if dispatch.line_up(self.ctx, call.id, call.account, score):
+            self.ctx.publisher.publish(routing.DIAL, call.id)
 
     def _wait_for_api(
         self, session: Session, call: Call, wait_s: float, now: datetime, why: str = API_UNAVAILABLE
@@ -354,6 +386,8 @@ class Dial:
     def _api_answered(self) -> None:
         if self.ctx.circuit is not None and not self.circuit_clean:
             self.ctx.circuit.succeeded(self.account)
+            # The parked line goes at full capacity: every free permit is handed on now.
+            dispatch.wake(self.ctx, self.ctx.capacity.resume(self.account))
 
     def _credentials_worked(self) -> None:
         if self.ctx.credentials is not None and not self.credentials_clean:
@@ -379,13 +413,17 @@ class Dial:
         for the API (None: still closed, the call spends its own failure budget)."""
         if self.ctx.circuit is None:
             return None
+        circuit = self.ctx.circuit
         now_s = self.ctx.now().timestamp()
-        reopens_s = self.ctx.circuit.failed(self.account, self.call_id, now_s)
+        reopens_s = circuit.failed(self.account, self.call_id, now_s)
         if reopens_s is None:
             return None
+        self._pause_line(self.account)
         dispatch.release_permit(self.ctx, self.account, self.call_id)
-        delay_s = max(0.0, reopens_s - now_s) + self.ctx.rng.uniform(0.0, 1.0)
         detail = f"{API_UNAVAILABLE} ({outcome.reason})"
+        delay_s: float | None = None  # parked in line, like every other call of the account
+        if circuit.claim_probe(self.account, self.call_id, reopens_s, now_s):
+            delay_s = max(0.0, reopens_s - now_s) + PROBE_LAG_S  # the one that comes back
         return self._redial_later(CallStatus.WAITING, delay_s, detail, None, API_UNAVAILABLE)
 
     def _retry_failure(self, outcome: StartOutcome) -> str:
@@ -403,14 +441,16 @@ class Dial:
     def _redial_later(
         self,
         to: CallStatus,
-        delay_s: float,
+        delay_s: float | None,
         detail: str,
         counter: str | None,
         reason: str | None = None,
     ) -> str:
+        """Back to `to` with a dial message due in `delay_s`; with None, parked in the account's
+        line (woken by a permit handed on)."""
         now = self.ctx.now()
-        not_before = now + timedelta(seconds=delay_s)
-        due_at = message_due_at(not_before, now)
+        not_before = None if delay_s is None else now + timedelta(seconds=delay_s)
+        due_at = message_due_at(not_before, now) if not_before is not None else None
         with self.db.transaction() as session:
             self._record_attempts(session)
             call = repo.get_call(session, self.call_id)
@@ -422,7 +462,7 @@ class Dial:
                 self._move(session, {CallStatus.DIALING}, CallStatus.CANCELED, now, reason)
                 dispatch.release_permit(self.ctx, self.account, self.call_id)
                 return CallStatus.CANCELED.value
-            if not_before >= call.deadline_at:
+            if not_before is not None and not_before >= call.deadline_at:
                 self._move(
                     session, {CallStatus.DIALING}, CallStatus.FAILED, now, f"deadline: {detail}"
                 )
@@ -433,7 +473,8 @@ class Dial:
                 from_={CallStatus.DIALING},
                 to=to,
                 now=now,
-                detail=f"{detail}; redial in {delay_s:.1f}s",
+                detail=f"{detail}; "
+                + ("parked in line" if delay_s is None else f"redial in {delay_s:.1f}s"),
                 values={
                     **({counter: getattr(call, counter) + 1} if counter else {}),
                     **({"reason": reason} if reason else {}),
@@ -441,9 +482,13 @@ class Dial:
                     "dispatch_due_at": due_at,
                 },
             )
-            if moved:
+            if moved and delay_s is None:
+                self.later = Later("waiting", self.call_id, detail, call.start_attempts + 1)
+            elif moved:
                 self.later = Later("redial", self.call_id, detail, call.start_attempts, delay_s)
-        if due_at is not None:
+        if moved and delay_s is None:
+            self._join_line(call)
+        elif due_at is not None:
             dispatch.publish_dial(self.ctx, self.call_id, due_at)
         return to.value
 

@@ -16,7 +16,7 @@ from dialq import routing
 from dialq.backoff import backoff_s
 from dialq.calls.context import CallContext
 from dialq.calls.dispatch import line_up, publish_dial
-from dialq.calls.policy import message_due_at, permit_score
+from dialq.calls.policy import API_UNAVAILABLE, message_due_at, permit_score
 from dialq.calls.request import (
     CallRequest,
     FieldError,
@@ -119,6 +119,11 @@ def _admitted(ctx: CallContext, call: Call) -> bool:
 
 def _wait_in_line(ctx: CallContext, call: Call) -> str:
     """The row says what the line says: waiting, with no message due (a hand-off sends it)."""
+    values: dict[str, object] = {"dispatch_due_at": None}
+    detail = "waiting for capacity: no free permit"
+    if _paused(ctx, call.account):
+        values["reason"] = API_UNAVAILABLE
+        detail = f"{API_UNAVAILABLE}: parked until it answers"
     with ctx.db.transaction() as session:
         moved = repo.transition(
             session,
@@ -126,11 +131,19 @@ def _wait_in_line(ctx: CallContext, call: Call) -> str:
             from_={CallStatus.QUEUED},
             to=CallStatus.WAITING,
             now=ctx.now(),
-            detail="waiting for capacity: no free permit",
-            values={"dispatch_due_at": None},
+            detail=detail,
+            values=values,
         )
     # Not moved: a permit was handed to it meanwhile and its dial claimed it already.
     return CallStatus.WAITING.value if moved else call.status
+
+
+def _paused(ctx: CallContext, account: str) -> bool:
+    """Whether the account's line is parked by an API outage (so the wait has that reason)."""
+    try:
+        return ctx.capacity.paused(account)
+    except Exception:
+        return False  # only the reason shown depends on it
 
 
 def request_fingerprint(stored: Mapping[str, Any]) -> str:

@@ -27,6 +27,8 @@ StartKind = Literal["capacity", "credentials", "retry", "unknown", "failed"]
 # A call canceled while its start request was out, whose answer never came: final for dialq,
 # which never dials it again, but it may be live at the API.
 CANCELED_UNKNOWN = "canceled while dialing; the start request's outcome is unknown: check Symbl"
+# Why a call waits while its account's API circuit is open (parked in the account's line).
+API_UNAVAILABLE = "API unavailable"
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ def capacity_backstop(ctx: CallContext) -> dict[str, int]:
         freed += _free_permits_of_finished_calls(ctx, account)
         if account in waiting:
             reindexed += _repair_line(ctx, account)
-        handed = ctx.capacity.hand_off(account)
+        handed = _hand_off(ctx, account)
         dispatch.wake(ctx, handed)
         woken += len(handed)
     return {
@@ -150,6 +150,22 @@ def capacity_backstop(ctx: CallContext) -> dict[str, int]:
         "waiters_expired": expired,
         "waiters_reindexed": reindexed,
     }
+
+
+def _hand_off(ctx: CallContext, account: str) -> list[str]:
+    """Free permits to the line; while the account's API circuit is open, the line is parked
+    and gets none, but when no call is due to probe (its message lost) the head of the line
+    is sent as the probe. A pause whose circuit is gone (expired) is lifted."""
+    circuit = ctx.circuit
+    if circuit is None or not ctx.capacity.paused(account):
+        return ctx.capacity.hand_off(account)
+    now_s = ctx.now().timestamp()
+    if circuit.state(account, now_s) == "closed":
+        return ctx.capacity.resume(account)
+    head = ctx.capacity.head_of_line(account)
+    if head and circuit.probe_due(account, now_s):
+        return [head] if circuit.claim_probe(account, head, now_s, now_s) else []
+    return []
 
 
 def _repair_line(ctx: CallContext, account: str) -> int:

@@ -135,13 +135,16 @@ class Producer:
         began = time.monotonic()
         for i in range(count):
             time.sleep(max(0.0, began + i / self.rate_per_s - time.monotonic()))
-            request = {
-                "phone_number": f"+1 415 555 {100 + i % 100:04d}",
-                "idempotency_key": f"{self.prefix}-{i}",
-                "max_duration_s": MAX_DURATION_S,
-                **(self.fields(i) if callable(self.fields) else self.fields),
-            }
-            self.ids.append(self._enqueue(request, settings))
+            self.ids.append(self._enqueue(self.request(i), settings))
+
+    def request(self, i: int) -> dict[str, object]:
+        """The request of call number `i` (with its idempotency key), as it was sent."""
+        return {
+            "phone_number": f"+1 415 555 {100 + i % 100:04d}",
+            "idempotency_key": f"{self.prefix}-{i}",
+            "max_duration_s": MAX_DURATION_S,
+            **(self.fields(i) if callable(self.fields) else self.fields),
+        }
 
     def _enqueue(self, request: dict[str, object], settings: object) -> str:
         deadline = time.monotonic() + 60
