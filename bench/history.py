@@ -576,6 +576,10 @@ WHY_LINEAR = {
         "it counts every state exactly, and completed/failed/canceled are all of history; "
         "the scrape now reads the counts the triggers keep (migration 0010)"
     ),
+    "dashboard GROUP BY status (before)": (
+        "it reads every call of the viewer's accounts; the calls page now reads the counts the "
+        "triggers keep per account (migration 0010)"
+    ),
 }
 
 
