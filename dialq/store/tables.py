@@ -149,10 +149,12 @@ class ApiKey(Base):
 
 
 class CallStateCount(Base):
-    """Calls by state, as signed changes (migration 0010): database triggers add one row per
-    change of a call's state (-1 for the state it left, +1 for the one it entered), and
-    `state_counts.fold` sums old rows into one per state, so the sum per state is exact and
-    reading it costs what changed since the last fold, not all of history."""
+    """Calls by account and state, as signed changes (migration 0010): database triggers add
+    one row per change of a call's state (-1 for the state it left, +1 for the one it entered),
+    and `state_counts.fold` sums old rows into one per (account, state), so the sum per
+    (account, state) is exact and reading it costs what changed since the last fold plus one row
+    per account and state, not all of history. No index on account: the folded table is small,
+    and an index would be one more write on every change of every call."""
 
     __tablename__ = "call_state_counts"
 
@@ -160,5 +162,6 @@ class CallStateCount(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
+    account: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     delta: Mapped[int] = mapped_column(BigInteger)

@@ -1,13 +1,14 @@
-"""The counts by state the metrics read (migration 0010, dialq.store.state_counts) are exact on
-SQLite and PostgreSQL: after inserts, moves, deletes and bulk statements, while folds run
-beside concurrent moves, and for the calls a database held before the migration."""
+"""The counts by state the metrics and the dashboard read (migration 0010,
+dialq.store.state_counts) are exact on SQLite and PostgreSQL, in total and per account: after
+inserts, moves, deletes and bulk statements, while folds run beside concurrent moves, and for the
+calls a database held before the migration."""
 
 from __future__ import annotations
 
 import random
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import delete, func, insert, select, text, update
 
 from dialq.calls.states import ALLOWED, CallStatus
-from dialq.store import Call, Database, calls_repo, state_counts
+from dialq.store import Call, Database, calls_repo, dashboard_repo, state_counts
 from dialq.store.db import alembic_config
 from dialq.store.tables import CallStateCount
 from tests.servers import private_pg_schema
@@ -26,11 +27,11 @@ T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 COUNTS = "0010_call_state_counts"
 
 
-def call_row(status: CallStatus) -> dict[str, Any]:
+def call_row(status: CallStatus, account: str = "default") -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
         "status": status.value,
-        "account": "default",
+        "account": account,
         "phone_number": "+14155550123",
         "request": {"phone_number": "+14155550123"},
         "priority": 5,
@@ -44,16 +45,27 @@ def call_row(status: CallStatus) -> dict[str, Any]:
     }
 
 
-def actual(db: Database) -> dict[str, int]:
-    """The count the kept counts replace: one index entry per call."""
+def actual(db: Database, accounts: Collection[str] | None = None) -> dict[str, int]:
+    """The count the kept counts replace: one index entry per call (of `accounts`, if given)."""
+    query = select(Call.status, func.count()).group_by(Call.status)
+    if accounts is not None:
+        query = query.where(Call.account.in_(sorted(accounts)))
     with db.sessions() as session:
-        rows = session.execute(select(Call.status, func.count()).group_by(Call.status)).all()
+        rows = session.execute(query).all()
     return {status: int(n) for status, n in rows}
 
 
-def kept(db: Database) -> dict[str, int]:
+def kept(db: Database, accounts: Collection[str] | None = None) -> dict[str, int]:
     with db.sessions() as session:
-        return calls_repo.count_by_status(session)
+        if accounts is None:
+            return calls_repo.count_by_status(session)
+        return state_counts.count_by_status(session, accounts)
+
+
+def shown(db: Database, accounts: Collection[str]) -> dict[str, int]:
+    """What the dashboard's calls page shows a viewer of `accounts`."""
+    with db.sessions() as session:
+        return dashboard_repo.status_counts(session, accounts)
 
 
 def fold_all(db: Database) -> None:
@@ -107,10 +119,73 @@ def test_counts_follow_inserts_moves_and_deletes_and_a_fold_keeps_them_with_one_
     assert count_rows(db) <= len(CallStatus)
 
 
-def test_folds_beside_concurrent_moves_never_lose_or_double_a_change(db: Database) -> None:
-    # given 60 queued calls
+def queued_ids(db: Database, account: str) -> list[str]:
+    query = select(Call.id).where(Call.account == account, Call.status == "queued")
+    with db.sessions() as session:
+        return list(session.scalars(query.order_by(Call.id)))
+
+
+VIEWS: tuple[frozenset[str], ...] = (
+    frozenset({"acme"}),
+    frozenset({"globex"}),
+    frozenset({"acme", "globex"}),
+    frozenset({"initech"}),
+    frozenset(),
+)
+
+
+def test_counts_per_account_follow_inserts_moves_and_deletes_in_two_accounts(
+    db: Database,
+) -> None:
+    # given queued calls of two accounts in one bulk INSERT, and a waiting one each, one by one
+    rows = [call_row(CallStatus.QUEUED, "acme") for _ in range(30)]
+    rows += [call_row(CallStatus.QUEUED, "globex") for _ in range(20)]
     with db.transaction() as session:
-        session.execute(insert(Call), [call_row(CallStatus.QUEUED) for _ in range(60)])
+        session.execute(insert(Call), rows)
+        for account in ("acme", "globex"):
+            session.execute(insert(Call).values(call_row(CallStatus.WAITING, account)))
+    acme, globex = queued_ids(db, "acme"), queued_ids(db, "globex")
+    # when acme's calls move one by one, globex's in one bulk UPDATE, and one DELETE takes both's
+    for call_id in acme[:10]:
+        with db.transaction() as session:
+            calls_repo.transition(
+                session, call_id, from_={CallStatus.QUEUED}, to=CallStatus.DIALING, now=T0,
+                detail=None,
+            )  # fmt: skip
+    with db.transaction() as session:
+        session.execute(update(Call).where(Call.id.in_(globex[:5])).values(status="completed"))
+        session.execute(delete(Call).where(Call.id.in_(acme[25:] + globex[15:])))
+    # then each account's kept counts, and the dashboard's, are its calls' actual ones
+    assert kept(db, {"acme"}) == {"queued": 15, "dialing": 10, "waiting": 1}
+    assert kept(db, {"globex"}) == {"queued": 10, "completed": 5, "waiting": 1}
+    for view in VIEWS:
+        assert kept(db, view) == actual(db, view) == shown(db, view), view
+    assert kept(db) == actual(db)
+    # when folded, then they still are, in at most one row per account and state
+    fold_all(db)
+    for view in VIEWS:
+        assert kept(db, view) == actual(db, view) == shown(db, view), view
+    assert count_rows(db) <= 2 * len(CallStatus)
+
+
+def test_a_call_given_to_another_account_is_counted_there(db: Database) -> None:
+    # given a connected call of acme
+    row = call_row(CallStatus.CONNECTED, "acme")
+    with db.transaction() as session:
+        session.execute(insert(Call).values(row))
+    # when its account is changed (no code path does; SQL by hand could)
+    with db.transaction() as session:
+        session.execute(update(Call).where(Call.id == row["id"]).values(account="globex"))
+    # then acme has none left and globex has it
+    assert kept(db, {"acme"}) == {} == actual(db, {"acme"})
+    assert kept(db, {"globex"}) == {"connected": 1} == shown(db, {"globex"})
+
+
+def test_folds_beside_concurrent_moves_never_lose_or_double_a_change(db: Database) -> None:
+    # given 60 queued calls, half of each of two accounts
+    rows = [call_row(CallStatus.QUEUED, ("acme", "globex")[k % 2]) for k in range(60)]
+    with db.transaction() as session:
+        session.execute(insert(Call), rows)
     with db.sessions() as session:
         ids = list(session.scalars(select(Call.id)))
     errors: list[BaseException] = []
@@ -147,12 +222,16 @@ def test_folds_beside_concurrent_moves_never_lose_or_double_a_change(db: Databas
     done.set()
     for thread in folders:
         thread.join(timeout=60)
-    # then every change is counted once
+    # then every change is counted once, under its call's account
     assert not errors
     assert actual(db) == {"completed": 60}
     assert kept(db) == {"completed": 60}
+    for account in ("acme", "globex"):
+        assert kept(db, {account}) == {"completed": 30} == shown(db, {account})
     fold_all(db)
     assert kept(db) == {"completed": 60}
+    assert kept(db, {"acme"}) == kept(db, {"globex"}) == {"completed": 30}
+    assert count_rows(db) == 2
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -176,7 +255,8 @@ def test_the_migration_counts_the_calls_the_database_already_held(fresh_url: str
             for head in script.get_heads():
                 if head != COUNTS:
                     command.upgrade(config, head)
-        rows = [call_row(status) for status in CallStatus for _ in range(3)]
+        rows = [call_row(status, "acme") for status in CallStatus for _ in range(2)]
+        rows += [call_row(status, "globex") for status in CallStatus]
         with database.transaction() as session:
             session.execute(text("DELETE FROM insights"))
             session.execute(text("DELETE FROM attempts"))
@@ -185,8 +265,10 @@ def test_the_migration_counts_the_calls_the_database_already_held(fresh_url: str
             session.execute(insert(Call), rows)
         # when the counts' migration runs
         database.upgrade()
-        # then they count those calls, and the new ones after them
+        # then they count those calls, per account, and the new ones after them
         assert kept(database) == {status.value: 3 for status in CallStatus}
+        assert kept(database, {"acme"}) == {status.value: 2 for status in CallStatus}
+        assert kept(database, {"globex"}) == {status.value: 1 for status in CallStatus}
         with database.transaction() as session:
             session.execute(insert(Call).values(call_row(CallStatus.QUEUED)))
         assert kept(database)[CallStatus.QUEUED.value] == 4

@@ -3,9 +3,10 @@
 Revision ID: 0010_call_state_counts
 Revises: 0001
 
-- call_state_counts: signed changes (-1 the state left, +1 the state entered), written by
-  triggers on `calls` in the transaction of each change, seeded with the current counts; the
-  sum per state is the number of calls in it (dialq.store.state_counts folds old rows).
+- call_state_counts: signed changes per account (-1 the state left, +1 the state entered),
+  written by triggers on `calls` in the transaction of each change, seeded with the current
+  counts; the sum per (account, state) is the number of the account's calls in it
+  (dialq.store.state_counts folds old rows).
 
 Seeding and the triggers are one step against concurrent writers: on PostgreSQL the table lock
 is taken first and held to the commit; on SQLite the seed's INSERT takes the write lock before
@@ -24,27 +25,30 @@ branch_labels = None
 depends_on = None
 
 SEED = (
-    "INSERT INTO call_state_counts (status, delta) "
-    "SELECT status, count(*) FROM calls GROUP BY status"
+    "INSERT INTO call_state_counts (account, status, delta) "
+    "SELECT account, status, count(*) FROM calls GROUP BY account, status"
 )
 
-# A bulk INSERT or DELETE (a fill, a purge) adds one row per state it touched, not per call.
+# A bulk INSERT or DELETE (a fill, a purge) adds one row per (account, state) it touched, not
+# one per call. A call's account never changes today, but the update trigger counts a change of
+# it too, so the counts cannot drift if one ever does.
 PG_FUNCTIONS = """
 CREATE FUNCTION dialq_count_new_calls() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO call_state_counts (status, delta)
-        SELECT status, count(*) FROM new_calls GROUP BY status;
+    INSERT INTO call_state_counts (account, status, delta)
+        SELECT account, status, count(*) FROM new_calls GROUP BY account, status;
     RETURN NULL;
 END $$;
 CREATE FUNCTION dialq_count_gone_calls() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO call_state_counts (status, delta)
-        SELECT status, -count(*) FROM gone_calls GROUP BY status;
+    INSERT INTO call_state_counts (account, status, delta)
+        SELECT account, status, -count(*) FROM gone_calls GROUP BY account, status;
     RETURN NULL;
 END $$;
 CREATE FUNCTION dialq_count_moved_call() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO call_state_counts (status, delta) VALUES (OLD.status, -1), (NEW.status, 1);
+    INSERT INTO call_state_counts (account, status, delta)
+        VALUES (OLD.account, OLD.status, -1), (NEW.account, NEW.status, 1);
     RETURN NULL;
 END $$;
 """
@@ -53,17 +57,21 @@ PG_TRIGGERS = (
     "FOR EACH STATEMENT EXECUTE FUNCTION dialq_count_new_calls()",
     "CREATE TRIGGER calls_count_delete AFTER DELETE ON calls REFERENCING OLD TABLE AS gone_calls "
     "FOR EACH STATEMENT EXECUTE FUNCTION dialq_count_gone_calls()",
-    "CREATE TRIGGER calls_count_update AFTER UPDATE OF status ON calls FOR EACH ROW "
-    "WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION dialq_count_moved_call()",
+    "CREATE TRIGGER calls_count_update AFTER UPDATE OF status, account ON calls FOR EACH ROW "
+    "WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.account IS DISTINCT FROM NEW.account) "
+    "EXECUTE FUNCTION dialq_count_moved_call()",
 )
 SQLITE_TRIGGERS = (
     "CREATE TRIGGER calls_count_insert AFTER INSERT ON calls BEGIN "
-    "INSERT INTO call_state_counts (status, delta) VALUES (NEW.status, 1); END",
+    "INSERT INTO call_state_counts (account, status, delta) VALUES (NEW.account, NEW.status, 1); "
+    "END",
     "CREATE TRIGGER calls_count_delete AFTER DELETE ON calls BEGIN "
-    "INSERT INTO call_state_counts (status, delta) VALUES (OLD.status, -1); END",
-    "CREATE TRIGGER calls_count_update AFTER UPDATE OF status ON calls "
-    "WHEN OLD.status IS NOT NEW.status BEGIN "
-    "INSERT INTO call_state_counts (status, delta) VALUES (OLD.status, -1), (NEW.status, 1); END",
+    "INSERT INTO call_state_counts (account, status, delta) VALUES (OLD.account, OLD.status, -1); "
+    "END",
+    "CREATE TRIGGER calls_count_update AFTER UPDATE OF status, account ON calls "
+    "WHEN OLD.status IS NOT NEW.status OR OLD.account IS NOT NEW.account BEGIN "
+    "INSERT INTO call_state_counts (account, status, delta) "
+    "VALUES (OLD.account, OLD.status, -1), (NEW.account, NEW.status, 1); END",
 )
 TRIGGERS = ("calls_count_insert", "calls_count_delete", "calls_count_update")
 FUNCTIONS = ("dialq_count_new_calls", "dialq_count_gone_calls", "dialq_count_moved_call")
@@ -78,6 +86,7 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
+        sa.Column("account", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("delta", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
