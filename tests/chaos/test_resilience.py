@@ -290,6 +290,11 @@ def test_slow_webhook_receivers_do_not_delay_dialing(
             request=lambda i: {"callback_url": urls[i % len(urls)]},
         )
         slow = _dial_latencies(chaos, chaos.producers[-1].ids)
+        # the webhooks pool may start after the calls settled on a loaded machine: give its
+        # deliveries time to reach the receivers (the check below is that they did)
+        deadline = time.monotonic() + 60
+        while receivers.accepted < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
     finally:
         receivers.close()
     record("10 slow webhook receivers", outcome)
