@@ -57,7 +57,7 @@ end
 """
 
 # Returns {code, handed...}: code 1 granted (the call's lease is `expiry`), 0 full, -1 cooling
-# down; handed are other waiters this call's arrival found free permits for.
+# down, -2 parked (paused); handed are other waiters this call's arrival found free permits for.
 ACQUIRE = (
     HANDOFF
     + """
@@ -81,7 +81,7 @@ if redis.call('EXISTS', paused) == 1 then
     return {1}
   end
   redis.call('ZADD', waiting, score, call_id)
-  return {0}
+  return {-2}
 end
 -- It joins the line at its own place: calls that waited longer (or matter more) go first.
 redis.call('ZADD', waiting, score, call_id)
@@ -184,6 +184,7 @@ class Verdict(enum.Enum):
     GRANTED = 1
     FULL = 0
     COOLDOWN = -1
+    PAUSED = -2  # the line is parked: the account's API is out
 
 
 # How long a permit handed to a waiter is held for it before its dial message claims it. Longer
@@ -303,6 +304,11 @@ class Capacity:
     def head_of_line(self, account: str) -> str | None:
         head = self.redis.zrange(self._key(account, "waiting"), 0, 0)
         return _text(head[0]) if head else None
+
+    def holds(self, account: str, call_id: str) -> bool:
+        """Whether the call holds a permit whose lease has not run out."""
+        expiry = self.redis.zscore(self._key(account, "permits"), call_id)
+        return expiry is not None and expiry > self._now_ms()
 
     def forget(self, account: str, call_id: str) -> bool:
         """Take the call out of line, keeping any permit it holds (it may be live)."""

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     # Requests each HTTP API key may make, as `limits` reads it ("120/minute", "10/second");
     # past it the API answers 429 with Retry-After. Counted in Redis, across API processes.
     api_rate_limit: str = "120/minute"
+    # How long an API process trusts a key it found without asking the database again: a
+    # revoked key is refused by every API process within this. 0 asks on every request.
+    api_key_cache_s: float = Field(default=5.0, ge=0, le=300)
     # A call still not started this long after it became due fails with reason 'deadline'.
     dial_deadline_s: float = Field(default=3600.0, gt=0)
     default_max_duration_s: int = Field(default=3600, ge=10, le=4 * 3600)

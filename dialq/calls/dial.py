@@ -245,7 +245,7 @@ class Dial:
         """Back in the account's line; if the circuit closed meanwhile, a permit may be held
         for it at once: then its dial message goes out now."""
         score = permit_score(call.priority, call.created_at)
-        if dispatch.line_up(self.ctx, call.id, call.account, score):
+        if dispatch.line_up(self.ctx, call.id, call.account, score) is Verdict.GRANTED:
             self.ctx.publisher.publish(routing.DIAL, call.id)
 
     def _wait_for_api(

@@ -62,16 +62,16 @@ def release_permit(ctx: CallContext, account: str, call_id: str) -> None:
         log.warning("could not release the permit of call %s", call_id, exc_info=True)
 
 
-def line_up(ctx: CallContext, call_id: str, account: str, score: int) -> bool:
-    """A new call joins its account's line; True when a permit is held for it at once (send
-    its dial message), False when it waits (the row must say so).
+def line_up(ctx: CallContext, call_id: str, account: str, score: int) -> Verdict:
+    """A new call joins its account's line: GRANTED when a permit is held for it at once
+    (send its dial message), else it waits (the row must say so, and why).
 
     Without this, every call of a large burst would be delivered once only to learn it must
     wait, behind the wake-ups of the calls that could start.
     """
     admission = ctx.capacity.acquire(account, call_id, score=score, lease_s=RESERVE_S)
     wake(ctx, admission.handed)
-    return admission.verdict is Verdict.GRANTED
+    return admission.verdict
 
 
 def call_ended(ctx: CallContext, call_id: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from dialq import routing
 from dialq.backoff import backoff_s
 from dialq.calls.context import CallContext
-from dialq.calls.dispatch import line_up, publish_dial
+from dialq.calls.dispatch import line_up, publish_dial, release_permit
 from dialq.calls.policy import API_UNAVAILABLE, message_due_at, permit_score
 from dialq.calls.request import (
     CallRequest,
@@ -25,6 +25,7 @@ from dialq.calls.request import (
     parse_call_request,
 )
 from dialq.calls.states import CallStatus
+from dialq.capacity import Verdict
 from dialq.config import Settings
 from dialq.publisher import MAX_COUNTDOWN_S
 from dialq.store import Call, Conflict, DatabaseUnavailable, Session
@@ -49,12 +50,32 @@ class CallHandle:
     created: bool
 
 
+@dataclass(frozen=True)
+class Placed:
+    """A call as this request left it: its handle, and its row (the new one as written, or
+    the one an idempotency key already named, as read), so a caller that shows the call
+    need not read it again."""
+
+    handle: CallHandle
+    call: Call
+
+
 def enqueue(
     ctx: CallContext,
     request: CallRequest,
     *,
     also: Callable[[Session, Call], None] | None = None,
 ) -> CallHandle:
+    """Write the call row (queued) and publish its dial message (see `place`)."""
+    return place(ctx, request, also=also).handle
+
+
+def place(
+    ctx: CallContext,
+    request: CallRequest,
+    *,
+    also: Callable[[Session, Call], None] | None = None,
+) -> Placed:
     """Write the call row (queued) and publish its dial message.
 
     The same idempotency key with the same request (see `request_fingerprint`) returns the
@@ -81,69 +102,79 @@ def enqueue(
 
 def _enqueue(
     ctx: CallContext, request: CallRequest, also: Callable[[Session, Call], None] | None
-) -> CallHandle:
+) -> Placed:
     fingerprint = request_fingerprint(request.model_dump(mode="json"))
     if request.idempotency_key:
         existing = _by_key(ctx, request.idempotency_key)
         if existing is not None:
-            return _existing_handle(existing, fingerprint)
+            return _existing(existing, fingerprint)
     call = _new_call(ctx, request, fingerprint)
+    # A call due now joins its account's line before its row is written, so the row is
+    # written once, as the line has it (queued with a permit, or waiting): one transaction.
+    verdict = _line_up(ctx, call) if call.not_before is None else Verdict.GRANTED
+    waits = verdict is not Verdict.GRANTED
+    waited = _wait_in_line(call, parked=verdict is Verdict.PAUSED) if waits else None
     try:
         with ctx.db.transaction() as session:
-            repo.add_call(session, call)
+            repo.add_call(session, call, waited=waited)
             if also is not None:
                 also(session, call)
     except Conflict:
         # Lost a race with a concurrent producer using the same idempotency key.
+        _leave_line(ctx, call)
         existing = _by_key(ctx, request.idempotency_key or "")
         if existing is None:
             raise
-        return _existing_handle(existing, fingerprint)
+        return _existing(existing, fingerprint)
+    except BaseException:
+        _leave_line(ctx, call)
+        raise
     log.info("call %s queued for %s", call.id, request.masked_target)
-    if call.dispatch_due_at is None:
-        return CallHandle(call.id, call.status, created=True)  # the sweeper publishes it when due
-    if call.not_before is not None or _admitted(ctx, call):
+    if waits:
+        _catch_hand_off(ctx, call)
+    elif call.dispatch_due_at is not None:
         publish_dial(ctx, call.id, call.dispatch_due_at)
-        return CallHandle(call.id, call.status, created=True)
-    return CallHandle(call.id, _wait_in_line(ctx, call), created=True)
+    # else: due later than a countdown may be; the sweeper publishes it when due
+    return Placed(CallHandle(call.id, call.status, created=True), call)
 
 
-def _admitted(ctx: CallContext, call: Call) -> bool:
-    """Whether a permit is held for the call now; when Redis cannot say, its dial will ask."""
+def _line_up(ctx: CallContext, call: Call) -> Verdict:
+    """The line's verdict on the call; when Redis cannot give one, its dial will ask."""
     try:
         return line_up(ctx, call.id, call.account, permit_score(call.priority, call.created_at))
     except Exception:
         log.warning("call %s: could not join the line; its dial will", call.id, exc_info=True)
-        return True
+        return Verdict.GRANTED
 
 
-def _wait_in_line(ctx: CallContext, call: Call) -> str:
-    """The row says what the line says: waiting, with no message due (a hand-off sends it)."""
-    values: dict[str, object] = {"dispatch_due_at": None}
-    detail = "waiting for capacity: no free permit"
-    if _paused(ctx, call.account):
-        values["reason"] = API_UNAVAILABLE
-        detail = f"{API_UNAVAILABLE}: parked until it answers"
-    with ctx.db.transaction() as session:
-        moved = repo.transition(
-            session,
-            call.id,
-            from_={CallStatus.QUEUED},
-            to=CallStatus.WAITING,
-            now=ctx.now(),
-            detail=detail,
-            values=values,
-        )
-    # Not moved: a permit was handed to it meanwhile and its dial claimed it already.
-    return CallStatus.WAITING.value if moved else call.status
+def _wait_in_line(call: Call, *, parked: bool) -> str:
+    """The row to write says what the line says: waiting, with no message due (a hand-off
+    sends it), and why when the account's API is out. Returns the wait's event detail."""
+    call.status = CallStatus.WAITING.value
+    call.dispatch_due_at = None
+    if parked:
+        call.reason = API_UNAVAILABLE
+        return f"{API_UNAVAILABLE}: parked until it answers"
+    return "waiting for capacity: no free permit"
 
 
-def _paused(ctx: CallContext, account: str) -> bool:
-    """Whether the account's line is parked by an API outage (so the wait has that reason)."""
+def _leave_line(ctx: CallContext, call: Call) -> None:
+    """The row was not written: its place in line, or the permit it held, goes to the next."""
+    if call.not_before is None:
+        release_permit(ctx, call.account, call.id)
+
+
+def _catch_hand_off(ctx: CallContext, call: Call) -> None:
+    """A permit handed to the call before its row was visible found no row to claim: send
+    its dial message now (a second one, had the first found the row, claims nothing)."""
     try:
-        return ctx.capacity.paused(account)
+        handed = ctx.capacity.holds(call.account, call.id)
     except Exception:
-        return False  # only the reason shown depends on it
+        # The watchdog frees a permit held by a waiting call that never claimed it.
+        log.warning("call %s: could not ask the line about it", call.id, exc_info=True)
+        return
+    if handed:
+        publish_dial(ctx, call.id, ctx.now())
 
 
 def request_fingerprint(stored: Mapping[str, Any]) -> str:
@@ -162,13 +193,13 @@ def request_fingerprint(stored: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _existing_handle(existing: Call, fingerprint: str) -> CallHandle:
+def _existing(existing: Call, fingerprint: str) -> Placed:
     """The call an idempotency key already names, if it was made for this same request."""
     # Rows older than migration 0008 have no fingerprint: their stored request gives it.
     recorded = existing.request_fingerprint or request_fingerprint(existing.request)
     if recorded != fingerprint:
         raise InvalidCallRequest([FieldError("idempotency_key", _KEY_REUSED)])
-    return CallHandle(existing.id, existing.status, created=False)
+    return Placed(CallHandle(existing.id, existing.status, created=False), existing)
 
 
 def _by_key(ctx: CallContext, key: str) -> Call | None:

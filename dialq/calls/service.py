@@ -12,7 +12,7 @@ from typing import Any
 
 from dialq.calls import cancel, dial, dispatch, enqueue, redial, watch, watchdog
 from dialq.calls.context import CallContext, ClientFactory
-from dialq.calls.enqueue import CallHandle
+from dialq.calls.enqueue import CallHandle, Placed
 from dialq.calls.request import CallRequest
 from dialq.calls.watch import CancelResult
 from dialq.capacity import Capacity
@@ -61,6 +61,10 @@ class CallService:
     ) -> CallHandle:
         """Write the call row (queued) and publish its dial message (see calls.enqueue)."""
         return enqueue.enqueue(self.ctx, request, also=also)
+
+    def place(self, request: CallRequest) -> Placed:
+        """As `enqueue`, with the call's row as this request left it (see calls.enqueue)."""
+        return enqueue.place(self.ctx, request)
 
     def enqueue_message(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], *, message_id: str

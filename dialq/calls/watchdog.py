@@ -185,9 +185,11 @@ def _free_permits_of_finished_calls(ctx: CallContext, account: str) -> int:
     # dialing, connected, stopping and unknown calls may be live at the API: they keep theirs.
     stale = _read(ctx, queries.over, ctx.capacity.holders(account))
     # A queued or waiting holder may be a worker between its grant and its claim's commit:
-    # only a grant older than any claim can take (a rolled-back claim) is freed.
+    # only a grant older than any claim can take (a rolled-back claim) is freed. So is one
+    # held for no row: its producer joined the line and died before writing the call.
     settled = ctx.capacity.settled_holders(account, older_than_s=CLAIM_GRACE_S)
     stale += _read(ctx, queries.in_states, settled, DIALABLE)
+    stale += _read(ctx, queries.unknown, settled)
     for call_id in stale:
         dispatch.release_permit(ctx, account, call_id)
     return len(stale)

@@ -7,16 +7,18 @@ says why without repeating what was sent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Final
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dialq.http.keys import allows, key_digest
+from dialq.http.principal import Principal
 from dialq.http.problems import ApiProblem
 from dialq.http.state import api_state
 from dialq.store import apikeys_repo
+
+__all__ = ["Principal", "authenticate", "requires"]
 
 _CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="dialq"'}
 
@@ -24,18 +26,6 @@ bearer = HTTPBearer(
     auto_error=False,
     description="A key from `dialq apikey create`, as `Authorization: Bearer dq_...`.",
 )
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The key a request came with: what it may do, and for which accounts."""
-
-    key_id: str
-    accounts: frozenset[str]
-    scopes: frozenset[str]
-
-    def sees(self, account: str) -> bool:
-        return account in self.accounts
 
 
 def _refused(detail: str) -> ApiProblem:
@@ -46,12 +36,20 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     """The principal of the request's key; 401 when it has none, or one that is not valid."""
     if credentials is None or not credentials.credentials:
         raise _refused("an API key is required: send Authorization: Bearer <key>")
-    digest = key_digest(credentials.credentials)
-    with api_state(request).database().sessions() as session:
-        key = apikeys_repo.find_active(session, digest)
-    if key is None:
+    state = api_state(request)
+
+    def find(digest: str) -> Principal | None:
+        with state.database().sessions() as session:
+            key = apikeys_repo.find_active(session, digest)
+            if key is None:
+                return None
+            accounts, scopes = frozenset(map(str, key.accounts)), frozenset(map(str, key.scopes))
+            return Principal(key.id, accounts, scopes)
+
+    principal = state.known_keys.get(key_digest(credentials.credentials), find)
+    if principal is None:
         raise _refused("the API key is not valid (unknown or revoked)")
-    return Principal(key.id, frozenset(map(str, key.accounts)), frozenset(map(str, key.scopes)))
+    return principal
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

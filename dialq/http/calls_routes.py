@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
-from dialq.api import cancel_call, enqueue_call, redial_call
+from dialq.api import cancel_call, redial_call
+from dialq.calls.enqueue import Placed
 from dialq.calls.read import call_detail, call_summary
 from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
 from dialq.calls.states import CallStatus
@@ -97,14 +98,17 @@ def _parsed(state: ApiState, data: dict[str, Any]) -> CallRequest:
         raise ApiProblem(422, "invalid call request", errors=error.errors) from None
 
 
-def _enqueued(state: ApiState, request: CallRequest) -> tuple[str, bool]:
+def _placed(state: ApiState, request: CallRequest) -> Placed:
+    # Checked before anything is written: a call recorded while Redis is down would wait for
+    # the sweeper; the client learns now and retries with its key.
+    if not state.broker_answers():
+        raise unavailable("broker")
     try:
-        handle = enqueue_call(request, settings=state.settings)
+        return state.service().place(request)
     except InvalidCallRequest as error:
         if any(e.field == KEY_FIELD for e in error.errors):
             raise ApiProblem(409, str(error), errors=error.errors) from None
         raise ApiProblem(422, "invalid call request", errors=error.errors) from None
-    return handle.id, handle.created
 
 
 def _detail(call: Call) -> dict[str, Any]:
@@ -141,19 +145,14 @@ async def place_call(
     call_request = _parsed(state, data)
     if not principal.sees(call_request.account):
         raise ApiProblem(403, f"this API key cannot place calls for account {call_request.account}")
-    # Checked before anything is written: a call recorded while Redis is down would wait for
-    # the sweeper; the client learns now and retries with its key.
-    if not await run_in_threadpool(state.broker_answers):
-        raise unavailable("broker")
-    call_id, created = await run_in_threadpool(_enqueued, state, call_request)
+    # One hop to a worker thread for the probe and the writes; the row comes back with them.
+    placed = await run_in_threadpool(_placed, state, call_request)
+    call_id, created = placed.handle.id, placed.handle.created
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"{router.prefix}/{call_id}"
     log.info("call %s %s over HTTP by key %s", call_id, "placed" if created else "replayed",
              principal.key_id)  # fmt: skip
-    summary: dict[str, Any] = await run_in_threadpool(
-        owned, state, principal, call_id, call_summary
-    )
-    return summary
+    return call_summary(placed.call)
 
 
 @router.get("", response_model=CallPage, summary="List calls", responses=responses(401, 403, 422))

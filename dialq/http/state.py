@@ -9,7 +9,9 @@ import redis
 from fastapi import Request
 
 from dialq.api import producer_runtime
+from dialq.calls.service import CallService
 from dialq.config import Settings
+from dialq.http.principal import KnownKeys
 from dialq.http.ratelimit import RateLimit
 from dialq.runtime import Runtime
 from dialq.store import Database
@@ -26,6 +28,7 @@ class ApiState:
     # Its own client with short timeouts: the runtime's waits as long as the OS does.
     broker: redis.Redis
     rate_limit: RateLimit
+    known_keys: KnownKeys
 
     @classmethod
     def build(cls, settings: Settings) -> ApiState:
@@ -35,7 +38,13 @@ class ApiState:
             socket_timeout=PROBE_TIMEOUT_S,
         )
         rate_limit = RateLimit.build(settings, PROBE_TIMEOUT_S)
-        return cls(settings, producer_runtime(settings), broker, rate_limit)
+        known_keys = KnownKeys(settings.api_key_cache_s)
+        return cls(settings, producer_runtime(settings), broker, rate_limit, known_keys)
+
+    def service(self) -> CallService:
+        """The runtime's call service; built on first use, which may fail as `database` may."""
+        with translated():
+            return self.runtime.service
 
     def database(self) -> Database:
         """The runtime's database; its first use migrates it (DIALQ_AUTO_MIGRATE), which may

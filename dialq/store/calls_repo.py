@@ -15,19 +15,37 @@ from dialq.store import state_counts
 from dialq.store.tables import Attempt, Call, Event
 
 
-def add_call(session: Session, call: Call, *, detail: str | None = None) -> Call:
-    """Insert a new call row with its first event (seq 1)."""
+def add_call(
+    session: Session, call: Call, *, detail: str | None = None, waited: str | None = None
+) -> Call:
+    """Insert a new call row with its first event (seq 1).
+
+    `waited`: the call went from queued to waiting in line before its row was written (no
+    free permit): the row is written waiting, with the events queued, then waiting (this
+    detail), as if it had moved once written.
+    """
+    events: list[tuple[str | None, str, str | None]] = [(None, call.status, detail)]
+    if waited is not None:
+        check_transition({CallStatus.QUEUED}, CallStatus.WAITING)
+        if call.status != CallStatus.WAITING.value:
+            raise ValueError(f"a call that waited is written waiting, not {call.status}")
+        events = [
+            (None, CallStatus.QUEUED.value, detail),
+            (CallStatus.QUEUED.value, CallStatus.WAITING.value, waited),
+        ]
+    # One flush for the row and its events (at commit): the unit of work writes the call
+    # first, as the events' foreign key needs.
     session.add(call)
-    session.flush()
-    session.add(
+    session.add_all(
         Event(
             call_id=call.id,
-            seq=1,
+            seq=seq,
             at=call.created_at,
-            from_status=None,
-            to_status=call.status,
-            detail=detail,
+            from_status=from_status,
+            to_status=to_status,
+            detail=text,
         )
+        for seq, (from_status, to_status, text) in enumerate(events, start=1)
     )
     return call
 

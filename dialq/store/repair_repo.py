@@ -56,6 +56,14 @@ def in_states(session: Any, ids: Collection[str], statuses: Collection[CallStatu
     return _ids(session, Call.id.in_(list(ids)), Call.status.in_([s.value for s in statuses]))
 
 
+def unknown(session: Any, ids: Collection[str]) -> list[str]:
+    """Which of `ids` name no call (a permit taken for a row its producer never wrote)."""
+    if not ids:
+        return []
+    known = set(session.scalars(select(Call.id).where(Call.id.in_(list(ids)))))
+    return [call_id for call_id in ids if call_id not in known]
+
+
 def over(session: Any, ids: Collection[str]) -> list[str]:
     """Which of `ids` are finished for good."""
     return in_states(session, ids, TERMINAL)

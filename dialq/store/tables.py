@@ -33,7 +33,8 @@ class Call(Base):
     __tablename__ = "calls"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    # Indexed only as the first column of ix_calls_dispatch and ix_calls_watch (migration 0011).
+    status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     account: Mapped[str] = mapped_column(String(64))
     # The one place a full phone number is kept (personal data: never in tasks or logs).
@@ -115,7 +116,8 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    # Indexed as the first column of uq_events_call_seq (migration 0011).
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
     # Per-call sequence number: webhooks and the timeline order by it.
     seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime]

@@ -163,7 +163,7 @@ def test_a_waiter_found_over_is_dropped_and_its_wake_passed_to_the_next(stack: S
     assert len(stack.starts_for(waiter.id)) == 1
 
 
-def test_the_watchdog_frees_a_permit_granted_to_an_unclaimed_call_only_once_no_claim_can_follow(
+def test_the_watchdog_frees_permits_of_unclaimed_or_unwritten_calls_once_no_claim_can_follow(
     stack: Stack,
 ) -> None:
     # given three undialed calls holding permits: one granted just now (its worker is between
@@ -175,14 +175,17 @@ def test_the_watchdog_frees_a_permit_granted_to_an_unclaimed_call_only_once_no_c
     )
     past = Capacity(runtime.redis, runtime.capacity.limits, clock=lambda: time.time() - 2 * 60)
     past.acquire("default", abandoned.id, score=1, lease_s=3600)
+    # and one granted long ago to a call whose producer died before writing its row
+    past.acquire("default", "never-written", score=4, lease_s=3600)
     runtime.capacity.acquire("default", fresh.id, score=2, lease_s=3600)
     runtime.capacity.acquire("default", canceled.id, score=3, lease_s=3600)
     with runtime.db.transaction() as session:
         session.execute(update(Call).where(Call.id == canceled.id).values(status="canceled"))
     # when the watchdog ticks
     report = runtime.service.watchdog()
-    # then the old grant and the canceled call's permit are freed; the fresh grant is kept
-    assert report["permits_freed"] == 2
+    # then the old grant, the canceled call's and the row-less one are freed; the fresh
+    # grant is kept
+    assert report["permits_freed"] == 3
     assert runtime.capacity.holders("default") == [fresh.id]
 
 

@@ -282,7 +282,12 @@ def test_missing_wrong_revoked_and_underscoped_keys_are_refused_and_no_key_is_lo
     # when the key is revoked by the CLI
     revoked = api.cli("apikey", "revoke", created["id"][:8])
     assert revoked.returncode == 0, revoked.stderr
-    # then it is refused from the next request on
+    # then it is refused within DIALQ_API_KEY_CACHE_S (5 s by default: the API process trusts
+    # a key it found that long), and for good once refused
+    deadline = time.monotonic() + 5 + 3
+    while api.call("GET", "/v1/calls", key).status_code != 401:
+        assert time.monotonic() < deadline, "a revoked key was still accepted after 8 s"
+        time.sleep(0.25)
     assert_problem(api.call("GET", "/v1/calls", key), 401)
     # and neither key ever appears in the API's log
     log = api.log.read_text()

@@ -180,7 +180,10 @@ def test_an_occurrences_stored_request_passes_the_dials_validation_again(world: 
 
 def test_producer_keys_outside_the_reserved_prefix_are_accepted() -> None:
     for key in ("schedules:1", "my-schedule:1", "celery-task:abc", "Schedule:1"):
-        assert parse_call_request({"phone_number": NUMBER, "idempotency_key": key})
+        assert (
+            parse_call_request({"phone_number": NUMBER, "idempotency_key": key}).idempotency_key
+            == key
+        )
 
 
 # -- migration 0008 -----------------------------------------------------------------------

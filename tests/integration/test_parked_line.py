@@ -36,7 +36,7 @@ def test_a_paused_line_hands_out_no_permit_but_the_probe_takes_one_and_resume_ha
     # then nobody is woken: the line waits, newcomer included, behind the paused account
     assert released == []
     assert capacity.hand_off("a") == []
-    assert ask(capacity, "new", 12) is Verdict.FULL
+    assert ask(capacity, "new", 12) is Verdict.PAUSED
     assert capacity.head_of_line("a") == "w1"
     # and the probe (any call, out of turn) takes a free permit
     assert ask(capacity, "new", 12, probe=True) is Verdict.GRANTED
@@ -50,7 +50,7 @@ def test_a_paused_line_with_no_free_permit_keeps_even_the_probe_waiting(redis_ur
     capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 1})
     ask(capacity, "live", 1)
     capacity.pause("a", hold_s=60)
-    assert ask(capacity, "probe", 2, probe=True) is Verdict.FULL
+    assert ask(capacity, "probe", 2, probe=True) is Verdict.PAUSED
     assert capacity.head_of_line("a") == "probe"
 
 
