@@ -163,9 +163,14 @@ def post_rates(api: str, bare: str, key: str, args: argparse.Namespace) -> dict[
     hammer(dialq_post, 4, 1.0)  # warm: pools, the first migration check, imports
     hammer(bare_post, 4, 1.0)
     totals = {"bare": Load(0.0), "dialq": Load(0.0)}
-    for _ in range(args.rounds):  # alternated, so a change of machine load hits both
-        totals["bare"] = totals["bare"].merged(hammer(bare_post, args.clients, args.seconds))
-        totals["dialq"] = totals["dialq"].merged(hammer(dialq_post, args.clients, args.seconds))
+    for index in range(args.rounds):  # alternated, so a change of machine load hits both
+        bare_round = hammer(bare_post, args.clients, args.seconds)
+        dialq_round = hammer(dialq_post, args.clients, args.seconds)
+        ratio = dialq_round.rate / bare_round.rate
+        print(f"round {index + 1}: bare {bare_round.rate:6.1f} req/s, "
+              f"dialq {dialq_round.rate:6.1f} req/s, ratio {ratio:.2f}")  # fmt: skip
+        totals["bare"] = totals["bare"].merged(bare_round)
+        totals["dialq"] = totals["dialq"].merged(dialq_round)
     print(totals["bare"].line("bare insert"))
     print(totals["dialq"].line("POST /v1/calls"))
     ratio = totals["dialq"].rate / totals["bare"].rate

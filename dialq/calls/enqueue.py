@@ -75,6 +75,7 @@ def place(
     request: CallRequest,
     *,
     also: Callable[[Session, Call], None] | None = None,
+    by: str | None = None,
 ) -> Placed:
     """Write the call row (queued) and publish its dial message.
 
@@ -82,7 +83,8 @@ def place(
     existing call and places nothing new; with a different request it raises
     InvalidCallRequest naming `idempotency_key`. If the broker is down the row stays queued and
     the sweeper publishes it later (invariant 6). `also` writes more rows in the call's own
-    transaction (a schedule's occurrence), so both are committed or neither is.
+    transaction (a schedule's occurrence), so both are committed or neither is. `by` names
+    the producer in the call's log line (an API key).
 
     Raises DatabaseUnavailable, having published nothing, when the database cannot record it.
     """
@@ -92,7 +94,7 @@ def place(
         # Accepted (the secret may be set before the call changes state), but not silently.
         log.warning("callback_url given while DIALQ_WEBHOOK_SECRET is unset: no webhook is sent")
     try:
-        return _enqueue(ctx, request, also)
+        return _enqueue(ctx, request, also, by)
     except DatabaseUnavailable as error:
         raise DatabaseUnavailable(
             "database unavailable: the call may not have been recorded and its dial message was "
@@ -101,7 +103,10 @@ def place(
 
 
 def _enqueue(
-    ctx: CallContext, request: CallRequest, also: Callable[[Session, Call], None] | None
+    ctx: CallContext,
+    request: CallRequest,
+    also: Callable[[Session, Call], None] | None,
+    by: str | None,
 ) -> Placed:
     fingerprint = request_fingerprint(request.model_dump(mode="json"))
     if request.idempotency_key:
@@ -129,7 +134,7 @@ def _enqueue(
     except BaseException:
         _leave_line(ctx, call)
         raise
-    log.info("call %s queued for %s", call.id, request.masked_target)
+    log.info("call %s queued for %s%s", call.id, request.masked_target, f" by {by}" if by else "")
     if waits:
         _catch_hand_off(ctx, call)
     elif call.dispatch_due_at is not None:

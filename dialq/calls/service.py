@@ -62,9 +62,9 @@ class CallService:
         """Write the call row (queued) and publish its dial message (see calls.enqueue)."""
         return enqueue.enqueue(self.ctx, request, also=also)
 
-    def place(self, request: CallRequest) -> Placed:
+    def place(self, request: CallRequest, *, by: str | None = None) -> Placed:
         """As `enqueue`, with the call's row as this request left it (see calls.enqueue)."""
-        return enqueue.place(self.ctx, request)
+        return enqueue.place(self.ctx, request, by=by)
 
     def enqueue_message(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], *, message_id: str

@@ -55,6 +55,13 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
+def broker_answered(request: Request) -> bool | None:
+    """Whether this request's rate-limit count, just now, reached the broker's Redis (None:
+    the request was not counted)."""
+    answered: bool | None = getattr(request.state, "broker_answered", None)
+    return answered
+
+
 def requires(
     scope: str, *or_: str
 ) -> Callable[[Request, HTTPAuthorizationCredentials | None], Principal]:
@@ -63,7 +70,11 @@ def requires(
 
     def check(request: Request, credentials: Credentials) -> Principal:
         principal = authenticate(request, credentials)
-        retry_after_s = api_state(request).rate_limit.retry_after_s(principal.key_id)
+        counted = api_state(request).rate_limit.count(principal.key_id)
+        # The count reached the broker's Redis: a request that must write before it
+        # publishes need not probe the broker again (see `broker_answered`).
+        request.state.broker_answered = counted.redis_answered
+        retry_after_s = counted.retry_after_s
         if retry_after_s is not None:
             raise ApiProblem(
                 429,

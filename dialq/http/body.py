@@ -20,6 +20,11 @@ def _too_large() -> ApiProblem:
 
 async def json_object(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """The body as a JSON object; 413 past `limit` bytes (read no further), 422 if not one."""
+    return parse_object(await read_body(request, limit))
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body's bytes; 413 past `limit` bytes, having read no further."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large()
@@ -30,8 +35,13 @@ async def json_object(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str
         if size > limit:
             raise _too_large()
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_object(body: bytes) -> dict[str, Any]:
+    """The body parsed as one JSON object; 422 if it is not one."""
     try:
-        data = json.loads(b"".join(chunks))
+        data = json.loads(body)
     except ValueError:  # not UTF-8, or not JSON
         data = None
     if not isinstance(data, dict):

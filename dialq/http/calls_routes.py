@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
@@ -16,8 +17,8 @@ from dialq.calls.read import call_detail, call_summary
 from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
 from dialq.calls.states import CallStatus
 from dialq.config import DEFAULT_ACCOUNT
-from dialq.http.auth import Principal, requires
-from dialq.http.body import json_object
+from dialq.http.auth import Credentials, Principal, broker_answered, requires
+from dialq.http.body import parse_object, read_body
 from dialq.http.cursor import decode_cursor, encode_cursor
 from dialq.http.keys import CALLS_READ, CALLS_WRITE
 from dialq.http.links import CALL_LINKS
@@ -51,6 +52,8 @@ _CALL_REQUEST_BODY: Final = {
 }
 
 Writer = Annotated[Principal, Depends(requires(CALLS_WRITE))]
+# POST /v1/calls checks its key in the same worker thread as its writes (see _placed).
+_may_place = requires(CALLS_WRITE)
 Reader = Annotated[Principal, Depends(requires(CALLS_READ))]
 
 
@@ -98,13 +101,30 @@ def _parsed(state: ApiState, data: dict[str, Any]) -> CallRequest:
         raise ApiProblem(422, "invalid call request", errors=error.errors) from None
 
 
-def _placed(state: ApiState, request: CallRequest) -> Placed:
+def _placed(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None,
+    body: bytes,
+    idempotency_key: str | None,
+) -> tuple[Placed, Principal]:
+    """Everything of a POST after its body is read, in one worker thread: the key (401, 429,
+    403), the request (422), the broker probe (503), then the writes; the call comes back as
+    written, not read again."""
+    principal = _may_place(request, credentials)
+    state = api_state(request)
+    data = _with_account(_with_key(parse_object(body), idempotency_key), principal)
+    call_request = _parsed(state, _with_at(data))
+    if not principal.sees(call_request.account):
+        raise ApiProblem(403, f"this API key cannot place calls for account {call_request.account}")
     # Checked before anything is written: a call recorded while Redis is down would wait for
-    # the sweeper; the client learns now and retries with its key.
-    if not state.broker_answers():
+    # the sweeper; the client learns now and retries with its key. The key's rate-limit count
+    # just asked the broker's Redis (and a count it could not answer is that probe, failed).
+    answered = broker_answered(request)
+    if not (state.broker_answers() if answered is None else answered):
         raise unavailable("broker")
     try:
-        return state.service().place(request)
+        by = f"key {principal.key_id} over HTTP"  # its log line says who placed it
+        return state.service().place(call_request, by=by), principal
     except InvalidCallRequest as error:
         if any(e.field == KEY_FIELD for e in error.errors):
             raise ApiProblem(409, str(error), errors=error.errors) from None
@@ -134,24 +154,22 @@ def _detail(call: Call) -> dict[str, Any]:
 async def place_call(
     request: Request,
     response: Response,
-    principal: Writer,
+    credentials: Credentials,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
     """Record the call (queued) and hand it to the workers. 201: made now; 200: the same
-    request with the same key made it before; 409: the key was used for another request."""
-    state = api_state(request)
-    data = _with_account(_with_key(await json_object(request), idempotency_key), principal)
-    data = _with_at(data)
-    call_request = _parsed(state, data)
-    if not principal.sees(call_request.account):
-        raise ApiProblem(403, f"this API key cannot place calls for account {call_request.account}")
-    # One hop to a worker thread for the probe and the writes; the row comes back with them.
-    placed = await run_in_threadpool(_placed, state, call_request)
+    request with the same key made it before; 409: the key was used for another request.
+    Needs the scope calls:write."""
+    body = await read_body(request)
+    # One hop to a worker thread for the key, the checks and the writes (the busiest route).
+    placed, principal = await run_in_threadpool(
+        _placed, request, credentials, body, idempotency_key
+    )
     call_id, created = placed.handle.id, placed.handle.created
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"{router.prefix}/{call_id}"
-    log.info("call %s %s over HTTP by key %s", call_id, "placed" if created else "replayed",
-             principal.key_id)  # fmt: skip
+    if not created:  # a new call's own log line names the key already
+        log.info("call %s replayed over HTTP by key %s", call_id, principal.key_id)
     return call_summary(placed.call)
 
 

@@ -43,11 +43,24 @@ class RateLimit:
         """Count a request of `key_id`: None when it may go on, else the whole seconds until
         the window frees a place. Open when Redis cannot count: the request meets the same
         outage at its own next step, and a limiter must not be the reason an API is down."""
+        return self.count(key_id).retry_after_s
+
+    def count(self, key_id: str) -> Count:
+        """Count a request of `key_id` (see `retry_after_s`), and say whether Redis answered:
+        it is the broker's, so a count is also a probe of the broker."""
         try:
             if self.limiter.hit(self.item, key_id):
-                return None
+                return Count(retry_after_s=None, redis_answered=True)
             reset_at = self.limiter.get_window_stats(self.item, key_id).reset_time
         except redis.RedisError:
             log.warning("rate limit not counted: Redis unavailable")
-            return None
-        return max(1, math.ceil(reset_at - time.time()))
+            return Count(retry_after_s=None, redis_answered=False)
+        return Count(max(1, math.ceil(reset_at - time.time())), redis_answered=True)
+
+
+@dataclass(frozen=True)
+class Count:
+    """A request counted: its wait if over the limit, and whether Redis answered the count."""
+
+    retry_after_s: int | None
+    redis_answered: bool

@@ -63,6 +63,11 @@ _MAYBE_VANITY = re.compile(
 _VANITY_GROUP = re.compile(rf"[{_PUNCTUATION}]+[0-9A-Za-z]+$")
 _MIN_LETTERS = 3
 _MAX_VANITY_CHARS = 40
+_MAX_DIGITS = 15  # in an E.164 number, country code included
+# A UUID (call, key, task ids), as a group so that re.split keeps it.
+_UUID = re.compile(
+    r"(\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b)", re.IGNORECASE
+)
 # Credentials by shape, whatever their value: bearer tokens, API keys, secrets in key=value,
 # JSON or URL user-info (redis://:password@host).
 _CREDENTIALS = (
@@ -106,7 +111,9 @@ def _mask_vanity(text: str) -> str:
     for run in reversed(list(_MAYBE_VANITY.finditer(text))):
         spelled = run.group(0)[:_MAX_VANITY_CHARS]
         while sum(ch.isalpha() for ch in spelled) >= _MIN_LETTERS:
-            e164 = _valid_e164(spelled)
+            # Each letter stands for one digit and E.164 has at most 15: a longer spelling
+            # (a UUID and the words after it) is no number, and parsing it is slow.
+            e164 = _valid_e164(spelled) if _alnum_count(spelled) <= _MAX_DIGITS else None
             if e164 is not None:
                 end = run.start() + len(spelled)
                 text = text[: run.start()] + mask_phone(e164) + text[end:]
@@ -143,9 +150,15 @@ def _valid_e164(text: str) -> str | None:
         number = phonenumbers.parse(text, DEFAULT_REGION)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
+    # A valid number is a possible one; asking that first (its length) skips the slow check,
+    # which walks every region of the country code, for most words after a number.
+    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _alnum_count(text: str) -> int:
+    return sum(ch.isalnum() for ch in text)
 
 
 def _digit_count(text: str) -> int:
@@ -168,6 +181,13 @@ def redact(text: str) -> str:
         text = pattern.sub(lambda m: m.group(1) + SECRET_MASK, text)
     text = _URL.sub(_mask_url, text)
     text = _EMAIL.sub("***@", text)
+    # Ids (UUIDs) are never numbers, and most lines hold one or two: only the text between
+    # them is searched, which spares each line the slow tries of a UUID as a spelled number.
+    parts = _UUID.split(text)
+    return "".join(part if index % 2 else _mask_phones(part) for index, part in enumerate(parts))
+
+
+def _mask_phones(text: str) -> str:
     text = _mask_vanity(text)
     text = _E164.sub(_mask_digits, text)
     text = _NANP.sub(_mask_digits, text)

@@ -25,7 +25,13 @@ log = logging.getLogger("dialq.store")
 def _collect_changed_calls(session: Session, _context: Any) -> None:
     for item in session.new:
         if isinstance(item, Event):
-            session.info.setdefault(_CHANGED, set()).add(item.call_id)
+            mark_changed(session, item.call_id)
+
+
+def mark_changed(session: Session, call_id: str) -> None:
+    """The call gained an event in this session's transaction (written without the unit of
+    work, which the flush hook would have seen): its listeners hear of it after the commit."""
+    session.info.setdefault(_CHANGED, set()).add(call_id)
 
 
 def _forget_changed_calls(session: Session, _previous: Any) -> None:

@@ -149,3 +149,24 @@ def test_dates_times_and_ids_are_not_mistaken_for_numbers() -> None:
         "conversation 5656461164675072 latency 1234567.89 ms pid 123456"
     )
     assert logs.redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "call {id} queued for +14155550177 by key {id} over HTTP",
+        "call {id}: dialing 1-800-FLOWERS for {id}",
+        "{id} +1 (415) 555-0177 {id}",
+    ],
+)
+def test_a_number_between_ids_is_masked_and_the_ids_are_kept_whole(line: str) -> None:
+    # given ids that are all digits where a number could hide, and one with letters
+    for call_id in ("12345678-1234-1234-1234-123456789012", "550e8400-e29b-41d4-a716-446655440000"):
+        text = line.format(id=call_id)
+        # when the line is masked
+        masked = logs.redact(text)
+        # then each id is whole, and of the number only its last 4 digits show
+        assert masked.count(call_id) == 2, masked
+        assert "555" not in masked.replace(call_id, ""), masked
+        assert "FLOWERS" not in masked, masked
+        assert "******" in masked, masked
