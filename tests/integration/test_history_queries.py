@@ -27,6 +27,7 @@ from dialq.store.db import alembic_config, make_engine
 from dialq.store.insights_tables import Insights, InsightsStatus
 from dialq.store.tables import Event
 from dialq.store.webhook_tables import WebhookCursor
+from tests.call_rows import call_row
 from tests.servers import private_pg_schema
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -67,24 +68,9 @@ def pg_db(pg_url: str) -> Iterator[Database]:
     database.dispose()
 
 
-def call_row(call_id: str, **overrides: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": call_id,
-        "status": CallStatus.COMPLETED.value,
-        "account": "default",
-        "phone_number": "+14155550123",
-        "request": {"phone_number": "+14155550123"},
-        "priority": 5,
-        "max_duration_s": 3600,
-        "deadline_at": T0 + timedelta(hours=1),
-        "start_attempts": 1,
-        "failures": 0,
-        "capacity_waits": 0,
-        "created_at": T0,
-        "updated_at": T0,
-    }
-    row.update(overrides)
-    return row
+def history_row(call_id: str, **overrides: Any) -> dict[str, Any]:
+    done = {"status": CallStatus.COMPLETED.value, "start_attempts": 1}
+    return call_row(call_id, T0, **{**done, **overrides})
 
 
 def add_calls(db: Database, rows: list[dict[str, Any]]) -> None:
@@ -135,7 +121,7 @@ def test_a_short_id_finds_its_call_says_when_it_is_ambiguous_and_finds_nothing_e
     db: Database,
 ) -> None:
     # given calls whose ids share prefixes, one of them all f
-    add_calls(db, [call_row(call_id) for call_id in EDGE_IDS])
+    add_calls(db, [history_row(call_id) for call_id in EDGE_IDS])
     with db.sessions() as session:
         # when a unique prefix is given, then its call is found
         assert find_now(session, "abca") == "abca0000-0000-4000-8000-000000000002"
@@ -158,7 +144,7 @@ def test_every_prefix_finds_what_the_like_lookup_found(db: Database) -> None:
     # given the edge ids and random ones
     rng = random.Random(7)
     ids = [*EDGE_IDS, *(str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(40))]
-    add_calls(db, [call_row(call_id) for call_id in ids])
+    add_calls(db, [history_row(call_id) for call_id in ids])
     prefixes = {call_id[:n] for call_id in ids for n in (4, 5, 8, 9, 13, 36)}
     prefixes |= {"ffff", "fffff", "abc9", "abcf", "abcf-", "0000", "9999", "----", "abcd"}
     with db.sessions() as session:
@@ -174,7 +160,7 @@ def test_list_calls_gives_the_newest_first_ties_by_id_up_to_the_limit(db: Databa
     # given calls created at a few instants, several at the same one, in two states
     rng = random.Random(3)
     rows = [
-        call_row(
+        history_row(
             f"{index:08x}-0000-4000-8000-{rng.getrandbits(48):012x}",
             created_at=T0 + timedelta(seconds=rng.randrange(5)),
             status=rng.choice([CallStatus.COMPLETED.value, CallStatus.QUEUED.value]),
@@ -225,7 +211,7 @@ def ended(call_id: str, minutes_ago: float | None, **overrides: Any) -> dict[str
     fields = {"conversation_id": f"conv-{call_id}", "ended_at": None, "updated_at": at}
     if minutes_ago is not None:
         fields["ended_at"] = at
-    return call_row(call_id, **{**fields, **overrides})
+    return history_row(call_id, **{**fields, **overrides})
 
 
 def add_insights(db: Database, call_id: str, status: InsightsStatus) -> None:
@@ -366,7 +352,7 @@ def add_delivery_case(
 ) -> None:
     callback, times, cursor = case
     url = "https://hooks.example.com/h" if callback else None
-    session.add(Call(**call_row(call_id, callback_url=url, created_at=times[0])))
+    session.add(Call(**history_row(call_id, callback_url=url, created_at=times[0])))
     session.flush()
     for seq, at in enumerate(times, start=1):
         session.add(Event(call_id=call_id, seq=seq, at=at, to_status="queued"))
@@ -442,7 +428,7 @@ def test_on_postgresql_the_short_id_lookup_and_list_calls_read_an_index(pg_db: D
     # given 5,000 calls, and statistics that say so (autovacuum's job on a live database)
     rng = random.Random(11)
     ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(5000)]
-    rows = [call_row(c, created_at=T0 - timedelta(seconds=i)) for i, c in enumerate(ids)]
+    rows = [history_row(c, created_at=T0 - timedelta(seconds=i)) for i, c in enumerate(ids)]
     add_calls(pg_db, rows)
     with pg_db.engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE calls")

@@ -9,7 +9,7 @@ import random
 import threading
 import uuid
 from collections.abc import Collection, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,28 +21,15 @@ from dialq.calls.states import ALLOWED, CallStatus
 from dialq.store import Call, Database, calls_repo, dashboard_repo, state_counts
 from dialq.store.db import alembic_config
 from dialq.store.tables import CallStateCount
+from tests.call_rows import call_row
 from tests.servers import private_pg_schema
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 COUNTS = "0010_call_state_counts"
 
 
-def call_row(status: CallStatus, account: str = "default") -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "status": status.value,
-        "account": account,
-        "phone_number": "+14155550123",
-        "request": {"phone_number": "+14155550123"},
-        "priority": 5,
-        "max_duration_s": 3600,
-        "deadline_at": T0 + timedelta(hours=1),
-        "start_attempts": 0,
-        "failures": 0,
-        "capacity_waits": 0,
-        "created_at": T0,
-        "updated_at": T0,
-    }
+def counted_row(status: CallStatus, account: str = "default") -> dict[str, Any]:
+    return call_row(str(uuid.uuid4()), T0, status=status.value, account=account)
 
 
 def actual(db: Database, accounts: Collection[str] | None = None) -> dict[str, int]:
@@ -95,8 +82,8 @@ def test_counts_follow_inserts_moves_and_deletes_and_a_fold_keeps_them_with_one_
     # given calls inserted one by one and in one bulk statement
     rng = random.Random(15)
     with db.transaction() as session:
-        session.execute(insert(Call), [call_row(CallStatus.QUEUED) for _ in range(40)])
-        session.execute(insert(Call).values(call_row(CallStatus.WAITING)))
+        session.execute(insert(Call), [counted_row(CallStatus.QUEUED) for _ in range(40)])
+        session.execute(insert(Call).values(counted_row(CallStatus.WAITING)))
     # when some are moved one by one along allowed edges, some in one bulk UPDATE, some deleted
     with db.sessions() as session:
         ids = list(session.scalars(select(Call.id).where(Call.status == "queued")))
@@ -138,12 +125,12 @@ def test_counts_per_account_follow_inserts_moves_and_deletes_in_two_accounts(
     db: Database,
 ) -> None:
     # given queued calls of two accounts in one bulk INSERT, and a waiting one each, one by one
-    rows = [call_row(CallStatus.QUEUED, "acme") for _ in range(30)]
-    rows += [call_row(CallStatus.QUEUED, "globex") for _ in range(20)]
+    rows = [counted_row(CallStatus.QUEUED, "acme") for _ in range(30)]
+    rows += [counted_row(CallStatus.QUEUED, "globex") for _ in range(20)]
     with db.transaction() as session:
         session.execute(insert(Call), rows)
         for account in ("acme", "globex"):
-            session.execute(insert(Call).values(call_row(CallStatus.WAITING, account)))
+            session.execute(insert(Call).values(counted_row(CallStatus.WAITING, account)))
     acme, globex = queued_ids(db, "acme"), queued_ids(db, "globex")
     # when acme's calls move one by one, globex's in one bulk UPDATE, and one DELETE takes both's
     for call_id in acme[:10]:
@@ -170,7 +157,7 @@ def test_counts_per_account_follow_inserts_moves_and_deletes_in_two_accounts(
 
 def test_a_call_given_to_another_account_is_counted_there(db: Database) -> None:
     # given a connected call of acme
-    row = call_row(CallStatus.CONNECTED, "acme")
+    row = counted_row(CallStatus.CONNECTED, "acme")
     with db.transaction() as session:
         session.execute(insert(Call).values(row))
     # when its account is changed (no code path does; SQL by hand could)
@@ -183,7 +170,7 @@ def test_a_call_given_to_another_account_is_counted_there(db: Database) -> None:
 
 def test_folds_beside_concurrent_moves_never_lose_or_double_a_change(db: Database) -> None:
     # given 60 queued calls, half of each of two accounts
-    rows = [call_row(CallStatus.QUEUED, ("acme", "globex")[k % 2]) for k in range(60)]
+    rows = [counted_row(CallStatus.QUEUED, ("acme", "globex")[k % 2]) for k in range(60)]
     with db.transaction() as session:
         session.execute(insert(Call), rows)
     with db.sessions() as session:
@@ -255,8 +242,8 @@ def test_the_migration_counts_the_calls_the_database_already_held(fresh_url: str
             for head in script.get_heads():
                 if head != COUNTS:
                     command.upgrade(config, head)
-        rows = [call_row(status, "acme") for status in CallStatus for _ in range(2)]
-        rows += [call_row(status, "globex") for status in CallStatus]
+        rows = [counted_row(status, "acme") for status in CallStatus for _ in range(2)]
+        rows += [counted_row(status, "globex") for status in CallStatus]
         with database.transaction() as session:
             session.execute(text("DELETE FROM insights"))
             session.execute(text("DELETE FROM attempts"))
@@ -270,7 +257,7 @@ def test_the_migration_counts_the_calls_the_database_already_held(fresh_url: str
         assert kept(database, {"acme"}) == {status.value: 2 for status in CallStatus}
         assert kept(database, {"globex"}) == {status.value: 1 for status in CallStatus}
         with database.transaction() as session:
-            session.execute(insert(Call).values(call_row(CallStatus.QUEUED)))
+            session.execute(insert(Call).values(counted_row(CallStatus.QUEUED)))
         assert kept(database)[CallStatus.QUEUED.value] == 4
         assert kept(database) == actual(database)
     finally:

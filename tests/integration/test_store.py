@@ -12,28 +12,13 @@ from dialq.calls.states import IllegalTransition
 from dialq.store import Call, CallStatus, Conflict, Database
 from dialq.store import calls_repo as repo
 from dialq.store.tables import Event
+from tests.call_rows import call_row
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 def new_call(call_id: str, **overrides: object) -> Call:
-    fields: dict[str, object] = {
-        "id": call_id,
-        "status": CallStatus.QUEUED.value,
-        "account": "default",
-        "phone_number": "+14155550123",
-        "request": {"phone_number": "+14155550123"},
-        "priority": 5,
-        "max_duration_s": 3600,
-        "deadline_at": T0 + timedelta(hours=1),
-        "start_attempts": 0,
-        "failures": 0,
-        "capacity_waits": 0,
-        "created_at": T0,
-        "updated_at": T0,
-    }
-    fields.update(overrides)
-    return Call(**fields)
+    return Call(**call_row(call_id, T0, **overrides))
 
 
 def test_upgrade_twice_is_harmless(db: Database) -> None:

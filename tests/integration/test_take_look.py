@@ -13,32 +13,21 @@ import pytest
 from sqlalchemy import event, insert, text
 
 from dialq.store import Call, CallStatus, Database, calls_repo
+from tests.call_rows import call_row
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 INTERVAL = timedelta(seconds=5)
 
 
 def live_call(status: CallStatus, **overrides: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
+    live = {
         "status": status.value,
-        "account": "default",
-        "phone_number": "+14155550123",
-        "request": {"phone_number": "+14155550123"},
-        "priority": 5,
-        "max_duration_s": 3600,
-        "deadline_at": T0 + timedelta(hours=1),
         "start_attempts": 1,
-        "failures": 0,
-        "capacity_waits": 0,
-        "created_at": T0,
-        "updated_at": T0,
         "connected_at": T0,
         "conversation_id": "conv-1",
         "watch_due_at": T0 + INTERVAL,
     }
-    row.update(overrides)
-    return row
+    return call_row(str(uuid.uuid4()), T0, **{**live, **overrides})
 
 
 @pytest.fixture
