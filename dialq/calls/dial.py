@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
@@ -226,14 +226,7 @@ class Dial:
         self._pause_line(call.account)
         dispatch.release_permit(self.ctx, call.account, call.id)  # paused: none handed on
         values = {"not_before": None, "dispatch_due_at": None, "reason": API_UNAVAILABLE}
-        status = CallStatus(call.status)
-        if status is CallStatus.WAITING:
-            repo.update_waiting(session, call.id, values)
-        else:
-            repo.transition(
-                session, call.id, from_={status}, to=CallStatus.WAITING, now=now,
-                detail=f"{API_UNAVAILABLE}: parked until it answers", values=values,
-            )  # fmt: skip
+        _to_waiting(session, call, now, values, f"{API_UNAVAILABLE}: parked until it answers")
         self.later = Later("waiting", call.id, API_UNAVAILABLE, call.start_attempts + 1)
         self._join_line(call)
 
@@ -259,15 +252,8 @@ class Dial:
         delay_s = wait_s + self.ctx.rng.uniform(0.0, 1.0)
         not_before = now + timedelta(seconds=delay_s)
         due_at = message_due_at(not_before, now)
-        status = CallStatus(call.status)
         values = {"not_before": not_before, "dispatch_due_at": due_at, "reason": why}
-        if status is CallStatus.WAITING:
-            repo.update_waiting(session, call.id, values)
-        else:
-            repo.transition(
-                session, call.id, from_={status}, to=CallStatus.WAITING, now=now,
-                detail=f"{why}; looking again in {delay_s:.1f}s", values=values,
-            )  # fmt: skip
+        _to_waiting(session, call, now, values, f"{why}; looking again in {delay_s:.1f}s")
         self.ctx.capacity.forget(call.account, call.id)
         self.later = Later("redial", call.id, why, call.start_attempts, delay_s)
         if due_at is not None:
@@ -526,3 +512,18 @@ class Dial:
     def _record_attempts(self, session: Session) -> None:
         repo.record_attempts(session, self.call_id, self.attempts)
         self.attempts.clear()
+
+
+def _to_waiting(
+    session: Session, call: Call, now: datetime, values: dict[str, Any], detail: str
+) -> None:
+    """The call waits for its API with these values: a waiting call has them set (no new
+    state, no event), any other moves to waiting with `detail`."""
+    status = CallStatus(call.status)
+    if status is CallStatus.WAITING:
+        repo.update_waiting(session, call.id, values)
+    else:
+        repo.transition(
+            session, call.id, from_={status}, to=CallStatus.WAITING, now=now,
+            detail=detail, values=values,
+        )  # fmt: skip
