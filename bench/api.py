@@ -37,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psutil
 import requests
 
 from bench.harness import percentile, pg_schema
@@ -52,11 +53,18 @@ NUMBER = "+14155550123"
 
 @dataclass
 class Load:
-    """What one timed run of concurrent clients got."""
+    """What one timed run of concurrent clients got, and the CPU its server spent on it."""
 
     seconds: float
     latencies_s: list[float] = field(default_factory=list)
     errors: int = 0
+    server_cpu_s: float = 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        """The server process's CPU per answered request: steadier than a rate on a busy
+        machine, because the clients' share of the cores does not enter it."""
+        return self.server_cpu_s * 1000 / max(1, len(self.latencies_s))
 
     @property
     def rate(self) -> float:
@@ -67,19 +75,34 @@ class Load:
             self.seconds + other.seconds,
             self.latencies_s + other.latencies_s,
             self.errors + other.errors,
+            self.server_cpu_s + other.server_cpu_s,
         )
 
     def line(self, name: str) -> str:
         p50, p99 = (percentile(self.latencies_s, f) * 1000 for f in (0.5, 0.99))
         return (
             f"{name:<16} {self.rate:8.1f} req/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
-            f"({len(self.latencies_s)} ok, {self.errors} errors)"
+            f"({len(self.latencies_s)} ok, {self.errors} errors)  "
+            f"server CPU {self.cpu_ms_per_request:.2f} ms/request"
         )
 
 
-def hammer(send: Callable[[requests.Session], int], clients: int, seconds: float) -> Load:
+def cpu_s(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def hammer(
+    send: Callable[[requests.Session], int],
+    clients: int,
+    seconds: float,
+    server_process: psutil.Process | None = None,
+) -> Load:
     """`clients` threads sending back to back for `seconds`; a 2xx counts, the rest are errors."""
     load = Load(seconds)
+    cpu_before = cpu_s(server_process)
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
 
@@ -100,11 +123,14 @@ def hammer(send: Callable[[requests.Session], int], clients: int, seconds: float
         thread.start()
     for thread in threads:
         thread.join()
+    load.server_cpu_s = cpu_s(server_process) - cpu_before
     return load
 
 
 @contextmanager
-def server(command: list[str], env: dict[str, str], health: str, log: Path) -> Iterator[None]:
+def server(
+    command: list[str], env: dict[str, str], health: str, log: Path
+) -> Iterator[psutil.Process]:
     with log.open("wb") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
@@ -120,7 +146,7 @@ def server(command: list[str], env: dict[str, str], health: str, log: Path) -> I
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{command[0]} did not start: {log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield
+        yield psutil.Process(process.pid)
     finally:
         process.terminate()
         try:
@@ -150,7 +176,13 @@ def make_key(database_url: str) -> str:
     return key
 
 
-def post_rates(api: str, bare: str, key: str, args: argparse.Namespace) -> dict[str, Any]:
+def post_rates(
+    api: str,
+    bare: str,
+    key: str,
+    args: argparse.Namespace,
+    processes: tuple[psutil.Process, psutil.Process],
+) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {key}"}
     body = {"phone_number": NUMBER}
 
@@ -164,8 +196,8 @@ def post_rates(api: str, bare: str, key: str, args: argparse.Namespace) -> dict[
     hammer(bare_post, 4, 1.0)
     totals = {"bare": Load(0.0), "dialq": Load(0.0)}
     for index in range(args.rounds):  # alternated, so a change of machine load hits both
-        bare_round = hammer(bare_post, args.clients, args.seconds)
-        dialq_round = hammer(dialq_post, args.clients, args.seconds)
+        bare_round = hammer(bare_post, args.clients, args.seconds, processes[1])
+        dialq_round = hammer(dialq_post, args.clients, args.seconds, processes[0])
         ratio = dialq_round.rate / bare_round.rate
         print(f"round {index + 1}: bare {bare_round.rate:6.1f} req/s, "
               f"dialq {dialq_round.rate:6.1f} req/s, ratio {ratio:.2f}")  # fmt: skip
@@ -182,6 +214,7 @@ def post_rates(api: str, bare: str, key: str, args: argparse.Namespace) -> dict[
             "p50_ms": round(percentile(load.latencies_s, 0.5) * 1000, 1),
             "p99_ms": round(percentile(load.latencies_s, 0.99) * 1000, 1),
             "errors": load.errors,
+            "server_cpu_ms": round(load.cpu_ms_per_request, 2),
         }
         for name, load in totals.items()
     } | {"ratio": round(ratio, 3)}
@@ -261,14 +294,18 @@ def main() -> None:
             )
             api_port, bare_port = free_port(), free_port()
             api, bare = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}"
-            api_cmd = [sys.executable, "-m", "dialq.cli", "api", "--port", str(api_port)]
+            # No access log, as the bare server (its `--log-level warning`); each placed call
+            # still logs its line.
+            api_cmd = [sys.executable, "-m", "dialq.cli", "api", "--port", str(api_port),
+                       "--no-access-log"]  # fmt: skip
             bare_cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH), "bare_api:app",
                         "--port", str(bare_port), "--log-level", "warning"]  # fmt: skip
             with (
-                server(api_cmd, env, f"{api}/healthz", workdir / "api.log"),
-                server(bare_cmd, env, f"{bare}/docs", workdir / "bare.log"),
+                server(api_cmd, env, f"{api}/healthz", workdir / "api.log") as api_process,
+                server(bare_cmd, env, f"{bare}/docs", workdir / "bare.log") as bare_process,
             ):
-                figures: dict[str, Any] = {"post": post_rates(api, bare, key, args)}
+                processes = (api_process, bare_process)
+                figures: dict[str, Any] = {"post": post_rates(api, bare, key, args, processes)}
                 figures["sse"] = fan_out(api, key, args.followers)
     finally:
         broker.stop()

@@ -7,6 +7,7 @@ from typing import Any
 from celery import shared_task
 
 from dialq import routing
+from dialq.calls.dial import NO_ROW, NO_ROW_RECHECK_S
 from dialq.calls.enqueue import INTAKE_RETRIES, intake_retry_s
 from dialq.flower import LEFT_FOR_LATER, DialRequest, FlowerState, RedactedRequest
 from dialq.store import DatabaseUnavailable
@@ -19,6 +20,9 @@ def dial(self: DialqTask, call_id: str) -> str:
     """Place the call `call_id` (claimed first, so a duplicate delivery does nothing)."""
     flower = FlowerState(self)
     status = self.runtime.service.dial(call_id, on_later=flower)
+    if status == NO_ROW and not self.request.retries:
+        # Its producer may not have committed the row yet: look once more (see NO_ROW).
+        raise self.retry(countdown=NO_ROW_RECHECK_S, max_retries=1)
     return LEFT_FOR_LATER if flower.shown else status
 
 

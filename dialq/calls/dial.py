@@ -39,6 +39,12 @@ from dialq.symbl.payloads import start_body
 
 log = logging.getLogger("dialq.dialing")
 SKIPPED = "skipped"
+# No row has this id (yet): a producer hands the call its place in line before its row is
+# committed, so a permit released in between sends a dial that finds nothing. The task
+# looks again once, a moment later (`NO_ROW_RECHECK_S`); a row that never comes (its producer
+# died) holds a permit the watchdog frees.
+NO_ROW = "no row"
+NO_ROW_RECHECK_S = 1.0
 CANCEL_PENDING = "cancel pending"
 CANCELED_REASON = "canceled while dialing; not redialed"
 
@@ -85,6 +91,7 @@ class Dial:
         self.later: Later | None = None
         self.circuit_clean = False  # the account's circuit had nothing on record at the claim
         self.credentials_clean = False  # nor its credentials hold
+        self.row_missing = False  # no row had this id at the claim
 
     def run(self) -> str:
         status = self._run()
@@ -96,7 +103,7 @@ class Dial:
     def _run(self) -> str:
         request = self._claim()
         if request is None:
-            return SKIPPED
+            return NO_ROW if self.row_missing else SKIPPED
         client = self.ctx.clients(request.account, self.attempts.append)
         try:
             result = client.start(start_body(request), call_id=self.call_id)
@@ -116,6 +123,7 @@ class Dial:
         with self.db.transaction() as session:
             call = repo.get_call(session, self.call_id)
             if call is None:
+                self.row_missing = True
                 return None
             status = CallStatus(call.status)
             if status in MAY_BE_LIVE:

@@ -135,9 +135,9 @@ def _enqueue(
         _leave_line(ctx, call)
         raise
     log.info("call %s queued for %s%s", call.id, request.masked_target, f" by {by}" if by else "")
-    if waits:
-        _catch_hand_off(ctx, call)
-    elif call.dispatch_due_at is not None:
+    # A waiting call handed a permit before this commit had its dial sent by the releaser:
+    # that dial found no row and looks again a moment later (see calls.dial.NO_ROW).
+    if not waits and call.dispatch_due_at is not None:
         publish_dial(ctx, call.id, call.dispatch_due_at)
     # else: due later than a countdown may be; the sweeper publishes it when due
     return Placed(CallHandle(call.id, call.status, created=True), call)
@@ -167,19 +167,6 @@ def _leave_line(ctx: CallContext, call: Call) -> None:
     """The row was not written: its place in line, or the permit it held, goes to the next."""
     if call.not_before is None:
         release_permit(ctx, call.account, call.id)
-
-
-def _catch_hand_off(ctx: CallContext, call: Call) -> None:
-    """A permit handed to the call before its row was visible found no row to claim: send
-    its dial message now (a second one, had the first found the row, claims nothing)."""
-    try:
-        handed = ctx.capacity.holds(call.account, call.id)
-    except Exception:
-        # The watchdog frees a permit held by a waiting call that never claimed it.
-        log.warning("call %s: could not ask the line about it", call.id, exc_info=True)
-        return
-    if handed:
-        publish_dial(ctx, call.id, ctx.now())
 
 
 def request_fingerprint(stored: Mapping[str, Any]) -> str:

@@ -93,6 +93,11 @@ def test_a_worker_killed_while_holding_a_permit_gets_it_back_when_the_lease_expi
     worker = stack.start_worker()
     first = enqueue_call({"phone_number": NUMBER, "max_duration_s": 10}, settings=stack.settings)
     stack.wait_for(first.id, {"dialing"})
+    # (its start request is out, so the one slow answer is spent on it, not on the next call)
+    deadline = time.monotonic() + 20
+    while not stack.starts_for(first.id):
+        assert time.monotonic() < deadline, "the start request never reached the sandbox"
+        time.sleep(0.05)
     # when the worker is killed while it holds the only permit
     worker.send_signal(signal.SIGKILL)
     worker.wait()

@@ -11,6 +11,7 @@ import redis
 from sqlalchemy import select
 
 from dialq.calls import enqueue
+from dialq.calls.dial import NO_ROW
 from dialq.calls.request import parse_call_request
 from dialq.calls.service import CallService
 from dialq.capacity import Capacity
@@ -82,27 +83,31 @@ def test_a_call_with_no_free_permit_is_written_waiting_at_once_and_sends_no_mess
     assert world.sent() == []
 
 
-def test_a_permit_handed_to_a_call_before_its_row_was_committed_still_sends_its_dial(
+def test_a_dial_that_runs_before_its_calls_row_is_committed_finds_no_row_and_changes_nothing(
     world: World,
 ) -> None:
     # given the account's one permit held by a live call
     service, capacity = world.service, world.capacity
     capacity.acquire("default", "live", score=1, lease_s=600)
     handed: list[str] = []
+    dialed: list[str] = []
 
-    def live_call_ends(session: Session, call: Call) -> None:
+    def live_call_ends_and_its_dial_runs(session: Session, call: Call) -> None:
         # the live call ends while the new call's row is not yet committed: its permit goes
-        # to the new call, whose dial (sent by the releaser) would find no row to claim
+        # to the new call, and that call's dial runs before the commit
         handed.extend(capacity.release("default", "live"))
+        dialed.append(service.dial(call.id))
 
     # when a call is placed across that moment
     request = parse_call_request({"phone_number": NUMBER})
-    placed = enqueue.place(service.ctx, request, also=live_call_ends)
-    # then the permit was handed to it, and once its row is written its own dial goes out
+    placed = enqueue.place(service.ctx, request, also=live_call_ends_and_its_dial_runs)
+    # then the dial found no row (its task looks again: test_dial_before_commit), the call
+    # keeps the permit handed to it, is written waiting, and the producer sent no message
     assert handed == [placed.handle.id]
+    assert dialed == [NO_ROW]
     assert capacity.holds("default", placed.handle.id)
-    assert world.sent() == [placed.handle.id]
     assert status(service, placed.handle.id) == "waiting"
+    assert world.sent() == []
 
 
 @pytest.mark.parametrize("permit_free", [True, False], ids=["with-a-permit", "in-line"])
