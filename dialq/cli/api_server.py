@@ -30,6 +30,4 @@ def api_command(
     settings = Settings()
     configure_from(settings, "INFO")
     # log_config=None: uvicorn's lines go through dialq's redacting handler like every other.
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_config=None, access_log=access_log
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=access_log)
