@@ -11,7 +11,7 @@ from celery.worker.request import Request
 from flower.views.monitor import Metrics
 from tornado.web import authenticated
 
-from dialq.calls.dial import Later
+from dialq.calls.claim import Later
 
 log = logging.getLogger("dialq.tasks")
 

@@ -8,30 +8,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import timedelta
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
 from dialq import routing
 from dialq.calls import dispatch
+from dialq.calls.claim import Claim, Later
 from dialq.calls.context import CallContext
 from dialq.calls.policy import (
     API_UNAVAILABLE,
+    CANCELED_REASON,
     CANCELED_UNKNOWN,
     StartOutcome,
     capacity_delay_s,
+    credentials_refused,
     failure_delay_s,
-    lease_s,
     message_due_at,
-    permit_score,
     start_outcome,
 )
-from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
-from dialq.calls.states import DIALABLE, MAY_BE_LIVE, RESOLVABLE, CallStatus
-from dialq.capacity import Verdict
-from dialq.store import Call, DatabaseUnavailable, Session
+from dialq.calls.states import RESOLVABLE, CallStatus
+from dialq.store import DatabaseUnavailable, Session
 from dialq.store import calls_repo as repo
 from dialq.symbl.client import AttemptRecord, StartResult
 from dialq.symbl.errors import SymblError
@@ -46,35 +43,10 @@ SKIPPED = "skipped"
 NO_ROW = "no row"
 NO_ROW_RECHECK_S = 1.0
 CANCEL_PENDING = "cancel pending"
-CANCELED_REASON = "canceled while dialing; not redialed"
-
-
-def credentials_refused(account: str) -> str:
-    """A waiting call's reason while its account's credentials are refused."""
-    return f"account {account}: app id or secret refused by the token endpoint"
-
-
 # Writes of a known start outcome tried this often when the database connection drops.
 RECORD_TRIES = 4
 # The next probe comes back this long after the circuit reopens (never a moment early).
 PROBE_LAG_S = 0.05
-
-
-@dataclass(frozen=True)
-class Later:
-    """A delivery that left its call for later, as a monitor (Flower) may show it.
-
-    `waiting`: no permit; a released permit wakes the call. `redial`: the start request met a
-    429 or a retryable failure; a new dial message is due in `delay_s`. `attempt` is the start
-    attempt made (redial) or waited for (waiting). Ids and reasons only: never a phone number,
-    a secret or a token.
-    """
-
-    kind: Literal["waiting", "redial"]
-    call_id: str
-    reason: str
-    attempt: int
-    delay_s: float | None = None
 
 
 class Dial:
@@ -86,24 +58,27 @@ class Dial:
         self.db = ctx.db
         self.call_id = call_id
         self.attempts: list[AttemptRecord] = []
-        self.account = "default"
+        self.claim = Claim(ctx, call_id)
         self.on_later = on_later
         self.later: Later | None = None
-        self.circuit_clean = False  # the account's circuit had nothing on record at the claim
-        self.credentials_clean = False  # nor its credentials hold
-        self.row_missing = False  # no row had this id at the claim
+
+    @property
+    def account(self) -> str:
+        """The call's account, known once the claim read its row."""
+        return self.claim.account
 
     def run(self) -> str:
         status = self._run()
+        later = self.later or self.claim.later
         # Told only once the outcome is committed, so a monitor never shows what was rolled back.
-        if self.later is not None and self.on_later is not None:
-            self.on_later(self.later)
+        if later is not None and self.on_later is not None:
+            self.on_later(later)
         return status
 
     def _run(self) -> str:
-        request = self._claim()
+        request = self.claim.take()
         if request is None:
-            return NO_ROW if self.row_missing else SKIPPED
+            return NO_ROW if self.claim.row_missing else SKIPPED
         client = self.ctx.clients(request.account, self.attempts.append)
         try:
             result = client.start(start_body(request), call_id=self.call_id)
@@ -116,156 +91,6 @@ class Dial:
         return self._connected(result)
 
     # -- claiming ----------------------------------------------------------------------------
-
-    def _claim(self) -> CallRequest | None:
-        """Move the call to `dialing` and commit; None when this delivery must not dial."""
-        now = self.ctx.now()
-        with self.db.transaction() as session:
-            call = repo.get_call(session, self.call_id)
-            if call is None:
-                self.row_missing = True
-                return None
-            status = CallStatus(call.status)
-            if status in MAY_BE_LIVE:
-                # A duplicate delivery: the call keeps the permit it may be live on; only a
-                # stale place in line is dropped.
-                self.ctx.capacity.forget(call.account, call.id)
-                return None
-            if status not in DIALABLE:
-                # Over (canceled, failed, completed): a permit handed to it goes to the next.
-                dispatch.release_permit(self.ctx, call.account, call.id)
-                return None
-            early = call.not_before if call.not_before and call.not_before > now else None
-            if early is None:
-                return self._claim_due(session, call, now)
-        # Early delivery (clock skew between hosts, or a stale duplicate): come back when due.
-        dispatch.dispatch(self.ctx, self.call_id, early)
-        return None
-
-    def _claim_due(self, session: Session, call: Call, now: datetime) -> CallRequest | None:
-        self.account = call.account
-        if now >= call.deadline_at:
-            self._move(session, {CallStatus(call.status)}, CallStatus.FAILED, now, "deadline")
-            dispatch.release_permit(self.ctx, call.account, call.id)
-            return None
-        if call.cancel_requested_at is not None:
-            # Flagged while an earlier attempt was out, and that attempt put it back in line.
-            status = CallStatus(call.status)
-            self._move(session, {status}, CallStatus.CANCELED, now, CANCELED_REASON)
-            dispatch.release_permit(self.ctx, call.account, call.id)
-            return None
-        probe = False
-        if self.ctx.circuit is not None:
-            gate = self.ctx.circuit.admit(call.account, call.id, now.timestamp())
-            if not gate.allowed:
-                self._park_for_api(session, call, now)
-                return None
-            self.circuit_clean, probe = gate.clean, gate.probe
-        if self.ctx.credentials is not None:
-            hold = self.ctx.credentials.admit(call.account, call.id, now.timestamp())
-            if not hold.allowed:
-                reason = credentials_refused(call.account)
-                self._wait_for_api(session, call, hold.wait_s, now, reason)
-                return None
-            self.credentials_clean = hold.clean
-        admission = self.ctx.capacity.acquire(
-            call.account,
-            call.id,
-            score=permit_score(call.priority, call.created_at),
-            lease_s=lease_s(call.max_duration_s, self.settings.permit_lease_margin_s),
-            probe=probe,
-        )
-        dispatch.wake(self.ctx, admission.handed)
-        if admission.verdict is not Verdict.GRANTED:
-            self._wait_for_permit(session, call, admission.verdict, now)
-            return None
-        attempt = call.start_attempts + 1
-        worker = self.ctx.worker_id
-        claimed = repo.transition(
-            session,
-            call.id,
-            from_={CallStatus(call.status)},
-            to=CallStatus.DIALING,
-            now=now,
-            detail=f"start attempt {attempt} by {worker}",
-            values={"start_attempts": attempt, "claimed_by": worker, "claimed_at": now},
-        )
-        if not claimed:
-            return None
-        try:
-            # dialq wrote it: a schedule occurrence's key is in the namespace it reserves.
-            return parse_call_request(
-                call.request,
-                allowed_country_codes=self.settings.allowed_country_codes,
-                reserved_key=True,
-            )
-        except InvalidCallRequest as error:
-            # Settings narrowed since the call was accepted (e.g. a country removed).
-            self._move(session, {CallStatus.DIALING}, CallStatus.FAILED, now, f"rejected: {error}")
-            return None
-
-    def _wait_for_permit(
-        self, session: Session, call: Call, verdict: Verdict, now: datetime
-    ) -> None:
-        """No permit: the call waits, holding no thread; a released permit wakes it."""
-        why = (
-            "account cooling down after a 429" if verdict is Verdict.COOLDOWN else "no free permit"
-        )
-        waits = True
-        if call.status == CallStatus.QUEUED.value:
-            waits = repo.transition(
-                session,
-                call.id,
-                from_={CallStatus.QUEUED},
-                to=CallStatus.WAITING,
-                now=now,
-                detail=f"waiting for capacity: {why}",
-                values={"not_before": None, "dispatch_due_at": None},
-            )
-        elif call.not_before is not None:
-            # A timed wait (after a 429) that found no permit becomes a permit wait.
-            repo.clear_not_before(session, call.id)
-        if waits:
-            self.later = Later("waiting", call.id, why, call.start_attempts + 1)
-
-    def _park_for_api(self, session: Session, call: Call, now: datetime) -> None:
-        """The account's API circuit is open: the call waits in the account's line, parked with
-        the whole line at no cost to its budget, until the probe's success hands permits on."""
-        self._pause_line(call.account)
-        dispatch.release_permit(self.ctx, call.account, call.id)  # paused: none handed on
-        values = {"not_before": None, "dispatch_due_at": None, "reason": API_UNAVAILABLE}
-        _to_waiting(session, call, now, values, f"{API_UNAVAILABLE}: parked until it answers")
-        self.later = Later("waiting", call.id, API_UNAVAILABLE, call.start_attempts + 1)
-        self._join_line(call)
-
-    def _pause_line(self, account: str) -> None:
-        if self.ctx.circuit is not None:
-            self.ctx.capacity.pause(account, self.ctx.circuit.hold_s)
-
-    def _join_line(self, call: Call) -> None:
-        """Back in the account's line; if the circuit closed meanwhile, a permit may be held
-        for it at once: then its dial message goes out now."""
-        score = permit_score(call.priority, call.created_at)
-        if dispatch.line_up(self.ctx, call.id, call.account, score) is Verdict.GRANTED:
-            self.ctx.publisher.publish(routing.DIAL, call.id)
-
-    def _wait_for_api(
-        self, session: Session, call: Call, wait_s: float, now: datetime, why: str = API_UNAVAILABLE
-    ) -> None:
-        """The account's API circuit (or credentials hold) is open: wait for it, out of the
-        permit line, at no cost to the failure budget. A permit handed to this call goes on to
-        the next in line."""
-        dispatch.release_permit(self.ctx, call.account, call.id)
-        # Spread over a second, so a backlog does not come back in one burst.
-        delay_s = wait_s + self.ctx.rng.uniform(0.0, 1.0)
-        not_before = now + timedelta(seconds=delay_s)
-        due_at = message_due_at(not_before, now)
-        values = {"not_before": not_before, "dispatch_due_at": due_at, "reason": why}
-        _to_waiting(session, call, now, values, f"{why}; looking again in {delay_s:.1f}s")
-        self.ctx.capacity.forget(call.account, call.id)
-        self.later = Later("redial", call.id, why, call.start_attempts, delay_s)
-        if due_at is not None:
-            dispatch.publish_dial(self.ctx, call.id, due_at)
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -364,8 +189,27 @@ class Dial:
         if outcome.kind == "retry":
             return self._outage(outcome) or self._retry_failure(outcome)
         if outcome.kind == "unknown":
+            self._probe_unanswered()
             return self._finish(CallStatus.UNKNOWN, outcome.reason)
         return self._finish(CallStatus.FAILED, outcome.reason)
+
+    def _probe_unanswered(self) -> None:
+        # A probe that got no answer (a read timeout) proves nothing about the API: count it
+        # as the probe's failure, so the circuit reopens after its next cooldown with another
+        # call as the probe, instead of the whole parked line waiting out this call's probe TTL.
+        # The head of the parked line is sent as that probe (no watchdog needed for it).
+        circuit = self.ctx.circuit
+        if circuit is None or not self.claim.probe:
+            return
+        now = self.ctx.now()
+        now_s = now.timestamp()
+        reopens_s = circuit.failed(self.account, self.call_id, now_s)
+        head = self.ctx.capacity.head_of_line(self.account)
+        if reopens_s is None or head is None:
+            return
+        if circuit.claim_probe(self.account, head, reopens_s, now_s):
+            wait_s = max(0.0, reopens_s - now_s) + PROBE_LAG_S
+            dispatch.publish_dial(self.ctx, head, now + timedelta(seconds=wait_s))
 
     def _no_capacity(self, outcome: StartOutcome) -> str:
         # A 429 is a capacity signal, not a failure: it spends no failure budget. With a
@@ -378,13 +222,13 @@ class Dial:
         return self._redial_later(CallStatus.WAITING, delay_s, outcome.reason, "capacity_waits")
 
     def _api_answered(self) -> None:
-        if self.ctx.circuit is not None and not self.circuit_clean:
+        if self.ctx.circuit is not None and not self.claim.circuit_clean:
             self.ctx.circuit.succeeded(self.account)
             # The parked line goes at full capacity: every free permit is handed on now.
             dispatch.wake(self.ctx, self.ctx.capacity.resume(self.account))
 
     def _credentials_worked(self) -> None:
-        if self.ctx.credentials is not None and not self.credentials_clean:
+        if self.ctx.credentials is not None and not self.claim.credentials_clean:
             self.ctx.credentials.succeeded(self.account)
 
     def _credentials_refused(self, outcome: StartOutcome) -> str:
@@ -412,7 +256,7 @@ class Dial:
         reopens_s = circuit.failed(self.account, self.call_id, now_s)
         if reopens_s is None:
             return None
-        self._pause_line(self.account)
+        dispatch.pause_line(self.ctx, self.account)
         dispatch.release_permit(self.ctx, self.account, self.call_id)
         detail = f"{API_UNAVAILABLE} ({outcome.reason})"
         delay_s: float | None = None  # parked in line, like every other call of the account
@@ -450,16 +294,16 @@ class Dial:
             call = repo.get_call(session, self.call_id)
             if call is None:
                 return SKIPPED
+            dialing = {CallStatus.DIALING}
             if call.cancel_requested_at is not None:
                 # No call started, and the person who canceled wants none: no redial.
                 reason = f"{CANCELED_REASON} (the start request got: {detail})"
-                self._move(session, {CallStatus.DIALING}, CallStatus.CANCELED, now, reason)
+                repo.move(session, self.call_id, dialing, CallStatus.CANCELED, now, reason)
                 dispatch.release_permit(self.ctx, self.account, self.call_id)
                 return CallStatus.CANCELED.value
             if not_before is not None and not_before >= call.deadline_at:
-                self._move(
-                    session, {CallStatus.DIALING}, CallStatus.FAILED, now, f"deadline: {detail}"
-                )
+                why = f"deadline: {detail}"
+                repo.move(session, self.call_id, dialing, CallStatus.FAILED, now, why)
                 return CallStatus.FAILED.value
             moved = repo.transition(
                 session,
@@ -481,7 +325,7 @@ class Dial:
             elif moved:
                 self.later = Later("redial", self.call_id, detail, call.start_attempts, delay_s)
         if moved and delay_s is None:
-            self._join_line(call)
+            dispatch.rejoin_line(self.ctx, call)
         elif due_at is not None:
             dispatch.publish_dial(self.ctx, self.call_id, due_at)
         return to.value
@@ -499,39 +343,9 @@ class Dial:
             if to is CallStatus.UNKNOWN and call is not None and call.cancel_requested_at:
                 # Canceled, but the call may be live at Symbl: say so, and keep the permit.
                 to, reason = CallStatus.CANCELED, f"{CANCELED_UNKNOWN} ({reason})"
-            self._move(session, set(RESOLVABLE - {to}), to, self.ctx.now(), reason)
+            repo.move(session, self.call_id, set(RESOLVABLE - {to}), to, self.ctx.now(), reason)
         return to.value
-
-    def _move(
-        self,
-        session: Session,
-        from_: set[CallStatus],
-        to: CallStatus,
-        now: datetime,
-        reason: str,
-    ) -> None:
-        values: dict[str, object] = {"reason": reason}
-        if to.is_terminal:
-            values["ended_at"] = now
-        repo.transition(
-            session, self.call_id, from_=from_, to=to, now=now, detail=reason, values=values
-        )
 
     def _record_attempts(self, session: Session) -> None:
         repo.record_attempts(session, self.call_id, self.attempts)
         self.attempts.clear()
-
-
-def _to_waiting(
-    session: Session, call: Call, now: datetime, values: dict[str, Any], detail: str
-) -> None:
-    """The call waits for its API with these values: a waiting call has them set (no new
-    state, no event), any other moves to waiting with `detail`."""
-    status = CallStatus(call.status)
-    if status is CallStatus.WAITING:
-        repo.update_waiting(session, call.id, values)
-    else:
-        repo.transition(
-            session, call.id, from_={status}, to=CallStatus.WAITING, now=now,
-            detail=detail, values=values,
-        )  # fmt: skip

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 
 from dialq import routing
 from dialq.calls.context import CallContext
-from dialq.calls.policy import message_due_at
+from dialq.calls.policy import message_due_at, permit_score
 from dialq.capacity import RESERVE_S, Verdict
+from dialq.store import Call
 from dialq.store import calls_repo as repo
 
 log = logging.getLogger("dialq.calls")
@@ -72,6 +73,20 @@ def line_up(ctx: CallContext, call_id: str, account: str, score: int) -> Verdict
     admission = ctx.capacity.acquire(account, call_id, score=score, lease_s=RESERVE_S)
     wake(ctx, admission.handed)
     return admission.verdict
+
+
+def pause_line(ctx: CallContext, account: str) -> None:
+    """The account's API circuit opened: its line is parked, handed no permit, until it closes."""
+    if ctx.circuit is not None:
+        ctx.capacity.pause(account, ctx.circuit.hold_s)
+
+
+def rejoin_line(ctx: CallContext, call: Call) -> None:
+    """A call back in its account's line; if the circuit closed meanwhile, a permit may be
+    held for it at once: then its dial message goes out now."""
+    score = permit_score(call.priority, call.created_at)
+    if line_up(ctx, call.id, call.account, score) is Verdict.GRANTED:
+        ctx.publisher.publish(routing.DIAL, call.id)
 
 
 def call_ended(ctx: CallContext, call_id: str) -> None:

@@ -29,6 +29,13 @@ StartKind = Literal["capacity", "credentials", "retry", "unknown", "failed"]
 CANCELED_UNKNOWN = "canceled while dialing; the start request's outcome is unknown: check Symbl"
 # Why a call waits while its account's API circuit is open (parked in the account's line).
 API_UNAVAILABLE = "API unavailable"
+# A call canceled while its start request was out, which the API refused: never redialed.
+CANCELED_REASON = "canceled while dialing; not redialed"
+
+
+def credentials_refused(account: str) -> str:
+    """A waiting call's reason while its account's credentials are refused."""
+    return f"account {account}: app id or secret refused by the token endpoint"
 
 
 @dataclass(frozen=True)

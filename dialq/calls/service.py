@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from dialq.calls import cancel, dial, dispatch, enqueue, redial, watch, watchdog
+from dialq.calls.claim import Later
 from dialq.calls.context import CallContext, ClientFactory
 from dialq.calls.enqueue import CallHandle, Placed
 from dialq.calls.request import CallRequest
@@ -72,7 +73,7 @@ class CallService:
         """Validate and enqueue a by-name `dialq.place_call` message (see calls.enqueue)."""
         return enqueue.enqueue_message(self.ctx, args, kwargs, message_id=message_id)
 
-    def dial(self, call_id: str, on_later: Callable[[dial.Later], None] | None = None) -> str:
+    def dial(self, call_id: str, on_later: Callable[[Later], None] | None = None) -> str:
         """Claim the call, send the start request once, record what happened (see calls.dial)."""
         return dial.Dial(self.ctx, call_id, on_later).run()
 

@@ -162,6 +162,21 @@ def transition(
     return True
 
 
+def move(
+    session: Session,
+    call_id: str,
+    from_: Collection[CallStatus],
+    to: CallStatus,
+    now: datetime,
+    reason: str,
+) -> bool:
+    """A transition whose detail is also the call's reason; a final one records its end."""
+    values: dict[str, object] = {"reason": reason}
+    if to.is_terminal:
+        values["ended_at"] = now
+    return transition(session, call_id, from_=from_, to=to, now=now, detail=reason, values=values)
+
+
 def _add_event(
     session: Session,
     call_id: str,

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from dialq.calls.dial import Dial
+from dialq.calls.claim import Claim
 from dialq.capacity import Admission, Capacity, Verdict
 from dialq.symbl.client import SymblClient
 
@@ -46,13 +46,13 @@ class KillPoint:
 def arm(step: str, point: KillPoint) -> None:
     """Wrap the method where `step` happens so it calls `point.reached()` there."""
     if step == "before_claim":
-        claim = Dial._claim
+        take = Claim.take
 
-        def claim_then(self: Dial) -> Any:
+        def take_then(self: Claim) -> Any:
             point.reached()
-            return claim(self)
+            return take(self)
 
-        Dial._claim = claim_then  # type: ignore[method-assign]
+        Claim.take = take_then  # type: ignore[method-assign]
     elif step == "holding_permit":
         acquire = Capacity.acquire
 

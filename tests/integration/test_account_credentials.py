@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import dialq
-from dialq.calls.dial import credentials_refused
+from dialq.calls.policy import credentials_refused
 from tests.stack import APP_SECRET, Stack
 
 TOKEN = {"path": "/oauth2/token:generate", "method": "POST"}

@@ -62,20 +62,18 @@ def _deliveries(stack: Stack) -> int:
     )
 
 
-def test_a_backlog_waiting_for_the_api_costs_one_probe_per_cooldown_and_drains_at_once(
-    stack: Stack,
-) -> None:
-    # given a circuit that opens after 3 outage failures, cooldowns of 0.5 s doubling to 2 s,
-    # and an API answering every start 503
+def _park_a_backlog(stack: Stack, read_timeout_s: float) -> list[str]:
+    """A circuit that opens after 3 outage failures, cooldowns of 0.5 s doubling to 2 s, an API
+    answering every start 503, and CALLS calls waiting for it (no beat: no watchdog)."""
     stack.env.update(
         {
             "DIALQ_API_CIRCUIT_THRESHOLD": "3",
             "DIALQ_API_CIRCUIT_COOLDOWN_S": "0.5",
             "DIALQ_API_CIRCUIT_MAX_COOLDOWN_S": "2",
+            "DIALQ_HTTP_READ_TIMEOUT_S": str(read_timeout_s),
         }
     )
-    control = stack.sandbox.control
-    control.script(
+    stack.sandbox.control.script(
         [{"match": START, "times": 100_000, "action": {"type": "status", "status": 503}}]
     )
     stack.start_worker()
@@ -86,7 +84,6 @@ def test_a_backlog_waiting_for_the_api_costs_one_probe_per_cooldown_and_drains_a
         ).id
         for index in range(CALLS)
     ]
-    # when the circuit has opened and every call waits for the API...
     deadline = time.monotonic() + 60
     while not all(
         (c := stack.call(call_id))["status"] == "waiting" and c["reason"] == "API unavailable"
@@ -94,6 +91,17 @@ def test_a_backlog_waiting_for_the_api_costs_one_probe_per_cooldown_and_drains_a
     ):
         assert time.monotonic() < deadline, [stack.call(i)["status"] for i in ids]
         time.sleep(0.5)
+    return ids
+
+
+def test_a_backlog_waiting_for_the_api_costs_one_probe_per_cooldown_and_drains_at_once(
+    stack: Stack,
+) -> None:
+    # given a backlog parked behind an open circuit (a read timeout long enough that a busy
+    # machine never turns the probe's start into an unknown outcome)
+    control = stack.sandbox.control
+    ids = _park_a_backlog(stack, read_timeout_s=10)
+    # when it waits 8 s...
     before, began = _deliveries(stack), time.monotonic()
     time.sleep(8.0)
     delivered = _deliveries(stack) - before
@@ -110,3 +118,28 @@ def test_a_backlog_waiting_for_the_api_costs_one_probe_per_cooldown_and_drains_a
     for call_id in ids:
         stack.wait_for(call_id, {"connected", "completed"}, timeout_s=30)
     assert time.monotonic() - back < 10.0
+
+
+def test_a_probe_whose_start_gets_no_answer_hands_the_probe_to_the_next_call_in_line(
+    stack: Stack,
+) -> None:
+    # given a backlog parked behind an open circuit, start requests timing out after 2 s
+    control = stack.sandbox.control
+    ids = _park_a_backlog(stack, read_timeout_s=2)
+    # when the API answers again, but the next start (the probe's) hangs past the timeout
+    control.clear_faults()
+    control.script([{"match": START, "times": 1, "action": {"type": "hang", "seconds": 5}}])
+    back = time.monotonic()
+    # then the probe's outcome is unknown (it may be live: it keeps its permit, never redialed),
+    # and the next call in line probes after the cooldown, with no watchdog to send it; its
+    # success starts the rest (a probe that held the circuit shut would wait out its 60 s TTL)
+    deadline = back + 30
+    while (
+        sum(stack.call(call_id)["status"] in {"connected", "completed"} for call_id in ids)
+        < CALLS - 1
+    ):
+        assert time.monotonic() < deadline, [stack.call(i)["status"] for i in ids]
+        time.sleep(0.5)
+    statuses = [stack.call(call_id)["status"] for call_id in ids]
+    assert statuses.count("unknown") == 1, statuses
+    assert all(len(stack.starts_for(call_id)) >= 1 for call_id in ids)
