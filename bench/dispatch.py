@@ -9,6 +9,10 @@ Prints each figure beside the baseline and their ratio; the last line is JSON. T
 end, so live-call watching is slowed to once a minute: this measures dispatch alone.
 
     .venv/bin/python bench/dispatch.py [--latency-calls 100] [--burst 300] [--concurrency 8]
+        [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--count-calls 50]
+
+On PostgreSQL it also prints the workers' statements and round trips per connected call, read
+off the wire by a counting proxy (bench/pgwire.py) in a separate run.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sqlalchemy.engine import make_url
+
 from bench.harness import celery_worker, median, percentile, sandbox_process
+from bench.pgwire import CountingProxy
 from dialq import routing
 from dialq.config import Settings
 from dialq.ops.local_redis import PrivateRedis
@@ -146,7 +153,39 @@ def run_dialq(
 
     queues = ",".join(routing.ALL_QUEUES)
     with celery_worker("dialq.worker", queues, env, workdir / "dialq.log", args.concurrency):
-        return measure(send, done, control, args.latency_calls, args.burst)
+        figures = measure(send, done, control, args.latency_calls, args.burst)
+    if env["DIALQ_DATABASE_URL"].startswith("postgresql"):
+        figures.update(count_round_trips(env, send, done, args, workdir))
+    return figures
+
+
+def count_round_trips(
+    env: dict[str, str],
+    send: Callable[[], str],
+    done: Callable[[list[str]], bool],
+    args: Any,
+    workdir: Path,
+) -> dict[str, float]:
+    """The workers' PostgreSQL statements and round trips per connected call, read off the
+    wire by a counting proxy, in a run of its own (the proxy's hop would slow the one timed)."""
+    url = make_url(env["DIALQ_DATABASE_URL"])
+    with CountingProxy((url.host or "127.0.0.1", url.port or 5432)) as proxy:
+        worker_env = {**env, "DIALQ_DATABASE_URL": proxy.url_for(env["DIALQ_DATABASE_URL"])}
+        queues = ",".join(routing.ALL_QUEUES)
+        log = workdir / "dialq-counted.log"
+        with celery_worker("dialq.worker", queues, worker_env, log, args.concurrency):
+            warm = [send() for _ in range(5)]
+            wait_until(lambda: done(warm), 60)
+            time.sleep(1.0)
+            proxy.reset()
+            ids = [send() for _ in range(args.count_calls)]
+            wait_until(lambda: done(ids), 120)
+            time.sleep(1.0)  # what a dial writes after the row reads connected
+            counts = proxy.counts()
+    return {
+        "pg_statements_per_call": counts["statements"] / args.count_calls,
+        "pg_round_trips_per_call": counts["round_trips"] / args.count_calls,
+    }
 
 
 def main() -> None:
@@ -157,6 +196,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--database-url", default="", help="default: a SQLite file")
+    parser.add_argument(
+        "--count-calls", type=int, default=50, help="PostgreSQL: calls in the counted run"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="dialq-bench-"))
     redis = PrivateRedis().start()
@@ -179,6 +221,9 @@ def main() -> None:
     for key in ("latency_p50_ms", "latency_p99_ms", "calls_per_s"):
         ratio = dialq[key] / baseline[key] if baseline[key] else float("nan")
         print(f"{key:28}{dialq[key]:12.1f}{baseline[key]:12.1f}{ratio:10.2f}")
+    for key in ("pg_statements_per_call", "pg_round_trips_per_call"):
+        if key in dialq:  # the bare task has no database: nothing to compare with
+            print(f"{key:28}{dialq[key]:12.1f}{'-':>12}{'-':>10}")
     print(json.dumps({"dialq": dialq, "baseline": baseline}))
 
 

@@ -14,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialq.store import liveness
 from dialq.store.errors import translated
 from dialq.store.tables import Event
 
@@ -61,10 +62,11 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # pre_ping: a connection PostgreSQL dropped (restart, failover) is replaced, not used.
-    return create_engine(
-        url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True
-    )
+    # A connection PostgreSQL dropped (restart, failover) is replaced, not used: checked at
+    # checkout only when its socket says it may be dead (`liveness`), not pinged every time.
+    engine = create_engine(url, pool_size=5, max_overflow=10, hide_parameters=True)
+    liveness.install(engine)
+    return engine
 
 
 @contextmanager
