@@ -28,7 +28,7 @@ from dialq.calls.policy import (
     start_outcome,
 )
 from dialq.calls.states import RESOLVABLE, CallStatus
-from dialq.store import DatabaseUnavailable, Session
+from dialq.store import Call, DatabaseUnavailable, Session
 from dialq.store import calls_repo as repo
 from dialq.symbl.client import AttemptRecord, StartResult
 from dialq.symbl.errors import SymblError
@@ -130,7 +130,7 @@ class Dial:
         interval_s = self.settings.watch_interval_s
         with self.db.transaction() as session:
             self._record_attempts(session)
-            moved = repo.transition(
+            moved = repo.transition_returning(
                 session,
                 self.call_id,
                 from_=RESOLVABLE,
@@ -146,13 +146,15 @@ class Dial:
                     "reason": None,
                     "watch_due_at": now + timedelta(seconds=interval_s),
                 },
+                returning=[Call.cancel_requested_at],
             )
+            if moved is not None:
+                return CANCEL_PENDING if moved.cancel_requested_at is not None else True
             # A retry after a commit whose reply was lost finds its own write: not an orphan.
             call = repo.get_call(session, self.call_id)
-            moved = moved or (call is not None and call.connection_id == result.connection_id)
-        if moved and call is not None and call.cancel_requested_at is not None:
-            return CANCEL_PENDING
-        return bool(moved)
+            if call is None or call.connection_id != result.connection_id:
+                return False
+        return CANCEL_PENDING if call.cancel_requested_at is not None else True
 
     def _orphan(self, result: StartResult) -> str:
         """A call started for a row that moved on (canceled meanwhile): stop it, never leak it."""

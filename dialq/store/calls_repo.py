@@ -7,7 +7,20 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, Table, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -22,6 +35,7 @@ _CALL_COLUMNS = tuple(column.key for column in sa_inspect(Call).column_attrs)
 # about a millisecond of CPU per call in its plugins, for rows that need none of them.
 _INSERT_CALL = insert(cast(Table, Call.__table__))
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
+_EVENT_COLUMNS = ["call_id", "seq", "at", "from_status", "to_status", "detail"]
 
 
 def add_call(
@@ -135,31 +149,52 @@ def transition(
     Returns False, changing nothing, when the row is in no state of `from_`: that is how a
     second delivery of the same message learns that another worker already claimed the call.
     """
+    return (
+        transition_returning(
+            session, call_id, from_=from_, to=to, now=now, detail=detail, values=values
+        )
+        is not None
+    )
+
+
+def transition_returning(
+    session: Session,
+    call_id: str,
+    *,
+    from_: Collection[CallStatus],
+    to: CallStatus,
+    now: datetime,
+    detail: str | None = None,
+    values: Mapping[str, Any] | None = None,
+    returning: Iterable[Any] = (),
+) -> Row[Any] | None:
+    """`transition`, returning the moved row's `returning` columns (as they are after the
+    UPDATE), or None when it did not move: what a caller would otherwise read back."""
     check_transition(set(from_), to)
-    result = session.execute(
+    moved = session.execute(
         update(Call)
         .where(Call.id == call_id, Call.status.in_([s.value for s in from_]))
         .values(status=to.value, updated_at=now, **(values or {}))
+        .returning(Call.id, *returning)
         .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
+    ).first()
+    if moved is None:
+        return None
     # The UPDATE holds the row lock, so no other transition can interleave an event: the latest
-    # one holds both the sequence number to follow and the state the call was just in.
-    latest = session.execute(
-        select(Event.seq, Event.to_status)
+    # one holds both the sequence number to follow and the state the call was just in (the
+    # event's INSERT reads them itself: no round trip to read them first).
+    allowed = sorted(state.value for state in from_)
+    latest_to = (
+        select(Event.to_status)
         .where(Event.call_id == call_id)
         .order_by(Event.seq.desc())
         .limit(1)
-    ).first()
-    seq = latest.seq + 1 if latest else 1
-    allowed = {state.value for state in from_}
-    if latest is not None and latest.to_status in allowed:
-        previous: str | None = latest.to_status
-    else:
-        previous = next(iter(allowed)) if len(allowed) == 1 else None
-    _add_event(session, call_id, seq, now, previous, to.value, detail)
-    return True
+        .scalar_subquery()
+    )
+    fallback = allowed[0] if len(allowed) == 1 else None
+    previous = case((latest_to.in_(allowed), latest_to), else_=literal(fallback, String))
+    _add_event(session, call_id, now, previous, to.value, detail)
+    return moved
 
 
 def move(
@@ -180,15 +215,29 @@ def move(
 def _add_event(
     session: Session,
     call_id: str,
-    seq: int,
     at: datetime,
-    from_status: str | None,
+    from_status: str | ColumnElement[Any] | None,
     to_status: str,
     detail: str | None,
 ) -> None:
-    """One event row, written by a Core INSERT (no flush of the unit of work)."""
-    row = {"call_id": call_id, "seq": seq, "at": at, "from_status": from_status}
-    session.execute(_INSERT_EVENT, {**row, "to_status": to_status, "detail": detail})
+    """One event row, numbered next after the call's latest, in one INSERT ... SELECT (no
+    flush of the unit of work, no read first). Call it with the call's row locked."""
+    next_seq = (
+        select(func.coalesce(func.max(Event.seq), 0) + 1)
+        .where(Event.call_id == call_id)
+        .scalar_subquery()
+    )
+    if not isinstance(from_status, ColumnElement):
+        from_status = literal(from_status, String)
+    row = select(
+        literal(call_id, String),
+        next_seq,
+        literal(at, Event.__table__.c.at.type),
+        from_status,
+        literal(to_status, String),
+        literal(detail, String),
+    )
+    session.execute(_INSERT_EVENT.from_select(_EVENT_COLUMNS, row))
     mark_changed(session, call_id)
 
 
@@ -210,11 +259,8 @@ def append_event(
     ).scalar_one_or_none()
     if current is None:
         return None
-    seq: int = session.execute(
-        select(func.coalesce(func.max(Event.seq), 0) + 1).where(Event.call_id == call_id)
-    ).scalar_one()
     recorded = status or current
-    _add_event(session, call_id, seq, now, recorded, recorded, detail)
+    _add_event(session, call_id, now, recorded, recorded, detail)
     return recorded
 
 

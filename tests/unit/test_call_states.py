@@ -23,6 +23,10 @@ NAMESPACE: dict[str, object] = {
 }
 
 
+# The repository's state changes: `transition_returning` is `transition` reading columns back.
+TRANSITIONS = {"transition", "transition_returning"}
+
+
 def transition_calls() -> list[tuple[str, ast.Call]]:
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -33,7 +37,7 @@ def transition_calls() -> list[tuple[str, ast.Call]]:
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             keywords = {k.arg for k in node.keywords}
-            if name == "transition" and {"from_", "to"} <= keywords:
+            if name in TRANSITIONS and {"from_", "to"} <= keywords:
                 found.append((f"{path.relative_to(PACKAGE)}:{node.lineno}", node))
     return found
 
