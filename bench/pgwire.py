@@ -104,9 +104,14 @@ class CountingProxy:
         while True:
             try:
                 client, _ = self._listener.accept()
-                upstream = socket.create_connection(self.target)
             except OSError:
-                return
+                return  # closed
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+                upstream.settimeout(None)
+            except OSError:
+                _close(client)  # this client fails at once; the next may get through
+                continue
             with self._lock:
                 self._counts["connections"] += 1
             threading.Thread(target=self._client, args=(client, upstream), daemon=True).start()

@@ -56,6 +56,21 @@ if redis.call('GET', KEYS[2]) == ARGV[2] then return {2, 0} end
 return {0, tonumber(ARGV[4])}
 """
 
+# The circuit is open and its cooldown over, and no call probes: make ARGV[2] the probe (1),
+# in one step, so no failure counted meanwhile can slip between the check and the claim.
+CLAIM_DUE = """
+local until_ = tonumber(redis.call('HGET', KEYS[1], 'until') or 0)
+if until_ == 0 or tonumber(ARGV[1]) < until_ then return 0 end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+return 0
+"""
+
+# Drop the probe's designation if it still names ARGV[1].
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 @dataclass(frozen=True)
 class Admission:
@@ -88,6 +103,8 @@ class Circuit:
         self.probe_ttl_ms = int(probe_ttl_s * 1000)
         self._failure = client.register_script(FAILURE)
         self._admit = client.register_script(ADMIT)
+        self._claim_due = client.register_script(CLAIM_DUE)
+        self._release = client.register_script(RELEASE)
 
     def admit(self, account: str, call_id: str, now_s: float) -> Admission:
         # While another call probes, the others look again after a short pause: the probe
@@ -118,13 +135,14 @@ class Circuit:
             current = current.decode()
         return current == call_id
 
-    def probe_due(self, account: str, now_s: float) -> bool:
-        """The circuit is open, its cooldown is over, and no call is probing (or due to)."""
-        circuit, probe = self._keys(account)
-        until = self.client.hget(circuit, "until")
-        if until is None or int(until) == 0 or now_s * 1000 < int(until):
-            return False
-        return not self.client.exists(probe)
+    def claim_due_probe(self, account: str, call_id: str, now_s: float) -> bool:
+        """Make `call_id` the probe when one is due now (open, cooled down, nobody probing)."""
+        args: list[int | str] = [int(now_s * 1000), call_id, self.probe_ttl_ms]
+        return bool(self._claim_due(keys=self._keys(account), args=args))
+
+    def release_probe(self, account: str, call_id: str) -> None:
+        """`call_id` will not probe after all (it is over, or cannot dial now): another may."""
+        self._release(keys=self._keys(account)[1:], args=[call_id])
 
     def failed(
         self, account: str, call_id: str, now_s: float, why: str | None = None

@@ -73,8 +73,10 @@ class Claim:
                 self.ctx.capacity.forget(call.account, call.id)
                 return None
             if status not in DIALABLE:
-                # Over (canceled, failed, completed): a permit handed to it goes to the next.
+                # Over (canceled, failed, completed): a permit handed to it goes to the next,
+                # and so does the account's probe, if it was to be this call.
                 dispatch.release_permit(self.ctx, call.account, call.id)
+                self._not_the_probe(call.account)
                 return None
             early = call.not_before if call.not_before and call.not_before > now else None
             if early is None:
@@ -89,12 +91,14 @@ class Claim:
             status = CallStatus(call.status)
             repo.move(session, call.id, {status}, CallStatus.FAILED, now, "deadline")
             dispatch.release_permit(self.ctx, call.account, call.id)
+            self._not_the_probe(call.account)
             return None
         if call.cancel_requested_at is not None:
             # Flagged while an earlier attempt was out, and that attempt put it back in line.
             status = CallStatus(call.status)
             repo.move(session, call.id, {status}, CallStatus.CANCELED, now, CANCELED_REASON)
             dispatch.release_permit(self.ctx, call.account, call.id)
+            self._not_the_probe(call.account)
             return None
         probe = False
         if self.ctx.circuit is not None:
@@ -109,6 +113,8 @@ class Claim:
             if not hold.allowed:
                 reason = credentials_refused(call.account)
                 self._wait_for_api(session, call, hold.wait_s, now, reason)
+                if probe:
+                    self._not_the_probe(call.account)
                 return None
             self.credentials_clean = hold.clean
         admission = self.ctx.capacity.acquire(
@@ -121,6 +127,8 @@ class Claim:
         dispatch.wake(self.ctx, admission.handed)
         if admission.verdict is not Verdict.GRANTED:
             self._wait_for_permit(session, call, admission.verdict, now)
+            if probe:
+                self._not_the_probe(call.account)
             return None
         attempt = call.start_attempts + 1
         worker = self.ctx.worker_id
@@ -171,6 +179,13 @@ class Claim:
             repo.clear_not_before(session, call.id)
         if waits:
             self.later = Later("waiting", call.id, why, call.start_attempts + 1)
+
+    def _not_the_probe(self, account: str) -> None:
+        """This delivery will not send a start request: if the account's circuit had chosen
+        this call as its probe, it chooses another (the watchdog's next tick) instead of
+        holding the circuit shut for the probe's TTL."""
+        if self.ctx.circuit is not None:
+            self.ctx.circuit.release_probe(account, self.call_id)
 
     def _park_for_api(self, session: Session, call: Call, now: datetime) -> None:
         """The account's API circuit is open: the call waits in the account's line, parked with

@@ -87,6 +87,7 @@ class Dial:
         except Exception as error:
             # The request may have gone out: a second call is worse than a call to reconcile.
             log.exception("call %s: unexpected error while starting", self.call_id)
+            self._probe_unanswered()
             return self._finish(CallStatus.UNKNOWN, f"unexpected error: {type(error).__name__}")
         return self._connected(result)
 
@@ -196,22 +197,32 @@ class Dial:
         return self._finish(CallStatus.FAILED, outcome.reason)
 
     def _probe_unanswered(self) -> None:
-        # A probe that got no answer (a read timeout) proves nothing about the API: count it
-        # as the probe's failure, so the circuit reopens after its next cooldown with another
-        # call as the probe, instead of the whole parked line waiting out this call's probe TTL.
-        # The head of the parked line is sent as that probe (no watchdog needed for it).
+        # A probe that got no answer (a read timeout, an unexpected error) proves nothing about
+        # the API: count it as the probe's failure, so the circuit reopens after its next
+        # cooldown with another call as the probe, instead of the whole parked line waiting out
+        # this call's probe TTL. The head of the parked line is that probe (no watchdog needed).
         circuit = self.ctx.circuit
         if circuit is None or not self.claim.probe:
             return
         now = self.ctx.now()
         now_s = now.timestamp()
         reopens_s = circuit.failed(self.account, self.call_id, now_s)
-        head = self.ctx.capacity.head_of_line(self.account)
-        if reopens_s is None or head is None:
+        if reopens_s is None:
             return
-        if circuit.claim_probe(self.account, head, reopens_s, now_s):
-            wait_s = max(0.0, reopens_s - now_s) + PROBE_LAG_S
-            dispatch.publish_dial(self.ctx, head, now + timedelta(seconds=wait_s))
+        dispatch.pause_line(self.ctx, self.account)  # renewed, as every outage failure does
+        head = self.ctx.capacity.head_of_line(self.account)
+        if head is None or not circuit.claim_probe(self.account, head, reopens_s, now_s):
+            return
+        # Its row says when it is due, so the sweeper republishes a lost message and an early
+        # delivery goes back to wait: the probe's message is not its only trace.
+        not_before = now + timedelta(seconds=max(0.0, reopens_s - now_s) + PROBE_LAG_S)
+        due_at = message_due_at(not_before, now)
+        with self.db.transaction() as session:
+            timed = repo.time_waiting_call(session, head, not_before, due_at)
+        if not timed:
+            circuit.release_probe(self.account, head)  # not waiting after all: another may
+        elif due_at is not None:
+            dispatch.publish_dial(self.ctx, head, due_at)
 
     def _no_capacity(self, outcome: StartOutcome) -> str:
         # A 429 is a capacity signal, not a failure: it spends no failure budget. With a

@@ -163,9 +163,7 @@ def _hand_off(ctx: CallContext, account: str) -> list[str]:
     if circuit.state(account, now_s) == "closed":
         return ctx.capacity.resume(account)
     head = ctx.capacity.head_of_line(account)
-    if head and circuit.probe_due(account, now_s):
-        return [head] if circuit.claim_probe(account, head, now_s, now_s) else []
-    return []
+    return [head] if head and circuit.claim_due_probe(account, head, now_s) else []
 
 
 def _repair_line(ctx: CallContext, account: str) -> int:

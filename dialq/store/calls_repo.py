@@ -363,6 +363,19 @@ def mark_dispatched(session: Session, call_id: str, due_at: datetime) -> None:
     )
 
 
+def time_waiting_call(
+    session: Session, call_id: str, not_before: datetime, dispatch_due_at: datetime | None
+) -> bool:
+    """Give a waiting call the time it is due (and its message's): False when not waiting."""
+    result = session.execute(
+        update(Call)
+        .where(Call.id == call_id, Call.status == CallStatus.WAITING.value)
+        .values(not_before=not_before, dispatch_due_at=dispatch_due_at)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def set_watch_due(session: Session, call_id: str, due_at: datetime) -> None:
     """When the watcher's next look at a live call is due (the watchdog republishes it late)."""
     session.execute(

@@ -27,11 +27,13 @@ def needs_ping(dbapi_connection: Any, rested_s: float, idle_ping_s: float = IDLE
     if rested_s > idle_ping_s:
         return True
     try:
-        fd = dbapi_connection.fileno()
+        # poll, not select: select() refuses descriptors above 1023, which a process holding
+        # many sockets (an API serving many event streams) gives its database connections.
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
     except Exception:  # closed, or a driver without a socket: let the ping decide
         return True
-    readable, _, _ = select.select([fd], [], [], 0)
-    return bool(readable)
 
 
 def install(engine: Engine, idle_ping_s: float = IDLE_PING_S) -> None:

@@ -3,6 +3,8 @@ the server closed while it rested is replaced before anyone uses it."""
 
 from __future__ import annotations
 
+import os
+import resource
 import time
 
 import psycopg
@@ -75,3 +77,24 @@ def test_a_healthy_pool_reuses_its_connection_across_sessions(pg_url: str) -> No
         assert len(pids) == 1
     finally:
         db.dispose()
+
+
+def test_a_connection_on_a_descriptor_above_1023_is_checked_without_a_ping(pg_url: str) -> None:
+    # given a process holding over a thousand descriptors (an API with many event streams),
+    # so its database connection's socket is numbered above select()'s limit
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with psycopg.connect(_libpq(pg_url)) as connection:
+            assert connection.fileno() > 1023
+            connection.execute("SELECT 1")
+            connection.rollback()
+            # then a healthy resting connection still needs no ping, and a terminated one does
+            assert not needs_ping(connection, rested_s=1.0)
+            _terminate(pg_url, connection.info.backend_pid)
+            assert _readable_within(connection, 5.0)
+    finally:
+        for fd in held:
+            os.close(fd)
