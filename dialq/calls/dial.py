@@ -91,8 +91,6 @@ class Dial:
             return self._finish(CallStatus.UNKNOWN, f"unexpected error: {type(error).__name__}")
         return self._connected(result)
 
-    # -- claiming ----------------------------------------------------------------------------
-
     # -- outcomes ----------------------------------------------------------------------------
 
     def _connected(self, result: StartResult) -> str:
