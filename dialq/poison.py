@@ -129,12 +129,37 @@ def guarded_strategy(task: Any, app: Any, consumer: Any, **kwargs: Any) -> Any:
             except Exception as error:  # decoding it failed: that is the problem
                 problem = Problem("unreadable", f"unreadable body ({type(error).__name__})")
         if problem is None:
-            return handle(message, body, ack, reject, callbacks, **kw)
+            return _handle_in_hand(app, handle, message, body, ack, reject, callbacks, **kw)
         set_aside(_redis(app), message, task.name, problem)
         message.ack_log_error(log, consumer.connection_errors)
         return None
 
     return guarded
+
+
+def _handle_in_hand(
+    app: Any, handle: Any, message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **kw: Any
+) -> Any:
+    """Celery's handling, with the message counted in this worker's hands (dialq.hands) until
+    it is acked or rejected: if the worker dies first, the watchdog gives it back at once."""
+    from dialq.worker import hands_for
+
+    hands, tag = hands_for(app), message.delivery_tag
+
+    def acked(*args: Any) -> Any:
+        hands.let_go(tag)
+        return ack(*args)
+
+    def rejected(*args: Any) -> Any:
+        hands.let_go(tag)
+        return reject(*args)
+
+    hands.took(tag)
+    try:
+        return handle(message, body, acked, rejected, callbacks, **kw)
+    except BaseException:
+        hands.let_go(tag)
+        raise
 
 
 def _redis(app: Any) -> Any:

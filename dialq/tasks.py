@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from dialq import routing
+from dialq import hands, routing
 from dialq.calls.dial import NO_ROW, NO_ROW_RECHECK_S
 from dialq.calls.enqueue import INTAKE_RETRIES, intake_retry_s
 from dialq.flower import LEFT_FOR_LATER, DialRequest, FlowerState, RedactedRequest
@@ -45,8 +45,10 @@ def place_call(self: DialqTask, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
 @shared_task(name=routing.SWEEP, bind=True, ignore_result=True, base=DialqTask)
 def sweep(self: DialqTask) -> dict[str, int]:
-    """Beat tick, the watchdog: repair stuck states, republish lost messages (idempotent)."""
-    return self.runtime.service.watchdog()
+    """Beat tick, the watchdog: give back what dead workers held, repair stuck states,
+    republish lost messages (idempotent)."""
+    given_back = hands.give_back_orphans(self.app, self.runtime.redis)
+    return {"messages_given_back": given_back, **self.runtime.service.watchdog()}
 
 
 @shared_task(name=routing.WATCH_CALL, bind=True, ignore_result=True, base=DialqTask)

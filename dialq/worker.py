@@ -11,6 +11,7 @@ from kombu.entity import Exchange, Queue
 
 from dialq import broker, routing
 from dialq.config import Settings
+from dialq.hands import Hands
 from dialq.ops import logs
 from dialq.publisher import MAX_COUNTDOWN_S
 from dialq.runtime import Runtime
@@ -184,6 +185,23 @@ def runtime_for(app: Celery) -> Runtime:
                 runtime = Runtime(settings, CeleryPublisher(app))
                 _runtimes[app] = runtime
     return runtime
+
+
+_hands: weakref.WeakKeyDictionary[Celery, Hands] = weakref.WeakKeyDictionary()
+
+
+def hands_for(app: Celery) -> Hands:
+    """The messages this worker process holds (dialq.hands), one record per process."""
+    hands = _hands.get(app)
+    if hands is None:
+        client = runtime_for(app).redis  # before the lock: runtime_for takes it too
+        with _runtimes_lock:
+            hands = _hands.get(app)
+            if hands is None:
+                keep_s = float(app.conf.dialq_settings.broker_visibility_timeout_s)
+                hands = Hands(client, keep_s=keep_s)
+                _hands[app] = hands
+    return hands
 
 
 class DialqTask(Task):  # type: ignore[misc]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialq.store import liveness
@@ -84,6 +85,44 @@ def _migration_lock(url: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# The advisory lock every upgrader of one PostgreSQL database takes (any fixed number).
+MIGRATION_LOCK = 7242917
+LOCK_POLL_S = 0.25
+
+
+def _upgrade_on(connection: Connection, url: str) -> None:
+    config = alembic_config(url)
+    config.attributes["connection"] = connection
+    # "heads": features add migrations on branches of their own; all of them apply.
+    command.upgrade(config, "heads")
+
+
+def _lock_migrations(connection: Connection) -> None:
+    """Take the session lock by asking, not by waiting: a statement blocked on the lock holds
+    a snapshot, which a CREATE INDEX CONCURRENTLY of the upgrader holding it waits out, and
+    PostgreSQL ends that deadlock by failing one of them."""
+    while True:
+        taken = connection.exec_driver_sql(
+            f"SELECT pg_try_advisory_lock({MIGRATION_LOCK})"
+        ).scalar_one()
+        connection.commit()
+        if taken:
+            return
+        time.sleep(LOCK_POLL_S)
+
+
+def _unlock_or_drop(connection: Connection) -> None:
+    """Release the session lock; if that fails, close the session, which releases it too (a
+    pooled connection must never keep it: the next upgrader would wait forever)."""
+    try:
+        connection.rollback()  # a failed migration leaves its transaction aborted
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+        connection.commit()
+    except Exception:
+        log.warning("could not release the migration lock: closing its session", exc_info=True)
+        connection.invalidate()
+
+
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -152,14 +191,20 @@ class Database:
     def upgrade(self) -> None:
         """Bring the schema to the newest migration; safe when many processes start at once."""
         # A database that is down says so the way every other use of it does.
-        with translated(), _migration_lock(self.url), self.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # Held to the end of this transaction: concurrent upgraders run one at a time.
-                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7242917)")
-            config = alembic_config(self.url)
-            config.attributes["connection"] = connection
-            # "heads": features add migrations on branches of their own; all of them apply.
-            command.upgrade(config, "heads")
+        with translated(), _migration_lock(self.url), self.engine.connect() as connection:
+            if connection.dialect.name != "postgresql":
+                with connection.begin():  # SQLite: all or nothing
+                    _upgrade_on(connection, self.url)
+                return
+            # Handed over outside any transaction, so Alembic owns its transactions and the
+            # migrations that index large tables build CONCURRENTLY (writes go on meanwhile).
+            # The lock is the session's, not a transaction's, to outlive their commits:
+            # concurrent upgraders still run one at a time.
+            _lock_migrations(connection)
+            try:
+                _upgrade_on(connection, self.url)
+            finally:
+                _unlock_or_drop(connection)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

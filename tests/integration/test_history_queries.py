@@ -10,6 +10,7 @@ Each rewritten query is checked against the query it replaced, kept here as `*_b
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from sqlalchemy import and_, event, func, insert, inspect, or_, select, text, up
 from sqlalchemy.orm import Session
 
 from dialq.store import Call, CallStatus, Database, calls_repo, insights_repo, webhooks_repo
-from dialq.store.db import alembic_config, make_engine
+from dialq.store.db import MIGRATION_LOCK, alembic_config, make_engine
 from dialq.store.insights_tables import Insights, InsightsStatus
 from dialq.store.tables import Event
 from dialq.store.webhook_tables import WebhookCursor
@@ -511,6 +512,45 @@ def test_on_postgresql_the_migration_builds_concurrently_when_alembic_owns_the_t
                 assert {name for _, name, _ in HISTORY_INDEXES} <= set(valid)
         finally:
             engine.dispose()
+
+
+def test_on_postgresql_database_upgrade_builds_concurrently_and_serialises_upgraders() -> None:
+    with private_pg_schema() as url:
+        databases = [Database(url) for _ in range(3)]
+        sent: list[str] = []
+        for database in databases:
+            event.listen(
+                database.engine, "before_cursor_execute", lambda *a: sent.append(str(a[2]))
+            )
+        errors: list[BaseException] = []
+
+        def upgrade(database: Database) -> None:
+            try:
+                database.upgrade()
+            except BaseException as error:  # reported below, with the statements sent
+                errors.append(error)
+
+        try:
+            # given three processes' upgraders starting at once on an empty database
+            threads = [threading.Thread(target=upgrade, args=(d,)) for d in databases]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+            # then all succeed, one after the other, and the indexes were built once, concurrently
+            assert errors == []
+            concurrent = [s for s in sent if "CREATE INDEX CONCURRENTLY" in s]
+            assert len(concurrent) == len(HISTORY_INDEXES), sent
+            # and no session keeps the migration lock
+            with databases[0].engine.connect() as conn:
+                held = conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                    f" AND objid = {MIGRATION_LOCK}"
+                ).scalar_one()
+            assert held == 0
+        finally:
+            for database in databases:
+                database.dispose()
 
 
 # -- migration 0007: the rows of the calls ended before it ------------------------------------

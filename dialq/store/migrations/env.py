@@ -23,7 +23,9 @@ else:
     # hide_parameters: a failed statement's text must not quote the values it carried.
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "", hide_parameters=True)
     try:
-        with engine.begin() as conn:
+        # Not engine.begin(): Alembic begins (and commits) its own transactions, so the
+        # migrations that index large tables on PostgreSQL can build CONCURRENTLY.
+        with engine.connect() as conn:
             run(conn)
     finally:
         engine.dispose()  # a bare `alembic upgrade` must not leave PostgreSQL sessions open
