@@ -32,7 +32,7 @@ def _wait(predicate: Any, timeout_s: float, what: str) -> Any:
 
 
 def _unacked(client: redis.Redis) -> list[str]:
-    return [t.decode() for t in client.zrange(hands.UNACKED_INDEX, 0, -1)]
+    return [bytes(t).decode() for t in client.zrange(hands.UNACKED_INDEX, 0, -1)]
 
 
 def _held(client: redis.Redis) -> set[str]:
