@@ -32,7 +32,7 @@ def _wait(predicate: Any, timeout_s: float, what: str) -> Any:
 
 
 def _unacked(client: redis.Redis) -> list[str]:
-    return [bytes(t).decode() for t in client.zrange(hands.UNACKED_INDEX, 0, -1)]
+    return [str(t, "utf-8") for t in client.zrange(hands.UNACKED_INDEX, 0, -1)]  # type: ignore[arg-type]
 
 
 def _held(client: redis.Redis) -> set[str]:
