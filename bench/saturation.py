@@ -12,7 +12,9 @@ last line printed is the JSON.
     .venv/bin/python bench/saturation.py [--limit 8] [--calls 64] [--duration 2]
         [--workers 2] [--postgres] [--no-baseline] [--accounts 1]
 
-`--workers` runs that many dialq workers and a beat (the watchdog ticks as in production);
+`--workers` runs that many dialq workers and a beat (the watchdog ticks as in production); each
+worker is what `dialq worker` runs, a Celery worker per kind of work (dial, lifecycle and
+sweeps, webhooks), unless `--single` puts every queue on one Celery worker;
 `--postgres` puts dialq's database in a fresh schema of the local PostgreSQL; `--accounts K`
 spreads the calls over K accounts of `--limit` each (the sandbox's limit is per app id).
 Skipped deliveries per started call counts dial deliveries that did nothing (the call was not
@@ -45,6 +47,7 @@ from bench.harness import (
 )
 from dialq import routing
 from dialq.ops.local_redis import PrivateRedis
+from dialq.ops.supervisor import POOLS
 from dialq.sandbox import SandboxControl
 
 APP_ID, APP_SECRET = "bench-app", "bench-secret"
@@ -55,11 +58,17 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def wait_all_ended(
     control: SandboxControl, ids: set[str], timeout_s: float
 ) -> list[dict[str, Any]]:
+    """Every call, once all have ended. The whole list is read only when nothing is live (at
+    most every 2 s): read every 0.1 s, its JSON (10,000 calls of it) took the sandbox's event
+    loop from the calls being measured, more so the larger the run."""
     deadline = time.monotonic() + timeout_s
+    last_full = 0.0
     while time.monotonic() < deadline:
-        calls = [c for c in control.calls() if c.get("call_id") in ids]
-        if len(calls) == len(ids) and all(c["ended_at"] is not None for c in calls):
-            return calls
+        if control.live_count() == 0 and time.monotonic() - last_full >= 2.0:
+            last_full = time.monotonic()
+            calls = [c for c in control.calls() if c.get("call_id") in ids]
+            if len(calls) == len(ids) and all(c["ended_at"] is not None for c in calls):
+                return calls
         time.sleep(0.1)
     raise TimeoutError(f"not every call ended within {timeout_s}s")
 
@@ -124,16 +133,12 @@ def run_dialq(
     Database(settings.database_url_resolved).upgrade()
     queues = ",".join(routing.ALL_QUEUES)
     with contextlib.ExitStack() as stack:
-        logs = [workdir / f"dialq-{n}.log" for n in range(args.workers)]
-        for n, log in enumerate(logs):
-            stack.enter_context(
-                celery_process(
-                    ["-A", "dialq.worker", "worker", "-Q", queues, "-P", "threads",
-                     "-c", str(args.concurrency), "-n", f"w{n}@%h", "--loglevel", "INFO",
-                     "--without-gossip", "--without-mingle"],
-                    env, log, b" ready.",
-                )
-            )  # fmt: skip
+        logs = []
+        for n in range(args.workers):
+            for name, worker_args in _worker_layout(args, queues, n):
+                log = workdir / f"dialq-{n}-{name}.log"
+                logs.append(log)
+                stack.enter_context(celery_process(worker_args, env, log, b" ready."))
         if args.workers > 1:
             schedule = workdir / "beat-schedule"
             stack.enter_context(
@@ -163,6 +168,22 @@ def run_dialq(
         account_of = {call_id: request_account(n, accounts) for n, call_id in enumerate(sent_at)}
         result["account_makespan_spread"] = _account_spread(calls, first, account_of)
         return result
+
+
+def _worker_layout(args: Any, queues: str, n: int) -> list[tuple[str, list[str]]]:
+    """What one worker is: `dialq worker`'s pools (a Celery worker per kind of work, as in
+    production), or with `--single` one worker on every queue with `--concurrency` threads."""
+    common = ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    if args.single:
+        return [
+            ("all", ["-A", "dialq.worker", "worker", "-Q", queues, "-P", "threads",
+                     "-c", str(args.concurrency), "-n", f"w{n}@%h", *common]),
+        ]  # fmt: skip
+    return [
+        (pool.name, ["-A", "dialq.worker", "worker", "-Q", ",".join(pool.queues),
+                     "-c", str(pool.concurrency), "-n", f"{pool.name}{n}@%h", *common])
+        for pool in POOLS
+    ]  # fmt: skip
 
 
 def _skipped(log: Path) -> int:
@@ -257,7 +278,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=8)
     parser.add_argument("--calls", type=int, default=64)
     parser.add_argument("--duration", type=float, default=2.0)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=16, help="threads, with --single")
+    parser.add_argument(
+        "--single", action="store_true", help="one Celery worker on every queue per worker"
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--postgres", action="store_true", help="a fresh schema on 127.0.0.1")

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from functools import cached_property
+from typing import Any, Generic, TypeVar
 
 import redis
 import requests
@@ -33,6 +33,26 @@ from dialq.symbl.auth import RedisTokenStore, TokenProvider
 from dialq.symbl.client import AttemptRecord, SymblClient
 from dialq.webhooks.delivery import WebhookService, register
 
+_T = TypeVar("_T")
+
+
+class built_once(Generic[_T]):
+    """A member built on first use, then read from the instance's `__dict__` with no lock.
+
+    Not `functools.cached_property`: on Python 3.11 it holds one lock per member while the
+    member is built, and a member's build takes the Runtime's lock and builds other members.
+    Two threads whose first tasks reach two members at once (a worker's first ticks) each held
+    one lock and waited on the other's, forever: the worker took messages and ran none.
+    """
+
+    def __init__(self, build: Callable[[Any], _T]) -> None:
+        self.build = build
+
+    def __get__(self, instance: Any, owner: type | None = None) -> _T:
+        # Runtime._build stores the value under the member's name: later reads find it there
+        # first (a descriptor without __set__ never shadows the instance's own attribute).
+        return self.build(instance)
+
 
 class Runtime:
     """Everything a worker or producer process shares between its threads.
@@ -49,14 +69,14 @@ class Runtime:
         self._closers: list[Callable[[], None]] = []
 
     def _build(self, name: str, make: Callable[[], object]) -> object:
-        # cached_property computes outside any lock on Python 3.12+: two threads could build two
-        # engines. The first build under the lock wins; the value then sits in __dict__.
+        # The first build under the one (reentrant) lock wins, so two threads never build two
+        # engines; the value then sits in __dict__, where later reads find it without a lock.
         with self._lock:
             if name not in self.__dict__:
                 self.__dict__[name] = make()
             return self.__dict__[name]
 
-    @cached_property
+    @built_once
     def db(self) -> Database:
         def make() -> Database:
             db = Database(self.settings.database_url_resolved)
@@ -69,7 +89,7 @@ class Runtime:
 
         return self._build("db", make)  # type: ignore[return-value]
 
-    @cached_property
+    @built_once
     def redis(self) -> redis.Redis:
         def make() -> redis.Redis:
             client = redis.Redis.from_url(self.settings.broker_url)
@@ -78,7 +98,7 @@ class Runtime:
 
         return self._build("redis", make)  # type: ignore[return-value]
 
-    @cached_property
+    @built_once
     def tokens(self) -> dict[str, TokenProvider]:
         def make() -> dict[str, TokenProvider]:
             store = RedisTokenStore(self.redis, prefix=f"{routing.REDIS_PREFIX}token:")
@@ -97,12 +117,12 @@ class Runtime:
 
         return self._build("tokens", make)  # type: ignore[return-value]
 
-    @cached_property
+    @built_once
     def capacity(self) -> Capacity:
         limits = {n: a.max_concurrent_calls for n, a in self.settings.accounts.items()}
         return self._build("capacity", lambda: Capacity(self.redis, limits))  # type: ignore[return-value]
 
-    @cached_property
+    @built_once
     def circuit(self) -> Circuit:
         def make() -> Circuit:
             return Circuit(
@@ -114,7 +134,7 @@ class Runtime:
 
         return self._build("circuit", make)  # type: ignore[return-value]
 
-    @cached_property
+    @built_once
     def credentials(self) -> Circuit:
         def make() -> Circuit:
             # Open at the first refusal: every call of the account would meet the same one.
@@ -128,7 +148,7 @@ class Runtime:
 
         return self._build("credentials", make)  # type: ignore[return-value]
 
-    @cached_property
+    @built_once
     def service(self) -> CallService:
         def make() -> CallService:
             return CallService(
@@ -144,27 +164,27 @@ class Runtime:
 
         return self._build("service", make)  # type: ignore[return-value]
 
-    @cached_property
+    @built_once
     def insights(self) -> InsightsService:
         def make() -> InsightsService:
             return InsightsService(self.settings, self.db, self.client_for, self.publisher)
 
         return self._build("insights", make)  # type: ignore[return-value]
 
-    @cached_property
+    @built_once
     def webhooks(self) -> WebhookService:
         def make() -> WebhookService:
             return WebhookService(self.settings, self.db, self.publisher, insights=insights_summary)
 
         return self._build("webhooks", make)  # type: ignore[return-value]
 
-    @cached_property
+    @built_once
     def schedules(self) -> ScheduleService:
         return self._build(  # type: ignore[return-value]
             "schedules", lambda: ScheduleService(self.settings, self.db)
         )
 
-    @cached_property
+    @built_once
     def _schedule_tick(self) -> tuple[FileWatcher, ScheduleDispatcher]:
         def make() -> tuple[FileWatcher, ScheduleDispatcher]:
             watcher = FileWatcher(self.schedules, self.settings.schedules_file)
