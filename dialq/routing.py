@@ -16,7 +16,10 @@ QUEUE_DIAL = "dialq.dial"
 QUEUE_LIFECYCLE = "dialq.lifecycle"
 QUEUE_WEBHOOKS = "dialq.webhooks"
 QUEUE_SWEEP = "dialq.sweep"
-ALL_QUEUES = (QUEUE_DIAL, QUEUE_LIFECYCLE, QUEUE_WEBHOOKS, QUEUE_SWEEP)
+# Harvests apart from watches: a look at a live call ends it and frees its slot, so it must not
+# wait behind the harvests of the calls that ended before it.
+QUEUE_INSIGHTS = "dialq.insights"
+ALL_QUEUES = (QUEUE_DIAL, QUEUE_LIFECYCLE, QUEUE_WEBHOOKS, QUEUE_SWEEP, QUEUE_INSIGHTS)
 
 # Redis keys all start here, so one Redis can serve several deployments side by side.
 REDIS_PREFIX = "dialq:"
@@ -26,5 +29,5 @@ QUEUE_FOR = {
     DIAL: QUEUE_DIAL,
     DELIVER_WEBHOOKS: QUEUE_WEBHOOKS,
     WATCH_CALL: QUEUE_LIFECYCLE,
-    HARVEST_INSIGHTS: QUEUE_LIFECYCLE,
+    HARVEST_INSIGHTS: QUEUE_INSIGHTS,
 }

@@ -51,7 +51,10 @@ def sweep(self: DialqTask) -> dict[str, int]:
     return {"messages_given_back": given_back, **self.runtime.service.watchdog()}
 
 
-@shared_task(name=routing.WATCH_CALL, bind=True, ignore_result=True, base=DialqTask)
+# No events (see dialq.worker.UNSEEN_TASKS): Flower shows calls by their dials, not each look.
+@shared_task(
+    name=routing.WATCH_CALL, bind=True, ignore_result=True, base=DialqTask, send_events=False
+)
 def watch_call(self: DialqTask, call_id: str) -> str:
     """One look at a live call: ended? past its maximum duration? cancel asked? then again."""
     return self.runtime.service.watch(call_id)

@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Celery:
             routing.DIAL: {"queue": routing.QUEUE_DIAL},
             routing.SWEEP: {"queue": routing.QUEUE_SWEEP},
             routing.WATCH_CALL: {"queue": routing.QUEUE_LIFECYCLE},
-            routing.HARVEST_INSIGHTS: {"queue": routing.QUEUE_LIFECYCLE},
+            routing.HARVEST_INSIGHTS: {"queue": routing.QUEUE_INSIGHTS},
             routing.SWEEP_INSIGHTS: {"queue": routing.QUEUE_SWEEP},
             routing.DISPATCH_SCHEDULES: {"queue": routing.QUEUE_SWEEP},
             routing.DELIVER_WEBHOOKS: {"queue": routing.QUEUE_WEBHOOKS},
@@ -153,6 +153,21 @@ def _serve_metrics(**_: Any) -> None:
 # -- the process's runtime, reached from every task through its base class ------------------
 
 
+# Tasks sent without a `task-sent` event and run without worker events (`send_events=False`):
+# the looks at live calls, every `DIALQ_WATCH_INTERVAL_S` per call, would flood Flower with
+# rows that say nothing a call's own row does not, and their four events cost about a third of
+# a look (bench/saturation.py, 100 accounts x 2: 3.8-4.1 x the ideal makespan with them, 2.8
+# without).
+UNSEEN_TASKS = frozenset({routing.WATCH_CALL})
+
+
+class _NoEvents:
+    """An event dispatcher that sends nothing (for UNSEEN_TASKS)."""
+
+    def publish(self, *_: Any, **__: Any) -> None:
+        return None
+
+
 class CeleryPublisher:
     """Publishes tasks by name, carrying only the call id."""
 
@@ -162,11 +177,13 @@ class CeleryPublisher:
     def publish(self, task: str, call_id: str, countdown_s: float = 0.0) -> None:
         # Invariant 4: a countdown never exceeds the cap, whatever the caller computed.
         countdown = min(countdown_s, MAX_COUNTDOWN_S)
+        extra = {"event_dispatcher": _NoEvents()} if task in UNSEEN_TASKS else {}
         self.app.send_task(
             task,
             args=[call_id],
             queue=routing.QUEUE_FOR[task],
             countdown=countdown if countdown > 0 else None,
+            **extra,
         )
 
 

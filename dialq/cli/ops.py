@@ -148,17 +148,23 @@ def _exec_celery(*args: str) -> None:
 def worker(
     ctx: typer.Context,
     pools: Annotated[
-        str, typer.Option(help="Which pools to run, comma-separated: dial, lifecycle, webhooks")
+        str,
+        typer.Option(
+            help="Which pools to run, comma-separated: dial, lifecycle, webhooks, insights"
+        ),
     ] = ",".join(POOL_NAMES),
     dial_concurrency: Annotated[int, typer.Option(min=1, help="Threads placing calls")] = 8,
     lifecycle_concurrency: Annotated[
-        int, typer.Option(min=1, help="Threads watching live calls, harvesting, sweeping")
+        int, typer.Option(min=1, help="Threads watching live calls and sweeping")
     ] = 4,
     webhooks_concurrency: Annotated[int, typer.Option(min=1, help="Threads sending webhooks")] = 4,
+    insights_concurrency: Annotated[
+        int, typer.Option(min=1, help="Threads harvesting transcripts and insights")
+    ] = 4,
 ) -> None:
     """Run dialq's workers: one Celery worker per kind of work, each with its own threads, kept
     running (a worker that exits is restarted). Arguments after `--` go to every `celery worker`.
-    Each pool serves /metrics on DIALQ_METRICS_PORT, +1, +2 when that is set."""
+    Each pool serves /metrics on DIALQ_METRICS_PORT, +1, +2, +3 when that is set."""
     wanted = [name.strip() for name in pools.split(",") if name.strip()]
     unknown = sorted(set(wanted) - set(POOL_NAMES))
     if unknown or not wanted:
@@ -168,6 +174,7 @@ def worker(
         "dial": dial_concurrency,
         "lifecycle": lifecycle_concurrency,
         "webhooks": webhooks_concurrency,
+        "insights": insights_concurrency,
     }
     chosen = [
         Pool(pool.name, pool.queues, concurrency[pool.name])

@@ -1,8 +1,9 @@
 """`dialq worker` and `dialq beat`: Celery processes that come back when they die.
 
-A worker is three Celery workers, one per kind of work, each with its own thread pool: a
-receiver that drips bytes can hold every webhook thread without delaying a single dial, and a
-backlog of dials never starves the lifecycle watches that end calls. Each runs as a child of
+A worker is four Celery workers, one per kind of work, each with its own thread pool: a
+receiver that drips bytes can hold every webhook thread without delaying a single dial, a
+backlog of dials never starves the lifecycle watches that end calls, and neither waits behind
+the harvests of ended calls. Each runs as a child of
 this process, which restarts any child that exits (kombu has exited on broker loss before; an
 out-of-memory kill is another way out) with a growing pause, so a host without systemd or
 compose still keeps working. SIGTERM and SIGINT go on to every child, which finish the tasks
@@ -51,6 +52,8 @@ POOLS = (
     Pool("dial", (routing.QUEUE_DIAL,), 8),
     Pool("lifecycle", (routing.QUEUE_LIFECYCLE, routing.QUEUE_SWEEP), 4),
     Pool("webhooks", (routing.QUEUE_WEBHOOKS,), 4),
+    # Harvests after the call: they must not delay the watches that free slots (nor webhooks).
+    Pool("insights", (routing.QUEUE_INSIGHTS,), 4),
 )
 POOL_NAMES = tuple(pool.name for pool in POOLS)
 

@@ -52,7 +52,7 @@ class Supervisor:
 
 @pytest.fixture
 def supervisor(stack: Stack, tmp_path: Path) -> Iterator[Supervisor]:
-    """`dialq worker` with the stack's settings, its three pools ready."""
+    """`dialq worker` with the stack's settings, its four pools ready."""
     log = tmp_path / "supervisor.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -62,7 +62,7 @@ def supervisor(stack: Stack, tmp_path: Path) -> Iterator[Supervisor]:
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for(log, r"(dial|lifecycle|webhooks)@\S+ ready\.", 3)
+        _wait_for(log, r"(dial|lifecycle|webhooks|insights)@\S+ ready\.", 4)
         yield Supervisor(process, log)
     finally:
         if process.poll() is None:
@@ -76,7 +76,7 @@ def test_dialq_worker_runs_a_pool_per_kind_restarts_a_dead_one_and_stops_on_sigt
     # given `dialq worker` running with the stack's settings
     pids = supervisor.pids()
     # then there is one Celery worker per kind of work, each on its own queues
-    assert set(pids) == {"dial", "lifecycle", "webhooks"}
+    assert set(pids) == {"dial", "lifecycle", "webhooks", "insights"}
     # when the webhooks worker is killed
     os.kill(pids["webhooks"], signal.SIGKILL)
     # then it is started again, and calls are still placed and finished
@@ -94,7 +94,7 @@ def test_dialq_worker_runs_a_pool_per_kind_restarts_a_dead_one_and_stops_on_sigt
 
 
 def test_workers_stop_when_their_supervisor_is_killed(supervisor: Supervisor) -> None:
-    # given `dialq worker` running its three pools
+    # given `dialq worker` running its four pools
     pids = list(supervisor.pids().values())
     # when the supervisor is killed outright (nothing can run in it: SIGKILL)
     supervisor.process.kill()

@@ -22,7 +22,7 @@ EXPECTED_QUEUE = {
     routing.PLACE_CALL: routing.QUEUE_DIAL,
     routing.DIAL: routing.QUEUE_DIAL,
     routing.WATCH_CALL: routing.QUEUE_LIFECYCLE,
-    routing.HARVEST_INSIGHTS: routing.QUEUE_LIFECYCLE,
+    routing.HARVEST_INSIGHTS: routing.QUEUE_INSIGHTS,
     routing.DELIVER_WEBHOOKS: routing.QUEUE_WEBHOOKS,
     routing.SWEEP: routing.QUEUE_SWEEP,
     routing.SWEEP_INSIGHTS: routing.QUEUE_SWEEP,
@@ -156,12 +156,12 @@ def test_a_visibility_timeout_too_close_to_the_countdown_cap_is_refused() -> Non
         Settings(broker_visibility_timeout_s=int(MAX_COUNTDOWN_S))
 
 
-def test_there_are_four_queues_one_per_kind_of_work(app: Celery) -> None:
+def test_there_are_five_queues_one_per_kind_of_work(app: Celery) -> None:
     # given the app / when its queues are read
     declared = [queue.name for queue in app.conf.task_queues]
-    # then dialing, lifecycle and insights, webhooks and sweeps each have their own
+    # then dialing, watching, insights, webhooks and sweeps each have their own
     assert sorted(declared) == sorted(routing.ALL_QUEUES)
-    assert len(set(routing.ALL_QUEUES)) == 4
+    assert len(set(routing.ALL_QUEUES)) == 5
     # and whatever is sent without a route goes to the dial queue, not Celery's "celery"
     assert app.conf.task_default_queue == routing.QUEUE_DIAL
 
