@@ -380,3 +380,40 @@ def test_cached_token_repr_hides_the_value() -> None:
     text = repr(CachedToken("tok-secret", 1234.0))
     assert "tok-secret" not in text
     assert "1234" in text
+
+
+class CountingStore(MemoryTokenStore):
+    """The memory store, counting reads (each one a Redis round trip in production)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.reads = 0
+
+    def get(self, account: str) -> CachedToken | None:
+        self.reads += 1
+        return super().get(account)
+
+
+def test_a_token_in_hand_is_used_without_reading_the_store_until_refused_or_near_its_end(
+    endpoint: ScriptedTokenEndpoint, session: requests.Session, clock: FakeClock
+) -> None:
+    # given a process whose provider fetched a token for 1000 s (renewal margin 300 s)
+    store = CountingStore(clock)
+    endpoint.grant("tok-1", 1000)
+    endpoint.grant("tok-2", 86400)
+    endpoint.grant("tok-3", 86400)
+    tokens = provider(store, session, clock)
+    assert tokens.token() == "tok-1"
+    reads = store.reads
+    # when it is asked for a hundred times over the next ten minutes
+    for _ in range(100):
+        clock.now += 6
+        assert tokens.token() == "tok-1"
+    # then the store was not read again
+    assert store.reads == reads
+    # when the token nears its end, a fresh one is fetched and held in turn
+    clock.now += 150
+    assert tokens.token() == "tok-2"
+    # and when the API refuses the held token, it is dropped, never handed out again
+    assert tokens.renew("tok-2") == "tok-3"
+    assert tokens.token() == "tok-3"
