@@ -250,25 +250,16 @@ class TokenProvider:
         self._sleep = sleep
         # The token Symbl gave back although it was inside the renewal margin.
         self._no_fresher: str | None = None
-        # The last token this process used: while usable it is not read back from the store (a
-        # Redis round trip and a Fernet check on every API request, 1 in 12 of a look's CPU).
-        # Another worker's renewal does not reach it; the API's 401 does (`renew`).
-        self._held: CachedToken | None = None
 
     def token(self, *, on_attempt: AttemptHook | None = None) -> str:
         """A token that does not expire within the renewal margin, fetched if need be."""
-        held = self._held
-        if held is not None and self._usable(held):
-            return held.value
         cached = self._store.get(self._name)
         if cached is not None and self._usable(cached):
-            self._held = cached
             return cached.value
         return self._refresh(None, on_attempt)
 
     def renew(self, stale: str, *, on_attempt: AttemptHook | None = None) -> str:
         """Forget ``stale`` (the API refused it) and return another token, fetching one."""
-        self._held = None
         self._store.discard(self._name, stale)
         if self._no_fresher == stale:
             self._no_fresher = None
@@ -333,7 +324,6 @@ class TokenProvider:
             # Whatever became of the token request, the request it was for was never sent.
             raise TokenError(f"no token for account {self._name}: {exc}") from exc
         self._store.put(self._name, token)
-        self._held = token
         left_s = token.expires_at - self._clock()
         self._no_fresher = token.value if left_s <= self._renew_margin_s else None
         log.info("token for account %s fetched; expires in %.0fs", self._name, left_s)
