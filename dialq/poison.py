@@ -21,6 +21,7 @@ from celery.worker.consumer import Consumer
 from celery.worker.strategy import default as default_strategy
 
 from dialq import routing
+from dialq.hands import Hands
 from dialq.ops.metrics import POISON_MESSAGES
 
 log = logging.getLogger("dialq.poison")
@@ -118,7 +119,10 @@ def _printable(value: object) -> str | None:
 
 def guarded_strategy(task: Any, app: Any, consumer: Any, **kwargs: Any) -> Any:
     """Celery's default strategy, behind a check of every message against `problem_with`."""
+    from dialq.worker import hands_for
+
     handle = default_strategy(task, app, consumer, **kwargs)
+    hands = hands_for(app)  # once per task at consumer start, not per message
 
     def guarded(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **kw: Any) -> Any:
         problem = _too_large(message.body)
@@ -129,7 +133,7 @@ def guarded_strategy(task: Any, app: Any, consumer: Any, **kwargs: Any) -> Any:
             except Exception as error:  # decoding it failed: that is the problem
                 problem = Problem("unreadable", f"unreadable body ({type(error).__name__})")
         if problem is None:
-            return _handle_in_hand(app, handle, message, body, ack, reject, callbacks, **kw)
+            return _handle_in_hand(hands, handle, message, body, ack, reject, callbacks, **kw)
         set_aside(_redis(app), message, task.name, problem)
         message.ack_log_error(log, consumer.connection_errors)
         return None
@@ -138,13 +142,18 @@ def guarded_strategy(task: Any, app: Any, consumer: Any, **kwargs: Any) -> Any:
 
 
 def _handle_in_hand(
-    app: Any, handle: Any, message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **kw: Any
+    hands: Hands,
+    handle: Any,
+    message: Any,
+    body: Any,
+    ack: Any,
+    reject: Any,
+    callbacks: Any,
+    **kw: Any,
 ) -> Any:
     """Celery's handling, with the message counted in this worker's hands (dialq.hands) until
     it is acked or rejected: if the worker dies first, the watchdog gives it back at once."""
-    from dialq.worker import hands_for
-
-    hands, tag = hands_for(app), message.delivery_tag
+    tag = message.delivery_tag
 
     def acked(*args: Any) -> Any:
         hands.let_go(tag)
