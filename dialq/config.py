@@ -141,6 +141,10 @@ class Settings(BaseSettings):
 
     # How often a live call is looked at (end seen, maximum duration, cancel asked).
     watch_interval_s: float = Field(default=5.0, gt=0, le=60)
+    # How many live calls one look message looks at: its own and up to this many less one
+    # more that are due. Fewer messages per look at scale; more keeps one slow Symbl answer
+    # from delaying the page's other looks less. 1 is a message per look per call.
+    watch_page: int = Field(default=8, ge=1, le=100)
     # A call still `dialing` this long after its claim lost its worker: the watchdog
     # hands it to the reconciler (`unknown`). Must exceed the HTTP timeouts with retries.
     dialing_stale_s: float = Field(default=120.0, gt=0)

@@ -1,11 +1,13 @@
 """After a call starts: watch it until it ends, stop it at its maximum duration, cancel it.
 
-Every look at a live call is one `dialq.watch_call` message that publishes the next one with
-a short countdown; `watch_due_at` records when that next look is due, so the watchdog can
-republish a lost one. Each look is claimed first (one conditional update of `watch_due_at`,
-which also reads the call):
-a duplicate message (redelivered, republished, or sent by anyone) finds the look not yet due
-and ends at once, so extra messages never multiply polling. Stopping is claimed
+Looks at live calls are `dialq.watch_call` messages that publish the next one with a short
+countdown; `watch_due_at` records when each call's next look is due, so the watchdog can
+republish a lost one. A message looks at its own call and a page of other connected calls due
+by then, so at scale a message serves a page of calls. Each look is claimed first (a
+conditional update of `watch_due_at`, which also reads the call):
+a duplicate message (redelivered, republished, sent by anyone, or a call's own message after
+another page took its look) finds the look not yet due and ends at once, so extra messages
+never multiply polling. Stopping is claimed
 (`connected → stopping`, committed) before the stop request, so duplicate deliveries send one
 stop.
 """
@@ -67,29 +69,75 @@ class Lifecycle:
     # -- watching ----------------------------------------------------------------------------
 
     def watch(self, call_id: str) -> str:
-        """One look at a live call; publishes the next look unless the call ended.
+        """One look at a live call, and at a page of other connected calls due by then; then
+        one next message for each time a look falls due, unless every call ended.
 
-        A message for a look not yet due is a duplicate and ends here ("duplicate"), unless a
-        cancel waits for the connected call. The look is claimed and the call read in one
-        statement: a look costs one transaction, the end-of-call request and the next message.
+        A message for a look not yet due is a duplicate ("duplicate"), unless a cancel waits
+        for the connected call. The looks are claimed and the calls read in two statements of
+        one transaction. When another message's page took a call's look, the call's own
+        message finds it not due: the chains of messages merge as pages fill, so at scale a
+        message looks at a page of calls, not one (`DIALQ_WATCH_PAGE`). Such a message may have
+        carried a page of its own, so it takes the looks now overdue (only those: duplicates
+        never poll early) and carries them on.
         """
         now = self.ctx.now()
         interval_s = self.settings.watch_interval_s
+        due_by = now + timedelta(seconds=interval_s / 2)
+        next_due = now + timedelta(seconds=interval_s)
+        page = self.settings.watch_page
         with self.db.transaction() as session:
-            call = repo.take_look(
-                session,
-                call_id,
-                due_by=now + timedelta(seconds=interval_s / 2),
-                next_due=now + timedelta(seconds=interval_s),
-            )
+            call = repo.take_look(session, call_id, due_by=due_by, next_due=next_due)
             if call is None:
-                return self._not_taken(session, call_id)
+                outcome = self._not_taken(session, call_id)
+                others = repo.take_due_looks(session, due_by=now, next_due=next_due, limit=page)
+            else:
+                outcome = "watching"
+                others = repo.take_due_looks(
+                    session, due_by=due_by, next_due=next_due, limit=page - 1
+                )
+        next_looks: dict[str, float] = {}
+        try:
+            if call is not None:
+                own = self._look(call, now)
+                if isinstance(own, float):
+                    next_looks[call.id] = own
+                else:
+                    outcome = own
+        finally:
+            # Whatever became of its own look, the page's calls are looked at and go on.
+            for other in others:
+                self._look_in_page(other, now, next_looks)
+            self._publish_next(next_looks)
+        return outcome
+
+    def _look_in_page(self, call: Call, now: datetime, next_looks: dict[str, float]) -> None:
+        try:
+            outcome = self._look(call, now)
+        except Exception:
+            # Claimed and not looked at: the page's next message looks at it again.
+            log.exception("call %s: look failed; looking again next interval", call.id)
+            outcome = self.settings.watch_interval_s
+        if isinstance(outcome, float):
+            next_looks[call.id] = outcome
+
+    def _publish_next(self, next_looks: dict[str, float]) -> None:
+        """One message for each time a look falls due (its call's look is then due, so the
+        message takes it and a page with it); nearly always one, the interval."""
+        by_delay: dict[float, str] = {}
+        for call_id, delay_s in next_looks.items():
+            by_delay.setdefault(delay_s, call_id)
+        for delay_s, call_id in by_delay.items():
+            self.ctx.publisher.publish(routing.WATCH_CALL, call_id, delay_s)
+
+    def _look(self, call: Call, now: datetime) -> str | float:
+        """Look at a claimed call: its outcome, or the seconds until its next look."""
+        interval_s = self.settings.watch_interval_s
         if call.status == CallStatus.STOPPING.value:
             return self._retry_stale_stop(call, now)
         if call.cancel_requested_at is not None:
-            return self.stop(call_id, "canceled: stopped while live", to=CallStatus.CANCELED)
+            return self.stop(call.id, "canceled: stopped while live", to=CallStatus.CANCELED)
         if self._past_max_duration(call, now):
-            return self.stop(call_id, "max duration")
+            return self.stop(call.id, "max duration")
         delay_s = self._next_delay_s(call, now)
         if delay_s < interval_s:
             # The maximum duration comes before the next interval: its look is due then.
@@ -97,10 +145,9 @@ class Lifecycle:
                 repo.set_watch_due(session, call.id, now + timedelta(seconds=delay_s))
         ended_at = self._end_seen(call)
         if ended_at is not None:
-            return self._ended(call_id, ended_at, "ended")
+            return self._ended(call.id, ended_at, "ended")
         self._renew_permit(call, now)
-        self.ctx.publisher.publish(routing.WATCH_CALL, call.id, delay_s)
-        return "watching"
+        return delay_s
 
     @staticmethod
     def _not_taken(session: Session, call_id: str) -> str:

@@ -408,6 +408,40 @@ def take_look(
     ).one_or_none()
 
 
+def take_due_looks(
+    session: Session, *, due_by: datetime, next_due: datetime, limit: int
+) -> list[Call]:
+    """Claim and read up to `limit` more connected calls whose looks are due by `due_by`, the
+    earliest first, in one statement: one message then looks at a page of calls.
+
+    Rows another transaction is claiming are skipped (PostgreSQL's SKIP LOCKED; SQLite has one
+    writer at a time), so two pages never share a call. Stopping calls are left to their own
+    messages: a stop in flight is never retried from someone else's page.
+    """
+    if limit <= 0:
+        return []
+    due = and_(
+        Call.status == CallStatus.CONNECTED.value,
+        Call.watch_due_at.is_not(None),
+        Call.watch_due_at <= due_by,
+    )
+    # A materialized CTE, not `id IN (subquery)`: PostgreSQL may run such a subquery again
+    # for each row it updates, and a LIMIT then stops limiting (a page of 4 took 6 calls).
+    page = (
+        select(Call.id)
+        .where(due)
+        .order_by(Call.watch_due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("page")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    statement = (
+        update(Call).where(Call.id == page.c.id, due).values(watch_due_at=next_due).returning(Call)
+    )
+    return list(session.scalars(statement, execution_options={"synchronize_session": False}))
+
+
 def reclaim_stop(session: Session, call_id: str, *, seen_at: datetime, now: datetime) -> bool:
     """Take over a stop whose worker was lost: only if nothing touched the row since `seen_at`,
     so one of several deliveries retries it."""

@@ -30,13 +30,26 @@ def live_call(status: CallStatus, **overrides: Any) -> dict[str, Any]:
     return call_row(str(uuid.uuid4()), T0, **{**live, **overrides})
 
 
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
+def empty_database(url: str) -> Database:
+    database = Database(url)
     database.upgrade()
     with database.transaction() as session:
         for table in ("insights", "attempts", "events", "calls"):
             session.execute(text(f"DELETE FROM {table}"))
+    return database
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = empty_database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[Database]:
+    # (concurrent writers: SQLite has one writer at a time)
+    database = empty_database(pg_url)
     yield database
     database.dispose()
 
@@ -109,3 +122,57 @@ def test_a_call_that_is_not_live_gives_no_look(db: Database, status: CallStatus)
     call_id = add(db, live_call(status, watch_due_at=None))
     # when a watch message for it arrives, then no look is taken
     assert take(db, call_id, T0 + timedelta(hours=1)) is None
+
+
+def take_page(db: Database, now: datetime, limit: int) -> list[str]:
+    with db.transaction() as session:
+        return [
+            c.id
+            for c in calls_repo.take_due_looks(
+                session, due_by=now + INTERVAL / 2, next_due=now + INTERVAL, limit=limit
+            )
+        ]
+
+
+def test_a_page_takes_the_earliest_due_connected_looks_and_nothing_else(db: Database) -> None:
+    # given four connected calls due at T0+1..4 s, one due later, one stopping and one
+    # finished call overdue, and one connected call that has no look planned
+    due = [
+        add(db, live_call(CallStatus.CONNECTED, watch_due_at=T0 + timedelta(seconds=s)))
+        for s in (4, 1, 3, 2)
+    ]
+    add(db, live_call(CallStatus.CONNECTED, watch_due_at=T0 + timedelta(seconds=30)))
+    add(db, live_call(CallStatus.STOPPING, watch_due_at=T0))
+    add(db, live_call(CallStatus.COMPLETED, watch_due_at=T0))
+    add(db, live_call(CallStatus.CONNECTED, watch_due_at=None))
+    # when a page of three is taken at T0+2 s (looks due by T0+4.5 s count)
+    now = T0 + timedelta(seconds=2)
+    first = take_page(db, now, 3)
+    # then the three earliest due connected calls, earliest first, and the next page gets
+    # the fourth, then nothing: each look is taken once, and its next one is an interval on
+    assert sorted(first) == sorted([due[1], due[3], due[2]])
+    assert take_page(db, now, 3) == [due[0]]
+    assert take_page(db, now, 3) == []
+    with db.sessions() as session:
+        for call_id in due:
+            call = calls_repo.get_call(session, call_id)
+            assert call is not None
+            assert call.watch_due_at == now + INTERVAL
+
+
+def test_two_pages_taken_at_once_never_share_a_call_and_neither_waits(pg: Database) -> None:
+    db = pg
+    # given six connected calls whose looks are due
+    for _ in range(6):
+        add(db, live_call(CallStatus.CONNECTED, watch_due_at=T0))
+    now = T0 + INTERVAL
+    # when one transaction holds a page of four uncommitted and a second takes a page
+    with db.transaction() as first_session:
+        first = calls_repo.take_due_looks(
+            first_session, due_by=now, next_due=now + INTERVAL, limit=4
+        )
+        second = take_page(db, now, 4)  # returns at once: the first page's rows are skipped
+        # then the second page holds the two calls the first did not take
+        assert len(first) == 4
+        assert len(second) == 2
+        assert not {c.id for c in first} & set(second)
