@@ -10,7 +10,7 @@ the ideal is ceil(M/N) x D. Writes bench/results/saturation.json and saturation.
 last line printed is the JSON.
 
     .venv/bin/python bench/saturation.py [--limit 8] [--calls 64] [--duration 2]
-        [--workers 2] [--postgres] [--no-baseline] [--accounts 1]
+        [--workers 2] [--postgres] [--no-baseline] [--accounts 1] [--watch-page 8]
 
 `--workers` runs that many dialq workers and a beat (the watchdog ticks as in production); each
 worker is what `dialq worker` runs, a Celery worker per kind of work (dial, lifecycle and
@@ -107,6 +107,7 @@ def run_dialq(
         "DIALQ_SYMBL_APP_SECRET": APP_SECRET,
         "DIALQ_MAX_CONCURRENT_CALLS": str(args.limit),
         "DIALQ_WATCH_INTERVAL_S": "0.25",
+        "DIALQ_WATCH_PAGE": str(args.watch_page),
         # A 10,000-call backlog at 50 slots takes minutes to drain: no call's deadline is hit.
         "DIALQ_DIAL_DEADLINE_S": str(max(3600, int(args.timeout * 2))),
     }
@@ -288,6 +289,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--accounts", type=int, default=1)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--watch-page", type=int, default=8, help="DIALQ_WATCH_PAGE (1: a message per look)"
+    )
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         if args.postgres and not args.database_url:
@@ -320,7 +324,8 @@ def run(args: Any) -> None:
     names = [n for n in ("dialq", "baseline") if n in results]
     print(
         f"N={args.limit} x {args.accounts} account(s), M={args.calls}, D={args.duration}s, "
-        f"{args.workers} worker(s), {'PostgreSQL' if args.database_url else 'SQLite'}: "
+        f"{args.workers} worker(s), {'PostgreSQL' if args.database_url else 'SQLite'}, "
+        f"watch page {args.watch_page}: "
         f"ideal makespan {ideal:.1f}s"
     )
     print(f"{'':10}" + "".join(f"{k:>16}" for k in keys))
