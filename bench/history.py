@@ -394,7 +394,7 @@ def queries(now: datetime, probe: str) -> dict[str, Query]:
         "watchdog overdue_watches": lambda s: repair_repo.overdue_watches(
             s, now - timedelta(seconds=20)
         ),
-        "watchdog expired_waiters": lambda s: repair_repo.expired_waiters(s, "default", now),
+        "watchdog expired_waiters": lambda s: repair_repo.expired_waiters(s, ["default"], now),
         "watchdog accounts_waiting": line_repo.accounts_waiting,
         "watchdog head_of_line": lambda s: line_repo.head_of_line(s, "default", LINE_PAGE),
         "watchdog waiters_after": lambda s: line_repo.waiters_after(s, "default", "8", LINE_PAGE),

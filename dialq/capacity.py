@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import redis
@@ -361,9 +361,24 @@ class Capacity:
         ]
 
     def holders(self, account: str) -> list[str]:
-        key = self._key(account, "permits")
-        self.redis.zremrangebyscore(key, "-inf", self._now_ms())
-        return [_text(m) for m in self.redis.zrange(key, 0, -1)]
+        return self.holders_of([account])[account]
+
+    def holders_of(self, accounts: Iterable[str]) -> dict[str, list[str]]:
+        """Each account's permit holders (expired leases dropped first): one round trip."""
+        names = list(accounts)
+        now = self._now_ms()
+        pipe = self.redis.pipeline(transaction=False)
+        for account in names:
+            key = self._key(account, "permits")
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zrange(key, 0, -1)
+        replies = pipe.execute()
+        return {a: [_text(m) for m in replies[2 * i + 1]] for i, a in enumerate(names)}
+
+    def index_intact(self) -> bool:
+        """False once after Redis lost its data (a restart without AOF): the marker is gone."""
+        marker = f"{routing.REDIS_PREFIX}cap-index-marker"
+        return not self.redis.set(marker, 1, nx=True)
 
     def settled_holders(self, account: str, older_than_s: float) -> list[str]:
         """Holders whose permit was granted at least `older_than_s` ago."""

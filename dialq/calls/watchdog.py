@@ -37,6 +37,9 @@ LINE_PAGE = 100
 FOLDS_PER_TICK = 20
 # Where each account's walk over its line stands, per process (any start point is correct).
 _line_cursor: dict[str, str] = {}
+# Lines walked per tick while the Redis index is intact, and the account walked last.
+LINES_PER_TICK = 10
+_next_line = ""
 
 
 def run_watchdog(ctx: CallContext) -> dict[str, int]:
@@ -129,18 +132,24 @@ def _overdue_watches(ctx: CallContext) -> int:
 
 
 def capacity_backstop(ctx: CallContext) -> dict[str, int]:
-    """Repair only what is inconsistent, in bounded work per account with calls in play: fail
-    waiters past their deadline, free permits held by calls that are over (or handed to a call
-    whose wake-up was lost), put back in line the waiters the Redis index lost, and hand free
-    permits to waiters (after a cooldown, nothing else would)."""
-    woken = freed = expired = reindexed = 0
+    """Repair only what is inconsistent, in bounded work per tick for the accounts with calls
+    in play: fail waiters past their deadline, free permits held by calls that are over (or
+    handed to a call whose wake-up was lost), put back in line the waiters the Redis index
+    lost, and hand free permits to waiters (after a cooldown, nothing else would).
+
+    The database is asked a fixed number of questions per tick for all accounts together
+    (100 accounts once cost 600 statements a tick); each line is walked in turn, a few
+    accounts a tick, except after Redis lost its data, when every line is walked at once."""
     waiting = set(_read(ctx, lines.accounts_waiting))
-    for account in sorted((waiting | set(ctx.capacity.busy_accounts())) & set(ctx.capacity.limits)):
-        if account in waiting:
-            expired += _fail_expired_waiters(ctx, account)
-        freed += _free_permits_of_finished_calls(ctx, account)
-        if account in waiting:
-            reindexed += _repair_line(ctx, account)
+    accounts = sorted((waiting | set(ctx.capacity.busy_accounts())) & set(ctx.capacity.limits))
+    expired = _fail_expired_waiters(ctx, [a for a in accounts if a in waiting])
+    freed = _free_permits_of_finished_calls(ctx, accounts)
+    reindexed = sum(
+        _repair_line(ctx, account)
+        for account in _lines_to_walk(ctx, [a for a in accounts if a in waiting])
+    )
+    woken = 0
+    for account in accounts:
         handed = _hand_off(ctx, account)
         dispatch.wake(ctx, handed)
         woken += len(handed)
@@ -150,6 +159,17 @@ def capacity_backstop(ctx: CallContext) -> dict[str, int]:
         "waiters_expired": expired,
         "waiters_reindexed": reindexed,
     }
+
+
+def _lines_to_walk(ctx: CallContext, accounts: list[str]) -> list[str]:
+    """Every line when Redis lost its index; else the next few, in turn across ticks."""
+    if not ctx.capacity.index_intact() or len(accounts) <= LINES_PER_TICK:
+        return accounts
+    global _next_line
+    after = [a for a in accounts if a > _next_line] + [a for a in accounts if a <= _next_line]
+    chosen = after[:LINES_PER_TICK]
+    _next_line = chosen[-1]
+    return chosen
 
 
 def _hand_off(ctx: CallContext, account: str) -> list[str]:
@@ -179,24 +199,30 @@ def _repair_line(ctx: CallContext, account: str) -> int:
     return ctx.capacity.index_missing(account, scored)
 
 
-def _free_permits_of_finished_calls(ctx: CallContext, account: str) -> int:
+def _free_permits_of_finished_calls(ctx: CallContext, accounts: list[str]) -> int:
     # dialing, connected, stopping and unknown calls may be live at the API: they keep theirs.
-    stale = _read(ctx, queries.over, ctx.capacity.holders(account))
+    held = ctx.capacity.holders_of(accounts)
+    account_of = {call_id: account for account, ids in held.items() for call_id in ids}
+    stale = _read(ctx, queries.over, list(account_of))
     # A queued or waiting holder may be a worker between its grant and its claim's commit:
     # only a grant older than any claim can take (a rolled-back claim) is freed. So is one
     # held for no row: its producer joined the line and died before writing the call.
-    settled = ctx.capacity.settled_holders(account, older_than_s=CLAIM_GRACE_S)
+    settled: list[str] = []
+    for account in accounts:
+        for call_id in ctx.capacity.settled_holders(account, older_than_s=CLAIM_GRACE_S):
+            account_of[call_id] = account
+            settled.append(call_id)
     stale += _read(ctx, queries.in_states, settled, DIALABLE)
     stale += _read(ctx, queries.unknown, settled)
     for call_id in stale:
-        dispatch.release_permit(ctx, account, call_id)
+        dispatch.release_permit(ctx, account_of[call_id], call_id)
     return len(stale)
 
 
-def _fail_expired_waiters(ctx: CallContext, account: str) -> int:
+def _fail_expired_waiters(ctx: CallContext, accounts: list[str]) -> int:
     now = ctx.now()
-    expired = _read(ctx, queries.expired_waiters, account, now)
-    for call_id in expired:
+    expired = _read(ctx, queries.expired_waiters, accounts, now)
+    for call_id, account in expired:
         reason = "deadline passed while waiting for capacity"
         with ctx.db.transaction() as session:
             repo.transition(

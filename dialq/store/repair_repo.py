@@ -69,10 +69,19 @@ def over(session: Any, ids: Collection[str]) -> list[str]:
     return in_states(session, ids, TERMINAL)
 
 
-def expired_waiters(session: Any, account: str, now: datetime) -> list[str]:
-    return _ids(
-        session,
-        Call.account == account,
-        Call.status == CallStatus.WAITING.value,
-        Call.deadline_at <= now,
+def expired_waiters(
+    session: Any, accounts: Collection[str], now: datetime
+) -> list[tuple[str, str]]:
+    """(id, account) of waiting calls of `accounts` past their deadline: one query for all."""
+    if not accounts:
+        return []
+    query = (
+        select(Call.id, Call.account)
+        .where(
+            Call.status == CallStatus.WAITING.value,
+            Call.deadline_at <= now,
+            Call.account.in_(list(accounts)),
+        )
+        .limit(BATCH)
     )
+    return [(row.id, row.account) for row in session.execute(query)]
