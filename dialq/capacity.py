@@ -393,6 +393,25 @@ class Capacity:
         """Hand every free permit to a waiter (after a cooldown ends, or a lost wake-up)."""
         return self.release(account, "")  # releasing no one: only the hand-off runs
 
+    def hand_off_all(self, accounts: Iterable[str]) -> dict[str, list[str]]:
+        """`hand_off` for each account whose line is not parked, in one round trip; parked
+        accounts are left out (their line waits for the API, see `dialq.circuit`)."""
+        names = list(accounts)
+        pipe = self.redis.pipeline(transaction=False)
+        for account in names:
+            pipe.exists(self._key(account, "paused"))
+        open_ = [a for a, parked in zip(names, pipe.execute(), strict=True) if not parked]
+        now = self._now_ms()
+        pipe = self.redis.pipeline(transaction=False)
+        for account in open_:
+            self._release(
+                keys=self._line_keys(account),
+                args=["", now, self.limits[account], int(RESERVE_S * 1000)],
+                client=pipe,
+            )
+        replies = pipe.execute()
+        return {a: [_text(m) for m in members] for a, members in zip(open_, replies, strict=True)}
+
     def usage(self, account: str) -> AccountUsage:
         now = self._now_ms()
         permits, waiting, limit, cooldown, log = self._keys(

@@ -149,8 +149,12 @@ def capacity_backstop(ctx: CallContext) -> dict[str, int]:
         for account in _lines_to_walk(ctx, [a for a in accounts if a in waiting])
     )
     woken = 0
+    handed_by_account = ctx.capacity.hand_off_all(accounts)
     for account in accounts:
-        handed = _hand_off(ctx, account)
+        # A parked line (its API circuit open) is left out above and looked at here.
+        handed = handed_by_account.get(account)
+        if handed is None:
+            handed = _hand_off(ctx, account)
         dispatch.wake(ctx, handed)
         woken += len(handed)
     return {
