@@ -158,9 +158,14 @@ class RedisTokenStore:
         self._discard_script = redis_client.register_script(_DELETE_IF_HASH_FIELD)
         self._unlock_script = redis_client.register_script(_DELETE_IF_VALUE)
         self._keys: dict[str, Fernet] = {}
+        # The last value opened per account: Redis is still asked every time (a token deleted
+        # or replaced there is never used), but the same sealed value is not opened again
+        # (opening is an HMAC and an AES pass: a sixth of a harvest's time at scale).
+        self._opened: dict[str, tuple[str, str]] = {}
 
     def protect(self, account: str, app_secret: str) -> None:
         self._keys[account] = sealing_key(account, app_secret)
+        self._opened.pop(account, None)
 
     def get(self, account: str) -> CachedToken | None:
         found = self._sealed(account)
@@ -172,6 +177,7 @@ class RedisTokenStore:
         if ttl_ms <= 0 or key is None:
             return
         sealed = key.encrypt(token.value.encode()).decode("ascii")
+        self._opened[account] = (sealed, token.value)
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(self._prefix + account)
             pipe.hset(
@@ -193,11 +199,16 @@ class RedisTokenStore:
         value, expires_at = self._redis.hmget(self._prefix + account, ["value", "expires_at"])
         if key is None or value is None or expires_at is None:
             return None
+        sealed = _text(value)
+        memo = self._opened.get(account)
+        if memo is not None and memo[0] == sealed:
+            return sealed, CachedToken(memo[1], float(_text(expires_at)))
         try:
-            opened = key.decrypt(_text(value).encode()).decode()
+            opened = key.decrypt(sealed.encode()).decode()
         except (InvalidToken, UnicodeError):
             return None
-        return _text(value), CachedToken(opened, float(_text(expires_at)))
+        self._opened[account] = (sealed, opened)
+        return sealed, CachedToken(opened, float(_text(expires_at)))
 
     def try_lock(self, account: str) -> str | None:
         owner = uuid.uuid4().hex

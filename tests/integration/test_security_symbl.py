@@ -127,3 +127,36 @@ def test_a_plain_token_left_in_redis_is_not_used_and_is_replaced_sealed(
     token = provider(sandbox.url, RedisTokenStore(redis_client)).token()
     assert token != "planted"
     assert redis_client.hget("dialq:token:default", "value") not in (b"planted", token.encode())
+
+
+def test_a_sealed_token_is_opened_once_yet_a_token_gone_from_redis_is_never_used(
+    sandbox: RunningSandbox, redis_client: redis.Redis
+) -> None:
+    # given a worker that fetched a token and uses it again (opened once: the same sealed value)
+    store = RedisTokenStore(redis_client)
+    tokens = provider(sandbox.url, store)
+    first = tokens.token()
+    opened: list[str] = []
+    key = store._keys["default"]
+    real_decrypt = key.decrypt
+
+    def counting_decrypt(value: bytes) -> bytes:
+        opened.append("")
+        return real_decrypt(value)
+
+    key.decrypt = counting_decrypt  # type: ignore[method-assign]
+    assert tokens.token() == first
+    assert tokens.token() == first
+    assert opened == []
+    # when the token is deleted from Redis (revoked, or Redis restarted)
+    redis_client.delete("dialq:token:default")
+    fetches_before = len(sandbox.control.requests())
+    again = tokens.token()
+    # then a token is fetched from the API again, not taken from memory
+    fetched = [
+        r
+        for r in sandbox.control.requests()[fetches_before:]
+        if r.get("path") == TOKEN_PATH["path"]
+    ]
+    assert len(fetched) == 1
+    assert tokens.token() == again
