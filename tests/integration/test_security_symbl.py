@@ -144,7 +144,7 @@ def test_a_sealed_token_is_opened_once_yet_a_token_gone_from_redis_is_never_used
         opened.append("")
         return real_decrypt(value)
 
-    key.decrypt = counting_decrypt  # type: ignore[method-assign]
+    key.decrypt = counting_decrypt  # type: ignore[method-assign,assignment]
     assert tokens.token() == first
     assert tokens.token() == first
     assert opened == []
