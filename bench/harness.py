@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import subprocess
@@ -90,9 +91,15 @@ def celery_worker(
 
 @contextmanager
 def celery_process(
-    args: Sequence[str], env: dict[str, str], log: Path, ready: bytes, timeout_s: float = 30.0
+    args: Sequence[str],
+    env: dict[str, str],
+    log: Path,
+    ready: bytes,
+    timeout_s: float = 30.0,
+    nice: int = 0,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`celery -A ...` with `args`; yields once `ready` shows in its log (worker, beat, ...)."""
+    """`celery -A ...` with `args`; yields once `ready` shows in its log (worker, beat, ...).
+    `nice` as `dialq worker` gives the pool it runs (background pools yield the CPU)."""
     full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -101,6 +108,7 @@ def celery_process(
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            preexec_fn=functools.partial(os.nice, nice) if nice else None,
         )
     try:
         deadline = time.monotonic() + timeout_s

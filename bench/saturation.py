@@ -136,10 +136,10 @@ def run_dialq(
     with contextlib.ExitStack() as stack:
         logs = []
         for n in range(args.workers):
-            for name, worker_args in _worker_layout(args, queues, n):
+            for name, worker_args, nice in _worker_layout(args, queues, n):
                 log = workdir / f"dialq-{n}-{name}.log"
                 logs.append(log)
-                stack.enter_context(celery_process(worker_args, env, log, b" ready."))
+                stack.enter_context(celery_process(worker_args, env, log, b" ready.", nice=nice))
         if args.workers > 1:
             schedule = workdir / "beat-schedule"
             stack.enter_context(
@@ -171,18 +171,19 @@ def run_dialq(
         return result
 
 
-def _worker_layout(args: Any, queues: str, n: int) -> list[tuple[str, list[str]]]:
+def _worker_layout(args: Any, queues: str, n: int) -> list[tuple[str, list[str], int]]:
     """What one worker is: `dialq worker`'s pools (a Celery worker per kind of work, as in
     production), or with `--single` one worker on every queue with `--concurrency` threads."""
     common = ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     if args.single:
         return [
             ("all", ["-A", "dialq.worker", "worker", "-Q", queues, "-P", "threads",
-                     "-c", str(args.concurrency), "-n", f"w{n}@%h", *common]),
+                     "-c", str(args.concurrency), "-n", f"w{n}@%h", *common], 0),
         ]  # fmt: skip
     return [
         (pool.name, ["-A", "dialq.worker", "worker", "-Q", ",".join(pool.queues),
-                     "-c", str(pool.concurrency), "-n", f"{pool.name}{n}@%h", *common])
+                     "-c", str(pool.concurrency), "-n", f"{pool.name}{n}@%h", *common],
+         pool.nice)
         for pool in POOLS
     ]  # fmt: skip
 

@@ -32,6 +32,7 @@ from dialq.store import Database
 from dialq.store.insights_repo import insights_summary
 from dialq.symbl.auth import RedisTokenStore, TokenProvider
 from dialq.symbl.client import AttemptRecord, SymblClient
+from dialq.symbl.transport import ApiSession
 from dialq.webhooks.delivery import WebhookService, register
 
 _T = TypeVar("_T")
@@ -208,7 +209,7 @@ class Runtime:
         # requests.Session is not documented as thread-safe: one per thread.
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = ApiSession()
             self._local.session = session
         now = time.monotonic()
         if now - getattr(self._local, "used_at", now) > KEEPALIVE_REUSE_S:

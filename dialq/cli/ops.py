@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -20,7 +21,6 @@ from dialq.ops.supervisor import (
     POOL_NAMES,
     POOLS,
     Child,
-    Pool,
     Supervisor,
     celery_argv,
     worker_children,
@@ -177,7 +177,7 @@ def worker(
         "insights": insights_concurrency,
     }
     chosen = [
-        Pool(pool.name, pool.queues, concurrency[pool.name])
+        dataclasses.replace(pool, concurrency=concurrency[pool.name])
         for pool in POOLS
         if pool.name in wanted
     ]

@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 
@@ -22,11 +23,43 @@ from dialq.symbl.errors import (
 )
 from dialq.symbl.sent import classify_transport_error
 
+if TYPE_CHECKING:
+    from requests.sessions import _Settings  # the stubs' name for what requests returns
+
 log = logging.getLogger("dialq.symbl")
 
 USER_AGENT = f"dialq/{__version__}"
 Operation = Literal["start", "stop", "token", "conversation"]
 T = TypeVar("T")
+
+
+class ApiSession(requests.Session):
+    """A `requests.Session` that reads the environment's HTTP settings once per host.
+
+    requests looks up proxies, `no_proxy` and the CA bundle in the environment on every request
+    (`merge_environment_settings` walks os.environ): a fifth of the CPU of each exchange with
+    the API, and a watch or a harvest is mostly such exchanges. The environment is read at a
+    host's first request, so a process sees proxy settings as they were when it started.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[Any, ...], _Settings] = {}
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> _Settings:
+        if proxies:  # per-request proxies: merged as requests does, not remembered
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream, verify, cert)
+        merged = self._environment.get(key)
+        if merged is None:
+            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            self._environment[key] = merged
+        fresh = merged.copy()  # requests may change what it is given: never the one kept
+        fresh["proxies"] = dict(merged["proxies"])
+        return fresh
 
 
 @dataclass(frozen=True)

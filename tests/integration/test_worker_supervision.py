@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import dialq
+from dialq.ops.supervisor import BACKGROUND_NICE
 from tests.stack import Stack
 
 NUMBER = "+14155550110"
@@ -77,6 +78,15 @@ def test_dialq_worker_runs_a_pool_per_kind_restarts_a_dead_one_and_stops_on_sigt
     pids = supervisor.pids()
     # then there is one Celery worker per kind of work, each on its own queues
     assert set(pids) == {"dial", "lifecycle", "webhooks", "insights"}
+    # and only the harvest of insights, deferrable, yields the CPU to the others
+    base = os.getpriority(os.PRIO_PROCESS, supervisor.process.pid)
+    niceness = {name: os.getpriority(os.PRIO_PROCESS, pid) for name, pid in pids.items()}
+    assert niceness == {
+        "dial": base,
+        "lifecycle": base,
+        "webhooks": base,
+        "insights": min(19, base + BACKGROUND_NICE),
+    }
     # when the webhooks worker is killed
     os.kill(pids["webhooks"], signal.SIGKILL)
     # then it is started again, and calls are still placed and finished
