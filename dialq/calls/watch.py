@@ -215,20 +215,27 @@ class Lifecycle:
             values["summary_info"] = summary_info
         now = self.ctx.now()
         with self.db.transaction() as session:
-            moved = repo.transition(
-                session, call_id, from_=from_, to=to, now=now, detail=reason, values=values
+            # What the end needs of the row comes back with the UPDATE: no read after it.
+            moved = repo.transition_returning(
+                session,
+                call_id,
+                from_=from_,
+                to=to,
+                now=now,
+                detail=reason,
+                values=values,
+                returning=[Call.account, Call.conversation_id],
             )
-            call = repo.get_call(session, call_id) if moved else None
-            if call is not None and call.conversation_id:
+            if moved is not None and moved.conversation_id:
                 # With the end, in its transaction: a crash before the harvest message is sent
                 # leaves a due row for the insights sweep, never an ended call nobody harvests.
                 insights_repo.add_pending(session, call_id, now=now)
-        if moved:
-            log.info("call %s %s: %s", call_id, to.value, reason)
-            if call is not None:
-                dispatch.release_permit(self.ctx, call.account, call_id)
-            dispatch.call_ended(self.ctx, call_id)
-        return moved
+        if moved is None:
+            return False
+        log.info("call %s %s: %s", call_id, to.value, reason)
+        dispatch.release_permit(self.ctx, moved.account, call_id)
+        dispatch.call_ended(self.ctx, call_id)
+        return True
 
     def stop(self, call_id: str, reason: str, *, to: CallStatus = CallStatus.COMPLETED) -> str:
         """Claim the stop (connected → stopping), send it once, and record the outcome."""
