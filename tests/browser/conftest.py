@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dialq.sandbox import SandboxConfig, start_sandbox
-from tests.integration.test_http_api import empty_database
+from tests.databases import API_TABLES, empty_database
 from tests.servers import missing_server
 from tests.stack import APP_ID, APP_SECRET, Stack, running_stack, stack_env
 
@@ -45,7 +45,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def stack(redis_url: str, pg_url: str, tmp_path: Path) -> Iterator[Stack]:
     """Redis, PostgreSQL (empty tables) and the sandbox; each test starts its own processes."""
-    empty_database(pg_url)
+    empty_database(pg_url, API_TABLES).dispose()
     sandbox = start_sandbox(
         SandboxConfig(app_id=APP_ID, app_secret=APP_SECRET, max_concurrent=50),
         host="127.0.0.1",

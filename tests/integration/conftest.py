@@ -6,28 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from dialq.sandbox import SandboxConfig, start_sandbox
 from dialq.store import Database
+from tests.databases import empty_database
 from tests.stack import APP_ID, APP_SECRET, Stack, running_stack, stack_env
-
-
-def _empty_database(url: str) -> None:
-    """The PostgreSQL schema is shared by the run: each test starts from empty tables."""
-    db = Database(url)
-    db.upgrade()
-    with db.transaction() as session:
-        for table in ("attempts", "events", "calls"):
-            session.execute(text(f"DELETE FROM {table}"))
-    db.dispose()
 
 
 @pytest.fixture
 def db(database_url: str) -> Iterator[Database]:
     """The store alone, on empty tables (SQLite, then PostgreSQL)."""
-    _empty_database(database_url)
-    database = Database(database_url)
+    database = empty_database(database_url)
     yield database
     database.dispose()
 
@@ -35,7 +24,7 @@ def db(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def stack(redis_url: str, database_url: str, tmp_path: Path) -> Iterator[Stack]:
     """Everything but the workers, which each test starts when its stage is set."""
-    _empty_database(database_url)
+    empty_database(database_url).dispose()
     sandbox = start_sandbox(
         SandboxConfig(app_id=APP_ID, app_secret=APP_SECRET, max_concurrent=50),
         host="127.0.0.1",

@@ -29,10 +29,10 @@ from dialq.store.insights_tables import Insights, InsightsStatus
 from dialq.store.tables import Event
 from dialq.store.webhook_tables import WebhookCursor
 from tests.call_rows import call_row
+from tests.databases import empty_database
 from tests.servers import private_pg_schema
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-TABLES = ("webhook_attempts", "webhook_cursors", "insights", "attempts", "events", "calls")
 # (table, index, its columns) as migrations 0006 and 0007 build them.
 HISTORY_INDEXES = (
     ("calls", "ix_calls_created", ["created_at", "id"]),
@@ -42,22 +42,6 @@ HISTORY_INDEXES = (
 INSIGHTS_DUE = "0007_insights_due"
 # The insights deadline the sweep tests read back to.
 DEADLINE = timedelta(minutes=15)
-
-
-def empty_database(url: str) -> Database:
-    database = Database(url)
-    database.upgrade()
-    with database.transaction() as session:
-        for table in TABLES:
-            session.execute(text(f"DELETE FROM {table}"))
-    return database
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = empty_database(database_url)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

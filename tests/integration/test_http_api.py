@@ -27,22 +27,12 @@ from dialq.http.keys import key_digest, new_key, shown_part
 from dialq.ops.local_redis import PrivateRedis, free_port
 from dialq.store import Database, apikeys_repo
 from dialq.store.tables import ApiKey
+from tests.databases import API_TABLES, empty_database
 from tests.stack import stack_env
 
 NUMBER = "+14155550123"
 PROBLEM_JSON = "application/problem+json"
 ACCOUNTS = ("sales", "support")
-
-
-def empty_database(url: str) -> None:
-    """The PostgreSQL schema is shared by the run: each test starts from empty tables."""
-    db = Database(url)
-    db.upgrade()
-    with db.transaction() as session:
-        tables = ("attempts", "events", "calls", "api_keys", "schedule_occurrences", "schedules")
-        for table in tables:
-            session.execute(text(f"DELETE FROM {table}"))
-    db.dispose()
 
 
 def accounts_env(base_url: str) -> str:
@@ -149,7 +139,7 @@ def running_api(dialq_env: dict[str, str], workdir: Path, timeout_s: float = 30.
 
 @pytest.fixture
 def api_env(redis_url: str, database_url: str, tmp_path: Path) -> dict[str, str]:
-    empty_database(database_url)
+    empty_database(database_url, API_TABLES).dispose()
     env = stack_env(redis_url, database_url, "http://127.0.0.1:9", tmp_path)
     return {**env, "DIALQ_ACCOUNTS": accounts_env("http://127.0.0.1:9")}
 

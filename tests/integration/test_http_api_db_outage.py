@@ -17,11 +17,11 @@ import requests
 
 from dialq import routing
 from dialq.store import Database, calls_repo
+from tests.databases import API_TABLES, empty_database
 from tests.integration.test_http_api import (
     Api,
     accounts_env,
     assert_problem,
-    empty_database,
     running_api,
 )
 from tests.integration.test_intake_outage import CuttableProxy, proxy
@@ -34,7 +34,7 @@ NUMBER = "+14155550123"
 
 @pytest.fixture
 def proxied_api(pg_url: str, redis_url: str, proxy: CuttableProxy, tmp_path: Path) -> Iterator[Api]:
-    empty_database(pg_url)
+    empty_database(pg_url, API_TABLES).dispose()
     proxied = pg_url.replace(
         f"@{urlsplit(pg_url).netloc.split('@')[-1]}", f"@127.0.0.1:{proxy.port}"
     )

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_http_api import accounts_env, empty_database, running_api
+from tests.databases import API_TABLES, empty_database
+from tests.integration.test_http_api import accounts_env, running_api
 from tests.stack import stack_env
 
 CHECKS = (
@@ -38,7 +39,7 @@ def test_generated_and_linked_requests_get_no_5xx_and_answers_match_the_document
     redis_url: str, pg_url: str, tmp_path: Path
 ) -> None:
     # given an API on PostgreSQL whose rate limit a generated run cannot reach, and a key
-    empty_database(pg_url)
+    empty_database(pg_url, API_TABLES).dispose()
     env = stack_env(redis_url, pg_url, "http://127.0.0.1:9", tmp_path)
     env.update(DIALQ_ACCOUNTS=accounts_env("http://127.0.0.1:9"),
                DIALQ_API_RATE_LIMIT="1000000/minute")  # fmt: skip

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, insert
 
 from dialq.store import Call, CallStatus, Database, calls_repo
 from tests.call_rows import call_row
+from tests.databases import empty_database
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 INTERVAL = timedelta(seconds=5)
@@ -28,22 +29,6 @@ def live_call(status: CallStatus, **overrides: Any) -> dict[str, Any]:
         "watch_due_at": T0 + INTERVAL,
     }
     return call_row(str(uuid.uuid4()), T0, **{**live, **overrides})
-
-
-def empty_database(url: str) -> Database:
-    database = Database(url)
-    database.upgrade()
-    with database.transaction() as session:
-        for table in ("insights", "attempts", "events", "calls"):
-            session.execute(text(f"DELETE FROM {table}"))
-    return database
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = empty_database(database_url)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture
