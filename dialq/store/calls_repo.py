@@ -25,7 +25,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from dialq.calls.states import CallStatus, check_transition
-from dialq.store import state_counts
+from dialq.store import observers, state_counts
 from dialq.store.db import mark_changed
 from dialq.store.tables import Attempt, Call, Event
 
@@ -297,6 +297,7 @@ def record_attempts(session: Session, call_id: str, attempts: Iterable[AttemptLi
     One Core INSERT, not ORM objects: a pending object makes the next statement flush the
     unit of work first, which cost as much as the transition it rode on (half of a dial's
     record step)."""
+    attempts_list = list(attempts)
     rows = [
         {
             "call_id": call_id,
@@ -306,10 +307,13 @@ def record_attempts(session: Session, call_id: str, attempts: Iterable[AttemptLi
             "latency_ms": attempt.latency_ms,
             "error": attempt.error,
         }
-        for attempt in attempts
+        for attempt in attempts_list
     ]
     if rows:
         session.execute(_INSERT_ATTEMPT, rows)
+        for attempt in attempts_list:
+            if attempt.operation == "start":
+                observers.note_committed_later(session, "start", attempt.status, attempt.latency_ms)
 
 
 def list_calls(session: Session, *, status: str | None = None, limit: int = 50) -> list[Call]:

@@ -26,6 +26,15 @@ def _collect(session: Session, _context: Any) -> None:
             pending.append(("webhook", row.status_code, 0.0))
 
 
+def note_committed_later(
+    session: Session, kind: str, status_code: int | None, latency_ms: float
+) -> None:
+    """Announce, once `session` commits, an attempt written without the unit of work (a Core
+    INSERT never reaches `after_flush`, where `_collect` would have seen it)."""
+    if _observers:
+        session.info.setdefault(_PENDING, []).append((kind, status_code, latency_ms))
+
+
 def _announce(session: Session) -> None:
     for kind, status_code, latency_ms in session.info.pop(_PENDING, []):
         for observer in _observers:
@@ -44,3 +53,9 @@ def on_committed_attempts(observer: AttemptObserver) -> None:
         event.listen(Session, "after_flush", _collect)
         event.listen(Session, "after_commit", _announce)
         event.listen(Session, "after_soft_rollback", _forget)
+
+
+def stop_observing(observer: AttemptObserver) -> None:
+    """Undo `on_committed_attempts` for this observer (the session hooks stay: they are cheap)."""
+    if observer in _observers:
+        _observers.remove(observer)
