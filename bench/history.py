@@ -1,16 +1,17 @@
 """History growth: what the sweeps and lookups cost at 10k, 100k and 1M finished calls.
 
-Fills a PostgreSQL database of its own (created here, dropped at the end) by SQL: finished calls
-in realistic proportions (90% completed, 7% failed, 3% canceled), five events and one HTTP
-attempt per call, insights for every ended call that had a conversation, webhook cursors for
-the calls with a callback, schedule occurrences for a tenth of them, plus a small active set
-(queued, waiting, dialing, connected, stopping, unknown, and calls ended within the insights
-deadline) and a few rows of each kind that are due. History grows backwards in time at a
-constant rate (--calls-per-day), as it does in production: a bigger history is older, not
+Fills a PostgreSQL database of its own per size (created here, dropped at the end) by SQL:
+finished calls in realistic proportions (90% completed, 7% failed, 3% canceled), five events and
+one HTTP attempt per call, insights for every ended call that had a conversation, webhook
+cursors for the calls with a callback, schedule occurrences for a tenth of them, plus a small
+active set (queued, waiting, dialing, connected, stopping, unknown, and calls ended within the
+insights deadline) and a few rows of each kind that are due. History grows backwards in time at
+a constant rate (--calls-per-day), as it does in production: a bigger history is older, not
 busier.
 
-At each size it times (median of --runs) each query the sweeps, the watchdog, the CLI, the
-metrics scrape and the dashboard's counts run, through the project's own repo functions, and
+It then times (median of --runs) each query the sweeps, the watchdog, the CLI, the metrics
+scrape and the dashboard's counts run, through the project's own repo functions, the sizes
+taking turns run by run so that a burst of load on the machine falls on all of them alike. It
 prints the time at each size, the ratio of the largest to the smallest (target at most 2x: OK /
 OVER) and, at the largest size, the node types of each query's EXPLAIN plan (a sequential scan
 of calls, events, attempts or insights is flagged). The last line is JSON; it is also written to
@@ -29,7 +30,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -468,17 +469,21 @@ def oldest_prefix(db: Database) -> str:
     return str(found)[:8]
 
 
-def time_query(db: Database, query: Query, runs: int) -> float:
-    """Median milliseconds of `runs` calls, each in a fresh session (nothing cached)."""
-    with db.sessions() as session:
-        query(session)  # warms the connection and the statement cache
-    times: list[float] = []
-    for _ in range(runs):
+def time_interleaved(runs: int, targets: dict[int, tuple[Database, Query]]) -> dict[int, float]:
+    """Median milliseconds per size of `runs` calls, each in a fresh session (nothing cached),
+    the sizes taking turns run by run: a burst of load on this shared machine slows every
+    size alike instead of one size's whole series."""
+    for db, query in targets.values():
         with db.sessions() as session:
-            started = time.perf_counter()
-            query(session)
-            times.append(1000 * (time.perf_counter() - started))
-    return median(times)
+            query(session)  # warms the connection and the statement cache
+    times: dict[int, list[float]] = {size: [] for size in targets}
+    for _ in range(runs):
+        for size, (db, query) in targets.items():
+            with db.sessions() as session:
+                started = time.perf_counter()
+                query(session)
+                times[size].append(1000 * (time.perf_counter() - started))
+    return {size: median(series) for size, series in times.items()}
 
 
 # -- plans -------------------------------------------------------------------------------------
@@ -541,27 +546,35 @@ class Measured:
     plans: dict[str, list[str]] = field(default_factory=dict)
 
 
-def measure(args: argparse.Namespace, url: str, clock: Clock) -> Measured:
-    db = Database(url)
-    db.upgrade()
-    with psycopg.connect(plain(url)) as conn:
-        load_active(conn, clock)
+def measure(args: argparse.Namespace, clock: Clock) -> Measured:
+    """One database per size, all filled before any timing, so every query's sizes are timed
+    side by side (see time_interleaved)."""
     measured = Measured()
-    have = 0
-    try:
+    with ExitStack() as stack:
+        dbs: dict[int, Database] = {}
+        probes: dict[int, str] = {}
         for size in args.sizes:
-            grow(url, clock, have, size)
-            have = size
+            url = stack.enter_context(bench_database(args.admin_url))
+            db = Database(url)
+            stack.callback(db.dispose)
+            db.upgrade()
+            with psycopg.connect(plain(url)) as conn:
+                load_active(conn, clock)
+            grow(url, clock, 0, size)
             with db.transaction() as session:
                 state_counts.fold(session)  # as the watchdog's tick does
-            probe = oldest_prefix(db)
-            for name, count in expected_found(db, clock.now, probe).items():
+            dbs[size], probes[size] = db, oldest_prefix(db)
+            for name, count in expected_found(db, clock.now, probes[size]).items():
                 measured.found.setdefault(name, {})[size] = count
-            for name, query in queries(clock.now, probe).items():
-                measured.ms.setdefault(name, {})[size] = time_query(db, query, args.runs)
-        measured.plans = {n: explain(db, q) for n, q in queries(clock.now, probe).items()}
-    finally:
-        db.dispose()
+        for name in queries(clock.now, ""):
+            targets = {
+                size: (db, queries(clock.now, probes[size])[name]) for size, db in dbs.items()
+            }
+            measured.ms[name] = time_interleaved(args.runs, targets)
+        largest = max(dbs)
+        measured.plans = {
+            n: explain(dbs[largest], q) for n, q in queries(clock.now, probes[largest]).items()
+        }
     return measured
 
 
@@ -634,8 +647,7 @@ def main() -> None:
     args = parser.parse_args()
     clock = Clock(now=datetime.now(UTC), step_s=86400.0 / args.calls_per_day)
     started = time.perf_counter()
-    with bench_database(args.admin_url) as url:
-        measured = measure(args, url, clock)
+    measured = measure(args, clock)
     summary = print_table(args, measured)
     print_plans(args.sizes, measured, summary)
     elapsed = time.perf_counter() - started
