@@ -19,7 +19,10 @@ sweeps, webhooks), unless `--single` puts every queue on one Celery worker;
 `--postgres` puts dialq's database in a fresh schema of the local PostgreSQL; `--accounts K`
 spreads the calls over K accounts of `--limit` each (the sandbox's limit is per app id).
 Skipped deliveries per started call counts dial deliveries that did nothing (the call was not
-theirs to start): the cost of waking calls that cannot go.
+theirs to start): the cost of waking calls that cannot go. A handover is the time from the end
+of a call to the start of the call that took its slot (the k-th start past the first N against
+the k-th end): what a turn of a slot costs beyond the call itself, mostly the look that sees the
+end (on average half of --watch-interval late).
 """
 
 from __future__ import annotations
@@ -86,6 +89,12 @@ def summarise(
     busy = sum(c["ended_at"] - c["started_at"] for c in calls)
     waits = [c["started_at"] - sent_at[c["call_id"]] for c in calls]
     starts = [r for r in control.requests() if r.get("operation") == "start"]
+    # The k-th start past the first `slots` took the slot the (k - slots)-th end freed: the gap
+    # is what one turn of a slot costs (the end seen by a look, the permit handed on, the dial).
+    slots = args.limit * args.accounts
+    began = sorted(c["started_at"] for c in calls)
+    ended = sorted(c["ended_at"] for c in calls)
+    handovers = [b - e for b, e in zip(began[slots:], ended, strict=False)]
     return {
         "makespan_s": round(makespan, 3),
         "makespan_ratio": round(makespan / ideal, 3),
@@ -93,6 +102,9 @@ def summarise(
         "http_429": sum(1 for r in starts if r.get("status") == 429),
         "wait_p50_s": round(median(waits), 3),
         "wait_p99_s": round(percentile(waits, 0.99), 3),
+        "first_start_s": round(began[0] - first, 3),
+        "handover_p50_s": round(median(handovers), 3) if handovers else 0.0,
+        "handover_p99_s": round(percentile(handovers, 0.99), 3) if handovers else 0.0,
         "timeline": [(c["started_at"] - first, c["ended_at"] - first) for c in calls],
     }
 
@@ -349,7 +361,13 @@ def run(args: Any) -> None:
     RESULTS.mkdir(exist_ok=True)
     plot(results, args, RESULTS / "saturation.png")
     keys = ("makespan_ratio", "utilization", "http_429", "wait_p50_s", "wait_p99_s")
-    extra = ("skipped_per_start", "account_makespan_spread")
+    extra = (
+        "skipped_per_start",
+        "account_makespan_spread",
+        "first_start_s",
+        "handover_p50_s",
+        "handover_p99_s",
+    )
     names = [n for n in ("dialq", "baseline") if n in results]
     print(
         f"N={args.limit} x {args.accounts} account(s), M={args.calls}, D={args.duration}s, "
