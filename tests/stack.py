@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +53,12 @@ def stack_env(
     }
 
 
+# Settings() reads os.environ, so `Stack.settings` swaps the process's DIALQ_* variables in and
+# back out; producer threads do it at once, and unserialised swaps read another stack's values
+# and restored a snapshot taken mid-swap, leaving variables behind for later tests.
+ENVIRON_LOCK = threading.Lock()
+
+
 @dataclass
 class Stack:
     env: dict[str, str]
@@ -62,15 +69,16 @@ class Stack:
     @property
     def settings(self) -> Settings:
         """Exactly what the worker processes read: built from the same DIALQ_* variables."""
-        saved = dict(os.environ)
-        try:
-            for key in [k for k in os.environ if k.startswith("DIALQ_")]:
-                del os.environ[key]
-            os.environ.update(self.env)
-            return Settings()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        with ENVIRON_LOCK:
+            saved = dict(os.environ)
+            try:
+                for key in [k for k in os.environ if k.startswith("DIALQ_")]:
+                    del os.environ[key]
+                os.environ.update(self.env)
+                return Settings()
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
 
     def process_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIALQ_")}

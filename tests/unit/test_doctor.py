@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import cast
 
 import pytest
@@ -43,7 +44,11 @@ def test_json_report_is_ok_only_when_every_check_is() -> None:
     assert doctor.as_json(checks[:1], 0.1)["ok"] is True
 
 
-def test_an_unreachable_broker_fails_fast_and_skips_what_needs_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_broker_fails_fast_and_skips_what_needs_it(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # given no account credentials anywhere Settings looks (environment, ./dialq.toml)
+    for key in [k for k in os.environ if k.startswith("DIALQ_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
     settings = Settings(
         broker_url=f"redis://:secret-pw@127.0.0.1:{free_port()}/0",
         database_url=f"sqlite:///{tmp_path / 'none.db'}",
