@@ -297,7 +297,6 @@ def record_attempts(session: Session, call_id: str, attempts: Iterable[AttemptLi
     One Core INSERT, not ORM objects: a pending object makes the next statement flush the
     unit of work first, which cost as much as the transition it rode on (half of a dial's
     record step)."""
-    attempts_list = list(attempts)
     rows = [
         {
             "call_id": call_id,
@@ -307,13 +306,11 @@ def record_attempts(session: Session, call_id: str, attempts: Iterable[AttemptLi
             "latency_ms": attempt.latency_ms,
             "error": attempt.error,
         }
-        for attempt in attempts_list
+        for attempt in attempts
     ]
     if rows:
         session.execute(_INSERT_ATTEMPT, rows)
-        for attempt in attempts_list:
-            if attempt.operation == "start":
-                observers.note_committed_later(session, "start", attempt.status, attempt.latency_ms)
+        observers.note_inserted_attempts(session, rows)
 
 
 def list_calls(session: Session, *, status: str | None = None, limit: int = 50) -> list[Call]:

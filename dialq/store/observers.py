@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import event
@@ -26,13 +26,16 @@ def _collect(session: Session, _context: Any) -> None:
             pending.append(("webhook", row.status_code, 0.0))
 
 
-def note_committed_later(
-    session: Session, kind: str, status_code: int | None, latency_ms: float
-) -> None:
-    """Announce, once `session` commits, an attempt written without the unit of work (a Core
-    INSERT never reaches `after_flush`, where `_collect` would have seen it)."""
+def note_inserted_attempts(session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Announce, once `session` commits, attempt rows (the attempts table's columns) written
+    without the unit of work: a Core INSERT never reaches `after_flush`, where `_collect` would
+    have seen them."""
     if _observers:
-        session.info.setdefault(_PENDING, []).append((kind, status_code, latency_ms))
+        session.info.setdefault(_PENDING, []).extend(
+            ("start", row["status_code"], row["latency_ms"])
+            for row in rows
+            if row["operation"] == "start"
+        )
 
 
 def _announce(session: Session) -> None:
