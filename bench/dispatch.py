@@ -64,12 +64,19 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float) -> None:
         time.sleep(0.02)
 
 
+def cpu_s(pid: int) -> float:
+    """The CPU seconds (user + system) process `pid` has used so far, off /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     send: Callable[[], str],
     done: Callable[[list[str]], bool],
     control: SandboxControl,
     latency_calls: int,
     burst: int,
+    worker_pid: int,
 ) -> dict[str, float]:
     for _ in range(5):  # warm up connections, tokens, imports
         send()
@@ -84,17 +91,22 @@ def measure(
     seen = arrivals(control)
     latencies = [seen[call_id] - t for call_id, t in sent_at.items()]
     control.reset()
+    cpu_before = cpu_s(worker_pid)
     first = time.time()
     ids = [send() for _ in range(burst)]
     sent = time.time() - first
     wait_until(lambda: done(ids), 300)
     elapsed = time.time() - first
+    worker_cpu_s = cpu_s(worker_pid) - cpu_before
     return {
         "latency_p50_ms": 1000 * median(latencies),
         "latency_p99_ms": 1000 * percentile(latencies, 0.99),
         "calls_per_s": burst / elapsed,
         # The producer's own rate: the burst cannot be placed faster than it is enqueued.
         "enqueued_per_s": burst / sent,
+        # The worker's own CPU per call: steadier than calls/s on a shared 2-core machine, where
+        # the producer, the sandbox, Redis and the database take turns with it.
+        "worker_cpu_ms_per_call": 1000 * worker_cpu_s / burst,
     }
 
 
@@ -120,8 +132,8 @@ def run_baseline(
 
     with celery_worker(
         "bench.baseline_tasks", "bench.baseline", env, workdir / "baseline.log", args.concurrency
-    ):
-        return measure(send, done, control, args.latency_calls, args.burst)
+    ) as worker:
+        return measure(send, done, control, args.latency_calls, args.burst, worker.pid)
 
 
 def run_dialq(
@@ -162,8 +174,10 @@ def run_dialq(
             return session.scalar(query) == len(ids)
 
     queues = ",".join(routing.ALL_QUEUES)
-    with celery_worker("dialq.worker", queues, env, workdir / "dialq.log", args.concurrency):
-        figures = measure(send, done, control, args.latency_calls, args.burst)
+    with celery_worker(
+        "dialq.worker", queues, env, workdir / "dialq.log", args.concurrency
+    ) as worker:
+        figures = measure(send, done, control, args.latency_calls, args.burst, worker.pid)
     if env["DIALQ_DATABASE_URL"].startswith("postgresql"):
         figures.update(count_round_trips(env, send, done, args, workdir))
     return figures
@@ -228,7 +242,8 @@ def main() -> None:
     finally:
         redis.stop()
     print(f"{'':28}{'dialq':>12}{'baseline':>12}{'ratio':>10}")
-    for key in ("latency_p50_ms", "latency_p99_ms", "calls_per_s", "enqueued_per_s"):
+    compared = ("latency_p50_ms", "latency_p99_ms", "calls_per_s", "enqueued_per_s")
+    for key in (*compared, "worker_cpu_ms_per_call"):
         ratio = dialq[key] / baseline[key] if baseline[key] else float("nan")
         print(f"{key:28}{dialq[key]:12.1f}{baseline[key]:12.1f}{ratio:10.2f}")
     for key in ("pg_statements_per_call", "pg_round_trips_per_call"):

@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Insert,
     Row,
     String,
     Table,
+    Update,
     and_,
+    bindparam,
     case,
     func,
     insert,
@@ -33,7 +37,8 @@ from dialq.store.tables import Attempt, Call, Event
 _CALL_COLUMNS = tuple(column.key for column in sa_inspect(Call).column_attrs)
 # Core INSERTs on the tables, not on the mapped classes: the ORM's bulk path costs a producer
 # about a millisecond of CPU per call in its plugins, for rows that need none of them.
-_INSERT_CALL = insert(cast(Table, Call.__table__))
+_CALLS = cast(Table, Call.__table__)
+_INSERT_CALL = insert(_CALLS)
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
 _INSERT_ATTEMPT = insert(cast(Table, Attempt.__table__))
 _EVENT_COLUMNS = ["call_id", "seq", "at", "from_status", "to_status", "detail"]
@@ -178,35 +183,94 @@ def transition_returning(
     now: datetime,
     detail: str | None = None,
     values: Mapping[str, Any] | None = None,
-    returning: Iterable[Any] = (),
+    returning: Iterable[InstrumentedAttribute[Any]] = (),
 ) -> Row[Any] | None:
     """`transition`, returning the moved row's `returning` columns (as they are after the
     UPDATE), or None when it did not move: what a caller would otherwise read back."""
     check_transition(set(from_), to)
-    moved = session.execute(
-        update(Call)
-        .where(Call.id == call_id, one_of(Call.status, [s.value for s in from_]))
-        .values(status=to.value, updated_at=now, **(values or {}))
-        .returning(Call.id, *returning)
-        .execution_options(synchronize_session=False)
-    ).first()
+    allowed = tuple(sorted(state.value for state in from_))
+    given = dict(values or {})
+    update_statement = _transition_update(
+        allowed, tuple(sorted(given)), tuple(column.key for column in returning)
+    )
+    params = {"call_id": call_id, "to_status": to.value, "updated_at": now}
+    params.update({_SET + key: value for key, value in given.items()})
+    moved = session.execute(update_statement, params).first()
     if moved is None:
         return None
-    # The UPDATE holds the row lock, so no other transition can interleave an event: the latest
-    # one holds both the sequence number to follow and the state the call was just in (the
-    # event's INSERT reads them itself: no round trip to read them first).
-    allowed = sorted(state.value for state in from_)
-    latest_to = (
-        select(Event.to_status)
-        .where(Event.call_id == call_id)
-        .order_by(Event.seq.desc())
-        .limit(1)
+    session.execute(
+        _event_insert(allowed),
+        {"call_id": call_id, "at": now, "to_status": to.value, "detail": detail},
+    )
+    mark_changed(session, call_id)
+    return moved
+
+
+# Prefix of the bound parameters a transition sets: never the name of a column (SQLAlchemy
+# reserves a column's own name for its bind in an UPDATE's SET clause).
+_SET = "set_"
+
+
+@lru_cache(maxsize=256)
+def _transition_update(
+    allowed: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...]
+) -> Update:
+    """The conditional UPDATE of one transition's shape (states it may leave, columns it sets,
+    columns it returns), built once: each step of every call runs one of a dozen shapes, and
+    building and keying a statement anew cost a third of a dial's CPU (the statement is
+    immutable, so its cache key is computed once too)."""
+    table = _CALLS
+    return (
+        update(table)
+        .where(table.c.id == bindparam("call_id"), one_of(table.c.status, allowed))
+        .values(
+            status=bindparam("to_status"),
+            updated_at=bindparam("updated_at"),
+            **{key: bindparam(_SET + key) for key in keys},
+        )
+        .returning(table.c.id, *(table.c[key] for key in returning))
+    )
+
+
+@lru_cache(maxsize=64)
+def _event_insert(allowed: tuple[str, ...] | None) -> Insert:
+    """The INSERT ... SELECT of a transition's event, for the states it may leave (None: the
+    event's from-state is a parameter, `from_status`). Built once per shape, as above.
+
+    The row is locked by the transition's UPDATE, so no other transition can interleave an
+    event: the latest one holds both the sequence number to follow and the state the call
+    was just in, which the INSERT reads itself (no round trip to read them first)."""
+    events = cast(Table, Event.__table__)
+    call_id = bindparam("call_id", type_=String)
+    next_seq = (
+        select(func.coalesce(func.max(events.c.seq), 0) + 1)
+        .where(events.c.call_id == call_id)
         .scalar_subquery()
     )
-    fallback = allowed[0] if len(allowed) == 1 else None
-    previous = case((one_of(latest_to, allowed), latest_to), else_=literal(fallback, String))
-    _add_event(session, call_id, now, previous, to.value, detail)
-    return moved
+    from_status: ColumnElement[Any]
+    if allowed is None:
+        from_status = bindparam("from_status", type_=String)
+    else:
+        latest_to = (
+            select(events.c.to_status)
+            .where(events.c.call_id == call_id)
+            .order_by(events.c.seq.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        # One state it may have left is that state; of several, the one the latest event
+        # moved it to (always one of them, unless events were lost: then NULL, not a guess).
+        fallback = allowed[0] if len(allowed) == 1 else None
+        from_status = case((one_of(latest_to, allowed), latest_to), else_=literal(fallback, String))
+    row = select(
+        call_id,
+        next_seq,
+        bindparam("at", type_=events.c.at.type),
+        from_status,
+        bindparam("to_status", type_=String),
+        bindparam("detail", type_=String),
+    )
+    return _INSERT_EVENT.from_select(_EVENT_COLUMNS, row)
 
 
 def move(
@@ -225,31 +289,12 @@ def move(
 
 
 def _add_event(
-    session: Session,
-    call_id: str,
-    at: datetime,
-    from_status: str | ColumnElement[Any] | None,
-    to_status: str,
-    detail: str | None,
+    session: Session, call_id: str, at: datetime, status: str, detail: str | None
 ) -> None:
-    """One event row, numbered next after the call's latest, in one INSERT ... SELECT (no
-    flush of the unit of work, no read first). Call it with the call's row locked."""
-    next_seq = (
-        select(func.coalesce(func.max(Event.seq), 0) + 1)
-        .where(Event.call_id == call_id)
-        .scalar_subquery()
-    )
-    if not isinstance(from_status, ColumnElement):
-        from_status = literal(from_status, String)
-    row = select(
-        literal(call_id, String),
-        next_seq,
-        literal(at, Event.__table__.c.at.type),
-        from_status,
-        literal(to_status, String),
-        literal(detail, String),
-    )
-    session.execute(_INSERT_EVENT.from_select(_EVENT_COLUMNS, row))
+    """One event row from `status` to itself, numbered next after the call's latest. Call it
+    with the call's row locked."""
+    params = {"call_id": call_id, "at": at, "from_status": status, "to_status": status}
+    session.execute(_event_insert(None), {**params, "detail": detail})
     mark_changed(session, call_id)
 
 
@@ -272,7 +317,7 @@ def append_event(
     if current is None:
         return None
     recorded = status or current
-    _add_event(session, call_id, now, recorded, recorded, detail)
+    _add_event(session, call_id, now, recorded, detail)
     return recorded
 
 
