@@ -32,6 +32,21 @@ class ChannelClosedError(RedisConnectionError):
 
 
 class Channel(kombu_redis.Channel):
+    _shared_client: Any = None
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        """One client per pool: kombu builds a new one for every publish, ack and batch of
+        events (about 70 us each, a fifth of a worker's publish). A redis-py client is only a
+        handle on its pool, safe to share between threads; a new pool (after a reconnect)
+        gets a new client."""
+        if asynchronous:
+            return super()._create_client(asynchronous=True)  # type: ignore[no-untyped-call]
+        pool = self.pool  # as kombu's own: raises ChannelClosedError once the connection is gone
+        client = self._shared_client
+        if client is None or client.connection_pool is not pool:
+            client = self._shared_client = super()._create_client()  # type: ignore[no-untyped-call]
+        return client
+
     def _connparams(self, asynchronous: bool = False) -> Any:
         if self.connection.client is None:
             raise ChannelClosedError("the broker connection of this channel is closed")
