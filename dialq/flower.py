@@ -4,6 +4,7 @@ for a dial that left its call for later. Ids and reasons only, never a number or
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from celery import Task
@@ -61,12 +62,21 @@ class FlowerState:
             fields["delay_s"] = round(later.delay_s, 3)
             fields["result"] = f"redial in {later.delay_s:.1f}s: {later.reason}"
         try:
-            self.task.send_event(LATER_EVENTS[later.kind], **fields)
+            request = getattr(_running, "request", None)
+            if request is not None and request.id == self.task.request.id:
+                # The worker's own dispatcher holds this task's received and started events in
+                # its next batch (dialq.consumer): sent after them, never overwritten by them.
+                request.send_event(LATER_EVENTS[later.kind], **fields)
+            else:  # a pool whose tasks run in other processes: sent at once
+                self.task.send_event(LATER_EVENTS[later.kind], **fields)
         except Exception:  # monitoring is a nicety: the call's row is already committed
             log.warning("call %s: could not send the %s event", later.call_id, later.kind)
             return
         self.shown = True
 
+
+# The dial this pool thread runs: a threads pool accepts a task in the thread that runs it.
+_running = threading.local()
 
 # What a dial returns once Flower was told WAITING or REDIAL (see DialRequest).
 LEFT_FOR_LATER = "left for later"
@@ -77,6 +87,10 @@ class DialRequest(Request):  # type: ignore[misc]
     `task-succeeded` event that would replace that state at once is not sent. The message is
     acked and the worker's bookkeeping done as for any success (no exception path: raising
     `Ignore` instead kept ~7 MB more per worker alive in a 3-minute soak)."""
+
+    def on_accepted(self, pid: int, time_accepted: float) -> None:
+        _running.request = self
+        super().on_accepted(pid, time_accepted)
 
     def send_event(self, type: str, **fields: Any) -> None:
         if type == "task-succeeded" and fields.get("result") == repr(LEFT_FOR_LATER):

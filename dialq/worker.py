@@ -90,8 +90,9 @@ def create_app(settings: Settings | None = None) -> Celery:
             },
         },
         worker_hijack_root_logger=False,
-        # Sets aside unknown tasks and undecodable messages without logging their bodies.
-        worker_consumer="dialq.poison:GuardedConsumer",
+        # Sets aside unknown tasks and undecodable messages without logging their bodies, and
+        # sends task events in batches (dialq.consumer).
+        worker_consumer="dialq.consumer:Consumer",
     )
     app.conf.dialq_settings = settings
     return app
