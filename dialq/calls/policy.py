@@ -112,6 +112,15 @@ def lease_s(max_duration_s: float, margin_s: float) -> float:
     return max_duration_s + margin_s
 
 
+def lease_covers_call(claimed_at: datetime, connected_at: datetime, margin_s: float) -> bool:
+    """Whether the lease a call's claim took (`lease_s` from `claimed_at`) still outlives the
+    call by half its margin, the call living at most its maximum duration from `connected_at`:
+    true unless the start request took longer than half the margin. Only then do the call's
+    looks renew its lease (a round trip to Redis at every look, for a value that would not
+    change)."""
+    return (connected_at - claimed_at).total_seconds() <= margin_s / 2
+
+
 def permit_score(priority: int, created_at: datetime) -> int:
     """Place in the account's waiting line: priority first, then first come, first served."""
     return waiting_score(priority, int(created_at.timestamp() * 1000))

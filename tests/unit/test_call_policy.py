@@ -10,6 +10,8 @@ import pytest
 from dialq.calls.policy import (
     capacity_delay_s,
     failure_delay_s,
+    lease_covers_call,
+    lease_s,
     message_due_at,
     start_outcome,
 )
@@ -117,3 +119,22 @@ def test_a_message_is_due_now_or_at_not_before_unless_that_is_past_the_countdown
     due = message_due_at(not_before, NOW)
     expected = None if due_offset_s is None else NOW + timedelta(seconds=due_offset_s)
     assert due == expected
+
+
+@pytest.mark.parametrize(
+    ("start_took_s", "covered"),
+    [(0.0, True), (0.2, True), (30.0, True), (30.001, False), (45.0, False)],
+)
+def test_a_claims_lease_is_renewed_only_when_the_start_request_ate_half_its_margin(
+    start_took_s: float, covered: bool
+) -> None:
+    # given a call claimed at NOW with a 60 s margin, connected `start_took_s` later
+    margin_s, max_duration_s = 60.0, 600.0
+    connected = NOW + timedelta(seconds=start_took_s)
+    # then its looks skip the renewal exactly while the claim's lease outlives the call by
+    # at least half the margin
+    assert lease_covers_call(NOW, connected, margin_s) is covered
+    lease_end = NOW + timedelta(seconds=lease_s(max_duration_s, margin_s))
+    latest_end = connected + timedelta(seconds=max_duration_s)
+    spare_s = (lease_end - latest_end).total_seconds()
+    assert (spare_s >= margin_s / 2) is covered
