@@ -11,7 +11,11 @@ task's received and started events, so Flower never sees those overwrite it.
 
 from __future__ import annotations
 
+import logging
+
 from dialq.poison import GuardedConsumer
+
+log = logging.getLogger("dialq.worker")
 
 # How long events wait to be sent together: Flower shows a task's state at most this much late.
 EVENT_BATCH_S = 0.1
@@ -35,3 +39,22 @@ class Consumer(GuardedConsumer):
         # Lowered first: an event buffered from here on sets the next flush, so none waits long.
         self._flush_set = False
         self._flush_events()
+
+    def on_close(self) -> None:
+        # The connection is going (a reconnect follows): Celery carries over only the events
+        # that failed to send, not a batch still waiting, so the batch goes now (on failure it
+        # joins those carried over).
+        self._flush_now()
+        super().on_close()
+
+    def shutdown(self) -> None:
+        # A warm shutdown stops the loop before the pool's last tasks end: their events (and a
+        # batch whose timer never fired) go now, before the dispatcher closes.
+        self._flush_now()
+        super().shutdown()
+
+    def _flush_now(self) -> None:
+        try:
+            self._flush_events()
+        except Exception:  # monitoring must never stop a worker from closing
+            log.warning("could not send the last task events", exc_info=True)

@@ -63,7 +63,14 @@ class FlowerState:
             fields["result"] = f"redial in {later.delay_s:.1f}s: {later.reason}"
         try:
             request = getattr(_running, "request", None)
-            if request is not None and request.id == self.task.request.id:
+            eventer = getattr(request, "_eventer", None)
+            # Sent there only while it sends: a disabled one (mid-reconnect) drops events unsaid.
+            if (
+                request is not None
+                and request.id == self.task.request.id
+                and eventer
+                and eventer.enabled
+            ):
                 # The worker's own dispatcher holds this task's received and started events in
                 # its next batch (dialq.consumer): sent after them, never overwritten by them.
                 request.send_event(LATER_EVENTS[later.kind], **fields)

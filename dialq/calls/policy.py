@@ -3,6 +3,7 @@ permit lasts, when a message is due. Time and randomness come in; nothing is wri
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,13 +113,25 @@ def lease_s(max_duration_s: float, margin_s: float) -> float:
     return max_duration_s + margin_s
 
 
-def lease_covers_call(claimed_at: datetime, connected_at: datetime, margin_s: float) -> bool:
-    """Whether the lease a call's claim took (`lease_s` from `claimed_at`) still outlives the
-    call by half its margin, the call living at most its maximum duration from `connected_at`:
-    true unless the start request took longer than half the margin. Only then do the call's
-    looks renew its lease (a round trip to Redis at every look, for a value that would not
-    change)."""
-    return (connected_at - claimed_at).total_seconds() <= margin_s / 2
+def lease_renewal_due(
+    connected_at: datetime, now: datetime, interval_s: float, margin_s: float
+) -> bool:
+    """Whether a look at a live call renews its permit's lease (to its maximum duration from
+    `connected_at`, plus the margin).
+
+    The claim took the lease before the start request, so the first look moves it to the call's
+    own times; after that the value would not change, and a renewal at every look was a Redis
+    round trip per live call per look. Looks still renew once every half margin: a lease that
+    Redis lost or rolled back (a restart that replayed an older state) is repaired well before
+    it could run out under the call.
+    """
+    since_s = (now - connected_at).total_seconds()
+    if since_s < 1.5 * interval_s:
+        return True  # the first look (or one before it)
+    period_s = margin_s / 2
+    if period_s <= 0:
+        return True
+    return math.floor(since_s / period_s) > math.floor((since_s - interval_s) / period_s)
 
 
 def permit_score(priority: int, created_at: datetime) -> int:

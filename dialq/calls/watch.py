@@ -22,7 +22,7 @@ from typing import Any
 from dialq import routing
 from dialq.calls import dispatch
 from dialq.calls.context import CallContext
-from dialq.calls.policy import lease_covers_call
+from dialq.calls.policy import lease_renewal_due
 from dialq.calls.states import LIVE, CallStatus
 from dialq.store import Call, Session, insights_repo
 from dialq.store import calls_repo as repo
@@ -167,10 +167,9 @@ class Lifecycle:
 
     def _renew_permit(self, call: Call, now: datetime) -> None:
         margin_s = self.settings.permit_lease_margin_s
-        claimed, connected = call.claimed_at, call.connected_at
-        if claimed and connected and lease_covers_call(claimed, connected, margin_s):
-            return
         started = call.connected_at or call.created_at
+        if not lease_renewal_due(started, now, self.settings.watch_interval_s, margin_s):
+            return
         remaining_s = (started + timedelta(seconds=call.max_duration_s) - now).total_seconds()
         lease_s = max(0.0, remaining_s) + margin_s
         self.ctx.capacity.renew(call.account, call.id, lease_s)

@@ -11,6 +11,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import (
     ColumnElement,
     Insert,
+    Integer,
     Row,
     String,
     Table,
@@ -27,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.selectable import TypedReturnsRows
 
 from dialq.calls.states import CallStatus, check_transition
 from dialq.store import observers, state_counts
@@ -456,19 +458,9 @@ def take_look(
     """Claim the next look at a live call and read it, in one statement: the call when the
     look is due by `due_by` (it is next due at `next_due`), or when a cancel waits for it while
     connected; None otherwise. Of several messages for one look, one gets the call."""
-    live = [CallStatus.CONNECTED.value, CallStatus.STOPPING.value]
-    cancel_waiting = and_(
-        Call.status == CallStatus.CONNECTED.value, Call.cancel_requested_at.is_not(None)
-    )
-    statement = (
-        update(Call)
-        .where(Call.id == call_id, one_of(Call.status, live))
-        .where(or_(Call.watch_due_at.is_(None), Call.watch_due_at <= due_by, cancel_waiting))
-        .values(watch_due_at=next_due)
-        .returning(Call)
-    )
+    params = {"call_id": call_id, "due_by": due_by, "next_due": next_due}
     return session.scalars(
-        statement, execution_options={"synchronize_session": False}
+        _TAKE_LOOK, params, execution_options={"synchronize_session": False}
     ).one_or_none()
 
 
@@ -484,10 +476,32 @@ def take_due_looks(
     """
     if limit <= 0:
         return []
+    params = {"due_by": due_by, "next_due": next_due, "page_size": limit}
+    found = session.scalars(
+        _TAKE_DUE_LOOKS, params, execution_options={"synchronize_session": False}
+    )
+    return list(found)
+
+
+def _take_look_statement() -> TypedReturnsRows[Call]:
+    live = [CallStatus.CONNECTED.value, CallStatus.STOPPING.value]
+    cancel_waiting = and_(
+        Call.status == CallStatus.CONNECTED.value, Call.cancel_requested_at.is_not(None)
+    )
+    due = or_(Call.watch_due_at.is_(None), Call.watch_due_at <= bindparam("due_by"), cancel_waiting)
+    return (
+        update(Call)
+        .where(Call.id == bindparam("call_id"), one_of(Call.status, live), due)
+        .values(watch_due_at=bindparam("next_due"))
+        .returning(Call)
+    )
+
+
+def _take_due_looks_statement() -> TypedReturnsRows[Call]:
     due = and_(
         Call.status == CallStatus.CONNECTED.value,
         Call.watch_due_at.is_not(None),
-        Call.watch_due_at <= due_by,
+        Call.watch_due_at <= bindparam("due_by"),
     )
     # A materialized CTE, not `id IN (subquery)`: PostgreSQL may run such a subquery again
     # for each row it updates, and a LIMIT then stops limiting (a page of 4 took 6 calls).
@@ -495,15 +509,23 @@ def take_due_looks(
         select(Call.id)
         .where(due)
         .order_by(Call.watch_due_at)
-        .limit(limit)
+        .limit(bindparam("page_size", type_=Integer))
         .with_for_update(skip_locked=True)
         .cte("page")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    statement = (
-        update(Call).where(Call.id == page.c.id, due).values(watch_due_at=next_due).returning(Call)
+    return (
+        update(Call)
+        .where(Call.id == page.c.id, due)
+        .values(watch_due_at=bindparam("next_due"))
+        .returning(Call)
     )
-    return list(session.scalars(statement, execution_options={"synchronize_session": False}))
+
+
+# The looks' statements, built once with bound parameters like the transitions' (every live
+# call's every look runs one of them): immutable, so their cache keys are computed once too.
+_TAKE_LOOK = _take_look_statement()
+_TAKE_DUE_LOOKS = _take_due_looks_statement()
 
 
 def reclaim_stop(session: Session, call_id: str, *, seen_at: datetime, now: datetime) -> bool:

@@ -18,6 +18,7 @@ from dialq.api import enqueue_call
 from tests.stack import Stack
 
 CALLS = 30
+START = {"path": "/v1/endpoint:connect", "operation": "start"}
 NUMBER = "+14155550123"
 
 
@@ -95,6 +96,29 @@ def test_every_dial_event_reaches_monitors_in_batches(stack: Stack) -> None:
     # and the events came several to a publish, not one or two each
     task_events = [event for event in tap.events if _by_worker(event)]
     assert tap.task_publishes * 4 <= len(task_events), (tap.task_publishes, len(task_events))
+
+
+def test_a_dial_that_ends_during_a_warm_shutdown_is_still_seen_succeeding(stack: Stack) -> None:
+    # Given a worker whose dial is in flight (the API answers its start after 2 s)
+    stack.sandbox.control.script(
+        [{"match": START, "times": 1, "action": {"type": "slow", "seconds": 2}}]
+    )
+    worker = stack.start_worker(concurrency=2)
+    tap = EventTap(stack.env["DIALQ_BROKER_URL"])
+    try:
+        handle = enqueue_call({"phone_number": NUMBER}, settings=stack.settings)
+        stack.wait_for(handle.id, {"dialing"})
+        # When the worker is told to stop (SIGTERM: it finishes what it runs, then exits)
+        worker.terminate()
+        assert worker.wait(timeout=30) == 0
+        assert stack.call(handle.id)["status"] == "connected"
+        deadline = time.monotonic() + 5
+        while not _dial_events(tap)["task-succeeded"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        tap.close()
+    # Then monitors saw the dial succeed, not left STARTED for good
+    assert _dial_events(tap)["task-succeeded"] == 1
 
 
 def _dial_events(tap: EventTap) -> Counter[str]:

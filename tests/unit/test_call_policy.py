@@ -10,8 +10,7 @@ import pytest
 from dialq.calls.policy import (
     capacity_delay_s,
     failure_delay_s,
-    lease_covers_call,
-    lease_s,
+    lease_renewal_due,
     message_due_at,
     start_outcome,
 )
@@ -122,19 +121,41 @@ def test_a_message_is_due_now_or_at_not_before_unless_that_is_past_the_countdown
 
 
 @pytest.mark.parametrize(
-    ("start_took_s", "covered"),
-    [(0.0, True), (0.2, True), (30.0, True), (30.001, False), (45.0, False)],
+    ("since_s", "interval_s", "margin_s", "due"),
+    [
+        (5.0, 5.0, 60.0, True),  # the first look moves the claim's lease to the call's times
+        (2.0, 5.0, 60.0, True),  # a look taken early in a page is still the first
+        (10.0, 5.0, 60.0, False),  # later looks would write the same value
+        (25.0, 5.0, 60.0, False),
+        (30.0, 5.0, 60.0, True),  # each half margin, one look repairs a lease Redis lost
+        (33.0, 5.0, 60.0, True),  # (the look after the boundary, whenever it lands)
+        (36.0, 5.0, 60.0, False),
+        (61.0, 5.0, 60.0, True),
+        (10.0, 5.0, 0.0, True),  # no margin: every look renews
+        (0.75, 0.25, 60.0, False),  # short looks: once at the start, then every 30 s
+    ],
 )
-def test_a_claims_lease_is_renewed_only_when_the_start_request_ate_half_its_margin(
-    start_took_s: float, covered: bool
+def test_a_looks_renewal_of_the_lease_comes_first_then_once_every_half_margin(
+    since_s: float, interval_s: float, margin_s: float, due: bool
 ) -> None:
-    # given a call claimed at NOW with a 60 s margin, connected `start_took_s` later
-    margin_s, max_duration_s = 60.0, 600.0
-    connected = NOW + timedelta(seconds=start_took_s)
-    # then its looks skip the renewal exactly while the claim's lease outlives the call by
-    # at least half the margin
-    assert lease_covers_call(NOW, connected, margin_s) is covered
-    lease_end = NOW + timedelta(seconds=lease_s(max_duration_s, margin_s))
-    latest_end = connected + timedelta(seconds=max_duration_s)
-    spare_s = (lease_end - latest_end).total_seconds()
-    assert (spare_s >= margin_s / 2) is covered
+    # given a call connected `since_s` ago, looked at every `interval_s`
+    connected = NOW - timedelta(seconds=since_s)
+    # then the look renews its lease exactly when due
+    assert lease_renewal_due(connected, NOW, interval_s, margin_s) is due
+
+
+def test_between_two_renewals_a_lease_always_outlives_its_call_by_half_its_margin() -> None:
+    # given a call of 600 s whose lease is renewed whenever a look at 5 s intervals says so
+    margin_s, interval_s, max_duration_s = 60.0, 5.0, 600.0
+    # and a start request that took 45 s: the claim's lease ends 45 s early for this call
+    connected = NOW
+    lease_end = connected - timedelta(seconds=45) + timedelta(seconds=max_duration_s + margin_s)
+    for look in range(1, int(max_duration_s / interval_s) + 1):
+        now = connected + timedelta(seconds=look * interval_s)
+        # then at every look the lease held runs past the call's latest end by half a margin
+        # or the look renews it now
+        if lease_renewal_due(connected, now, interval_s, margin_s):
+            remaining_s = (connected + timedelta(seconds=max_duration_s) - now).total_seconds()
+            lease_end = now + timedelta(seconds=max(0.0, remaining_s) + margin_s)
+        latest_end = connected + timedelta(seconds=max_duration_s)
+        assert lease_end >= latest_end + timedelta(seconds=margin_s / 2)
