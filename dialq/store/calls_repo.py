@@ -200,11 +200,7 @@ def transition_returning(
     moved = session.execute(update_statement, params).first()
     if moved is None:
         return None
-    session.execute(
-        _event_insert(allowed),
-        {"call_id": call_id, "at": now, "to_status": to.value, "detail": detail},
-    )
-    mark_changed(session, call_id)
+    _add_event(session, call_id, now, to.value, detail, left=allowed)
     return moved
 
 
@@ -291,12 +287,21 @@ def move(
 
 
 def _add_event(
-    session: Session, call_id: str, at: datetime, status: str, detail: str | None
+    session: Session,
+    call_id: str,
+    at: datetime,
+    to_status: str,
+    detail: str | None,
+    *,
+    left: tuple[str, ...] | None = None,
 ) -> None:
-    """One event row from `status` to itself, numbered next after the call's latest. Call it
-    with the call's row locked."""
-    params = {"call_id": call_id, "at": at, "from_status": status, "to_status": status}
-    session.execute(_event_insert(None), {**params, "detail": detail})
+    """One event row, numbered next after the call's latest: from the state it left, one of
+    `left` (read off the latest event), or without `left` from `to_status` itself (something
+    happened, no state changed). Call it with the call's row locked."""
+    params = {"call_id": call_id, "at": at, "to_status": to_status, "detail": detail}
+    if left is None:
+        params["from_status"] = to_status
+    session.execute(_event_insert(left), params)
     mark_changed(session, call_id)
 
 
@@ -460,7 +465,7 @@ def take_look(
     connected; None otherwise. Of several messages for one look, one gets the call."""
     params = {"call_id": call_id, "due_by": due_by, "next_due": next_due}
     return session.scalars(
-        _TAKE_LOOK, params, execution_options={"synchronize_session": False}
+        _take_look_statement(), params, execution_options={"synchronize_session": False}
     ).one_or_none()
 
 
@@ -478,11 +483,14 @@ def take_due_looks(
         return []
     params = {"due_by": due_by, "next_due": next_due, "page_size": limit}
     found = session.scalars(
-        _TAKE_DUE_LOOKS, params, execution_options={"synchronize_session": False}
+        _take_due_looks_statement(), params, execution_options={"synchronize_session": False}
     )
     return list(found)
 
 
+# The looks' statements, built once with bound parameters like the transitions' (every live
+# call's every look runs one of them): immutable, so their cache keys are computed once too.
+@lru_cache(maxsize=1)
 def _take_look_statement() -> TypedReturnsRows[Call]:
     live = [CallStatus.CONNECTED.value, CallStatus.STOPPING.value]
     cancel_waiting = and_(
@@ -497,6 +505,7 @@ def _take_look_statement() -> TypedReturnsRows[Call]:
     )
 
 
+@lru_cache(maxsize=1)
 def _take_due_looks_statement() -> TypedReturnsRows[Call]:
     due = and_(
         Call.status == CallStatus.CONNECTED.value,
@@ -520,12 +529,6 @@ def _take_due_looks_statement() -> TypedReturnsRows[Call]:
         .values(watch_due_at=bindparam("next_due"))
         .returning(Call)
     )
-
-
-# The looks' statements, built once with bound parameters like the transitions' (every live
-# call's every look runs one of them): immutable, so their cache keys are computed once too.
-_TAKE_LOOK = _take_look_statement()
-_TAKE_DUE_LOOKS = _take_due_looks_statement()
 
 
 def reclaim_stop(session: Session, call_id: str, *, seen_at: datetime, now: datetime) -> bool:
