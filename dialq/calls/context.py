@@ -17,6 +17,7 @@ from dialq.capacity import Capacity
 from dialq.circuit import Circuit
 from dialq.clock import utcnow
 from dialq.config import Settings
+from dialq.lookwindows import LookWindows
 from dialq.publisher import Publisher
 from dialq.store import Database
 from dialq.symbl.client import AttemptRecord, SymblClient
@@ -41,6 +42,9 @@ class CallContext:
     circuit: Circuit | None = None
     # Holds an account's calls while the token endpoint refuses its credentials (same mechanism).
     credentials: Circuit | None = None
+    # Calls connected together share their first look's message (dialq.lookwindows); None: a
+    # message each.
+    looks: LookWindows | None = None
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
 

@@ -118,8 +118,11 @@ class Dial:
         log.info("call %s connected: conversation %s", self.call_id, result.conversation_id)
         # The lifecycle watcher takes over: end of call, maximum duration, cancel (at once when
         # a cancel came in while the start request was out).
-        first_look_s = 0.0 if moved == CANCEL_PENDING else self.settings.watch_interval_s
-        self.ctx.publisher.publish(routing.WATCH_CALL, self.call_id, first_look_s)
+        if moved == CANCEL_PENDING:
+            self.ctx.publisher.publish(routing.WATCH_CALL, self.call_id)
+        else:
+            due_at = self.ctx.now() + timedelta(seconds=self.settings.watch_interval_s)
+            dispatch.first_look(self.ctx, self.call_id, due_at)
         return CallStatus.CONNECTED.value
 
     def _record_connected(self, result: StartResult) -> bool | str:

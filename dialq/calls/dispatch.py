@@ -7,6 +7,7 @@ sweeper republishes rows whose message is missing (design.md invariant 6).
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime, timedelta
 
 from dialq import routing
@@ -17,6 +18,9 @@ from dialq.store import Call
 from dialq.store import calls_repo as repo
 
 log = logging.getLogger("dialq.calls")
+# A first look's window, as a share of the watch interval: a first look comes at most this much
+# late, and the window's message, due at its end, looks at no call before its look is due.
+FIRST_LOOK_WINDOW = 0.25
 
 
 def publish_dial(ctx: CallContext, call_id: str, due_at: datetime) -> None:
@@ -87,6 +91,26 @@ def rejoin_line(ctx: CallContext, call: Call) -> None:
     score = permit_score(call.priority, call.created_at)
     if line_up(ctx, call.id, call.account, score) is Verdict.GRANTED:
         ctx.publisher.publish(routing.DIAL, call.id)
+
+
+def first_look(ctx: CallContext, call_id: str, due_at: datetime) -> None:
+    """A connected call's first look, due at `due_at`: the call joins the window that look falls
+    in, and one call in every page of the window publishes the message, due at the window's
+    end (dialq.lookwindows). Every call of a window was connected, and its row committed, most
+    of an interval before that message: its page finds them all due. When Redis cannot count
+    the call in, it gets a message of its own."""
+    interval_s = ctx.settings.watch_interval_s
+    width_s = interval_s * FIRST_LOOK_WINDOW
+    end_s = math.ceil(due_at.timestamp() / width_s) * width_s
+    joined = 1
+    if ctx.looks is not None:
+        try:
+            joined = ctx.looks.join(end_s, ttl_s=2 * interval_s + width_s)
+        except Exception:
+            log.warning("call %s: could not join a first look's window", call_id, exc_info=True)
+    if (joined - 1) % ctx.settings.watch_page == 0:
+        countdown_s = max(0.0, end_s - ctx.now().timestamp())
+        ctx.publisher.publish(routing.WATCH_CALL, call_id, countdown_s)
 
 
 def call_ended(ctx: CallContext, call_id: str) -> None:

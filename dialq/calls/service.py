@@ -20,6 +20,7 @@ from dialq.capacity import Capacity
 from dialq.circuit import Circuit
 from dialq.clock import utcnow
 from dialq.config import Settings
+from dialq.lookwindows import LookWindows
 from dialq.publisher import Publisher, SafePublisher
 from dialq.store import Call, Database, Session
 
@@ -52,6 +53,7 @@ class CallService:
             clients=clients,
             publisher=SafePublisher(publisher),
             worker_id=worker_id,
+            looks=LookWindows(capacity.redis),
             clock=clock,
             rng=rng or random.Random(),
         )
