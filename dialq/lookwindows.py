@@ -4,7 +4,7 @@ A call that connects gets its first look one watch interval later. A burst conne
 calls within moments; a message each was hundreds of messages to send and receive (a fifth of a
 dial worker's CPU) only for pages of looks (`DIALQ_WATCH_PAGE`) to merge them a look later.
 Instead each call joins the window its first look falls in, and one call in every page of a
-window sends a message, due at the window's end: its page takes the looks of the others.
+window sends its message: that message's page takes the looks of the others.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from dialq.store import Call
 from dialq.store import calls_repo as repo
 
 log = logging.getLogger("dialq.calls")
-# A first look's window, as a share of the watch interval: a first look comes at most this much
-# late, and the window's message, due at its end, looks at no call before its look is due.
+# A first look's window, as a share of the watch interval: no more than the half interval a
+# page's message takes looks ahead (dialq.calls.watch), so it takes every look of its window.
 FIRST_LOOK_WINDOW = 0.25
 
 
@@ -95,10 +95,12 @@ def rejoin_line(ctx: CallContext, call: Call) -> None:
 
 def first_look(ctx: CallContext, call_id: str, due_at: datetime) -> None:
     """A connected call's first look, due at `due_at`: the call joins the window that look falls
-    in, and one call in every page of the window publishes the message, due at the window's
-    end (dialq.lookwindows). Every call of a window was connected, and its row committed, most
-    of an interval before that message: its page finds them all due. When Redis cannot count
-    the call in, it gets a message of its own."""
+    in, and the first call of every page of the window publishes a message due at its own first
+    look, whose page takes the looks of the others (dialq.lookwindows). They connected, and
+    their rows were committed, most of an interval before it runs (a window is a quarter of
+    one); a straggler is overdue at the page's next look, which takes overdue calls first.
+    A call alone in its window looks exactly as before; when Redis cannot count a call in, it
+    gets a message of its own."""
     interval_s = ctx.settings.watch_interval_s
     width_s = interval_s * FIRST_LOOK_WINDOW
     end_s = math.ceil(due_at.timestamp() / width_s) * width_s
@@ -109,7 +111,7 @@ def first_look(ctx: CallContext, call_id: str, due_at: datetime) -> None:
         except Exception:
             log.warning("call %s: could not join a first look's window", call_id, exc_info=True)
     if (joined - 1) % ctx.settings.watch_page == 0:
-        countdown_s = max(0.0, end_s - ctx.now().timestamp())
+        countdown_s = max(0.0, (due_at - ctx.now()).total_seconds())
         ctx.publisher.publish(routing.WATCH_CALL, call_id, countdown_s)
 
 

@@ -54,7 +54,7 @@ def watches(publisher: RecordingPublisher) -> list[tuple[str, float]]:
     ]
 
 
-def test_calls_whose_first_looks_share_a_window_publish_one_message_per_page_due_at_its_end(
+def test_calls_whose_first_looks_share_a_window_publish_one_message_per_page(
     recorded: tuple[CallContext, RecordingPublisher],
 ) -> None:
     ctx, publisher = recorded
@@ -63,9 +63,10 @@ def test_calls_whose_first_looks_share_a_window_publish_one_message_per_page_due
     # when each joins its first look's window, in the order they connected
     for i, due_at in enumerate(due):
         dispatch.first_look(ctx, f"c{i}", due_at)
-    # then the first call of every page of four published the message, due at the window's
-    # end (12:00:05), so no look is taken before it is due; the others published nothing
-    assert watches(publisher) == [("c0", 4.9), ("c4", 4.9), ("c8", 4.9)]
+    # then the first call of every page of four published a message, due at its own first look
+    # (its page takes the others' looks, due within the half interval it takes ahead); the
+    # others published nothing
+    assert watches(publisher) == [("c0", 4.0), ("c4", 4.32), ("c8", 4.64)]
 
 
 def test_a_call_whose_first_look_falls_in_the_next_window_starts_a_message_of_its_own(
@@ -76,8 +77,8 @@ def test_a_call_whose_first_look_falls_in_the_next_window_starts_a_message_of_it
     dispatch.first_look(ctx, "early", NOW + timedelta(seconds=INTERVAL_S))
     # when the next call's falls in the next window (a first look comes at most a window late)
     dispatch.first_look(ctx, "late", NOW + timedelta(seconds=INTERVAL_S + 1.0))
-    # then each window has its message, due at its own end
-    assert watches(publisher) == [("early", 4.9), ("late", 5.9)]
+    # then each window has its message, each due at its call's own first look
+    assert watches(publisher) == [("early", 4.0), ("late", 5.0)]
 
 
 def test_a_call_redis_cannot_count_in_gets_a_message_of_its_own(
@@ -90,8 +91,8 @@ def test_a_call_redis_cannot_count_in_gets_a_message_of_its_own(
     # when three calls connect within one window
     for i in range(3):
         dispatch.first_look(cut_off, f"c{i}", NOW + timedelta(seconds=INTERVAL_S + 0.1 * i))
-    # then none is left without a message: each publishes its own, due at the window's end
-    assert watches(publisher) == [("c0", 4.9), ("c1", 4.9), ("c2", 4.9)]
+    # then none is left without a message: each publishes its own, due at its first look
+    assert watches(publisher) == [("c0", 4.0), ("c1", 4.1), ("c2", 4.2)]
 
 
 def test_the_window_count_expires_after_the_window(
