@@ -178,7 +178,7 @@ def run_dialq(
         "dialq.worker", queues, env, workdir / "dialq.log", args.concurrency
     ) as worker:
         figures = measure(send, done, control, args.latency_calls, args.burst, worker.pid)
-    if env["DIALQ_DATABASE_URL"].startswith("postgresql"):
+    if env["DIALQ_DATABASE_URL"].startswith("postgresql") and args.count_calls > 0:
         figures.update(count_round_trips(env, send, done, args, workdir))
     return figures
 
@@ -221,7 +221,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--database-url", default="", help="default: a SQLite file")
     parser.add_argument(
-        "--count-calls", type=int, default=50, help="PostgreSQL: calls in the counted run"
+        "--count-calls", type=int, default=50, help="PostgreSQL: calls in the counted run (0: none)"
     )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="dialq-bench-"))

@@ -105,7 +105,7 @@ def first_look(ctx: CallContext, call_id: str, due_at: datetime) -> None:
     width_s = interval_s * FIRST_LOOK_WINDOW
     end_s = math.ceil(due_at.timestamp() / width_s) * width_s
     joined = 1
-    if ctx.looks is not None:
+    if ctx.looks is not None and ctx.settings.watch_page > 1:  # pages of one: a message each
         try:
             joined = ctx.looks.join(end_s, ttl_s=2 * interval_s + width_s)
         except Exception:

@@ -107,3 +107,19 @@ def test_the_window_count_expires_after_the_window(
     assert len(keys) == 1
     assert 8_000 < client.pttl(keys[0]) <= 9_000
     client.close()
+
+
+def test_with_pages_of_one_every_call_publishes_its_own_first_look_and_nothing_is_counted(
+    recorded: tuple[CallContext, RecordingPublisher], redis_url: str
+) -> None:
+    ctx, publisher = recorded
+    # given pages of one look (DIALQ_WATCH_PAGE=1: a message per look)
+    single = dataclasses.replace(ctx, settings=ctx.settings.model_copy(update={"watch_page": 1}))
+    # when two calls connect within one window
+    dispatch.first_look(single, "c0", NOW + timedelta(seconds=INTERVAL_S))
+    dispatch.first_look(single, "c1", NOW + timedelta(seconds=INTERVAL_S + 0.1))
+    # then each publishes its own message, and no window was counted (no Redis round trip)
+    assert watches(publisher) == [("c0", 4.0), ("c1", 4.1)]
+    client = redis.Redis.from_url(redis_url)
+    assert client.keys(f"{routing.REDIS_PREFIX}looks:*") == []
+    client.close()
