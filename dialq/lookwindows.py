@@ -9,6 +9,8 @@ window sends its message: that message's page takes the looks of the others.
 
 from __future__ import annotations
 
+import math
+
 import redis
 
 from dialq import routing
@@ -20,10 +22,12 @@ class LookWindows:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
 
-    def join(self, window_end_s: float, ttl_s: float) -> int:
-        """Count a call into the window ending at `window_end_s` (epoch seconds): the count
-        with it. The count outlives the window by far, then expires."""
-        key = f"{routing.REDIS_PREFIX}looks:{round(window_end_s * 1000)}"
+    def join(self, due_s: float, width_s: float, ttl_s: float) -> int:
+        """Count a call into the window of `width_s` seconds its first look (due at `due_s`,
+        epoch seconds) falls in: the count with it. The count outlives the window by far, then
+        expires."""
+        window_end_ms = round(math.ceil(due_s / width_s) * width_s * 1000)
+        key = f"{routing.REDIS_PREFIX}looks:{window_end_ms}"
         pipe = self.redis.pipeline(transaction=False)  # one round trip
         pipe.incr(key)
         pipe.pexpire(key, max(1, round(ttl_s * 1000)))

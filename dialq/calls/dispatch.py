@@ -7,7 +7,6 @@ sweeper republishes rows whose message is missing (design.md invariant 6).
 from __future__ import annotations
 
 import logging
-import math
 from datetime import datetime, timedelta
 
 from dialq import routing
@@ -103,11 +102,10 @@ def first_look(ctx: CallContext, call_id: str, due_at: datetime) -> None:
     gets a message of its own."""
     interval_s = ctx.settings.watch_interval_s
     width_s = interval_s * FIRST_LOOK_WINDOW
-    end_s = math.ceil(due_at.timestamp() / width_s) * width_s
     joined = 1
     if ctx.looks is not None and ctx.settings.watch_page > 1:  # pages of one: a message each
         try:
-            joined = ctx.looks.join(end_s, ttl_s=2 * interval_s + width_s)
+            joined = ctx.looks.join(due_at.timestamp(), width_s, ttl_s=2 * interval_s + width_s)
         except Exception:
             log.warning("call %s: could not join a first look's window", call_id, exc_info=True)
     if (joined - 1) % ctx.settings.watch_page == 0:
