@@ -5,11 +5,15 @@ With free capacity and a sandbox that answers at once, measures for each system:
   (p50, p99), over calls enqueued one at a time;
 - throughput: calls placed per second end to end for a burst (dialq: until every row is
   `connected` in the database; baseline: until the sandbox answered every start).
-Prints each figure beside the baseline and their ratio; the last line is JSON. The calls never
-end, so live-call watching is slowed to once a minute: this measures dispatch alone.
+The two take turns, --rounds pairs of runs (the baseline first in every other round), and
+each figure is printed as its median over the rounds, beside the median of the rounds' own
+ratios: one pair on this shared machine swings by a third (the bare task alone measured 264 to
+383 calls/s in one afternoon). The last line is JSON. The calls never end, so live-call
+watching is slowed to once a minute: this measures dispatch alone.
 
     .venv/bin/python bench/dispatch.py [--latency-calls 100] [--burst 300] [--concurrency 8]
-        [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--count-calls 50]
+        [--rounds 3] [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+        [--count-calls 50]
 
 On PostgreSQL it also prints the workers' statements and round trips per connected call, read
 off the wire by a counting proxy (bench/pgwire.py) in a separate run.
@@ -136,14 +140,10 @@ def run_baseline(
         return measure(send, done, control, args.latency_calls, args.burst, worker.pid)
 
 
-def run_dialq(
-    redis_url: str, sandbox_url: str, control: SandboxControl, args: Any, workdir: Path
-) -> dict[str, float]:
-    from dialq.api import enqueue_call
-
-    env = {
+def dialq_env(redis_url: str, sandbox_url: str, args: Any, workdir: Path) -> dict[str, str]:
+    return {
         "DIALQ_BROKER_URL": redis_url,
-        "DIALQ_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        "DIALQ_DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.db'}",
         "DIALQ_SYMBL_BASE_URL": sandbox_url,
         "DIALQ_SYMBL_APP_ID": APP_ID,
         "DIALQ_SYMBL_APP_SECRET": APP_SECRET,
@@ -152,8 +152,12 @@ def run_dialq(
         # compete with the dialing this benchmark measures (saturation.py measures that part).
         "DIALQ_WATCH_INTERVAL_S": "60",
     }
-    if args.database_url:
-        env["DIALQ_DATABASE_URL"] = args.database_url
+
+
+def dialq_producer(env: dict[str, str]) -> tuple[Callable[[], str], Callable[[list[str]], bool]]:
+    """The producer's enqueue, and the check that a burst's calls are all connected."""
+    from dialq.api import enqueue_call
+
     os.environ.update(env)
     settings = Settings()
     db = Database(settings.database_url_resolved)
@@ -173,25 +177,25 @@ def run_dialq(
         with db.sessions() as session:
             return session.scalar(query) == len(ids)
 
+    return send, done
+
+
+def run_dialq(
+    redis_url: str, sandbox_url: str, control: SandboxControl, args: Any, workdir: Path
+) -> dict[str, float]:
+    env = dialq_env(redis_url, sandbox_url, args, workdir)
+    send, done = dialq_producer(env)
     queues = ",".join(routing.ALL_QUEUES)
     with celery_worker(
         "dialq.worker", queues, env, workdir / "dialq.log", args.concurrency
     ) as worker:
-        figures = measure(send, done, control, args.latency_calls, args.burst, worker.pid)
-    if env["DIALQ_DATABASE_URL"].startswith("postgresql") and args.count_calls > 0:
-        figures.update(count_round_trips(env, send, done, args, workdir))
-    return figures
+        return measure(send, done, control, args.latency_calls, args.burst, worker.pid)
 
 
-def count_round_trips(
-    env: dict[str, str],
-    send: Callable[[], str],
-    done: Callable[[list[str]], bool],
-    args: Any,
-    workdir: Path,
-) -> dict[str, float]:
+def count_round_trips(env: dict[str, str], args: Any, workdir: Path) -> dict[str, float]:
     """The workers' PostgreSQL statements and round trips per connected call, read off the
     wire by a counting proxy, in a run of its own (the proxy's hop would slow the one timed)."""
+    send, done = dialq_producer(env)
     url = make_url(env["DIALQ_DATABASE_URL"])
     with CountingProxy((url.host or "127.0.0.1", url.port or 5432)) as proxy:
         worker_env = {**env, "DIALQ_DATABASE_URL": proxy.url_for(env["DIALQ_DATABASE_URL"])}
@@ -219,6 +223,7 @@ def main() -> None:
     parser.add_argument("--latency-calls", type=int, default=100)
     parser.add_argument("--burst", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="baseline/dialq pairs, interleaved")
     parser.add_argument("--database-url", default="", help="default: a SQLite file")
     parser.add_argument(
         "--count-calls", type=int, default=50, help="PostgreSQL: calls in the counted run (0: none)"
@@ -226,6 +231,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="dialq-bench-"))
     redis = PrivateRedis().start()
+    rounds: list[tuple[dict[str, float], dict[str, float]]] = []
     try:
         sandbox_args = [
             "--max-concurrent",
@@ -236,20 +242,56 @@ def main() -> None:
             APP_SECRET,
         ]
         with sandbox_process(*sandbox_args, log=workdir / "sandbox.log") as (url, control):
-            baseline = run_baseline(redis.url, url, control, args, workdir)
-            control.reset()
-            dialq = run_dialq(redis.url, url, control, args, workdir)
+            for number in range(args.rounds):
+                rounds.append(run_round(number, redis.url, url, control, args, workdir))
+            counted: dict[str, float] = {}
+            if args.database_url.startswith("postgresql") and args.count_calls > 0:
+                control.reset()
+                counted = count_round_trips(dialq_env(redis.url, url, args, workdir), args, workdir)
     finally:
         redis.stop()
-    print(f"{'':28}{'dialq':>12}{'baseline':>12}{'ratio':>10}")
+    report(rounds, counted)
+
+
+def run_round(
+    number: int, redis_url: str, sandbox_url: str, control: SandboxControl, args: Any, workdir: Path
+) -> tuple[dict[str, float], dict[str, float]]:
+    """One baseline run and one dialq run, in turns (the baseline first in even rounds), so
+    a slow spell of this shared machine falls on both alike over the rounds."""
+    figures: dict[str, dict[str, float]] = {}
+    order = ("baseline", "dialq") if number % 2 == 0 else ("dialq", "baseline")
+    for system in order:
+        control.reset()
+        run = run_baseline if system == "baseline" else run_dialq
+        figures[system] = run(redis_url, sandbox_url, control, args, workdir)
+    return figures["dialq"], figures["baseline"]
+
+
+def report(
+    rounds: list[tuple[dict[str, float], dict[str, float]]], counted: dict[str, float]
+) -> None:
+    """Each round's throughput, then every figure's median over the rounds beside the
+    median of the rounds' own ratios (a ratio is taken within a round, never across)."""
+    for number, (dialq, baseline) in enumerate(rounds, start=1):
+        print(
+            f"round {number}: calls/s {dialq['calls_per_s']:.1f} vs {baseline['calls_per_s']:.1f}"
+            f" ({dialq['calls_per_s'] / baseline['calls_per_s']:.2f}); worker CPU ms/call"
+            f" {dialq['worker_cpu_ms_per_call']:.1f} vs {baseline['worker_cpu_ms_per_call']:.1f}"
+        )
+    title = f"median of {len(rounds)} rounds"
+    print(f"{title:28}{'dialq':>12}{'baseline':>12}{'ratio':>10}")
     compared = ("latency_p50_ms", "latency_p99_ms", "calls_per_s", "enqueued_per_s")
+    summary: dict[str, dict[str, float]] = {"dialq": {}, "baseline": {}, "ratio": {}}
     for key in (*compared, "worker_cpu_ms_per_call"):
-        ratio = dialq[key] / baseline[key] if baseline[key] else float("nan")
-        print(f"{key:28}{dialq[key]:12.1f}{baseline[key]:12.1f}{ratio:10.2f}")
-    for key in ("pg_statements_per_call", "pg_round_trips_per_call"):
-        if key in dialq:  # the bare task has no database: nothing to compare with
-            print(f"{key:28}{dialq[key]:12.1f}{'-':>12}{'-':>10}")
-    print(json.dumps({"dialq": dialq, "baseline": baseline}))
+        ours = median([dialq[key] for dialq, _ in rounds])
+        theirs = median([baseline[key] for _, baseline in rounds])
+        ratio = median([d[key] / b[key] if b[key] else float("nan") for d, b in rounds])
+        summary["dialq"][key], summary["baseline"][key], summary["ratio"][key] = ours, theirs, ratio
+        print(f"{key:28}{ours:12.1f}{theirs:12.1f}{ratio:10.2f}")
+    for key, value in counted.items():  # the bare task has no database: nothing to compare with
+        summary["dialq"][key] = value
+        print(f"{key:28}{value:12.1f}{'-':>12}{'-':>10}")
+    print(json.dumps({**summary, "rounds": [{"dialq": d, "baseline": b} for d, b in rounds]}))
 
 
 if __name__ == "__main__":

@@ -131,7 +131,6 @@ class Dial:
         now = self.ctx.now()
         interval_s = self.settings.watch_interval_s
         with self.db.transaction() as session:
-            self._record_attempts(session)
             moved = repo.transition_returning(
                 session,
                 self.call_id,
@@ -149,7 +148,9 @@ class Dial:
                     "watch_due_at": now + timedelta(seconds=interval_s),
                 },
                 returning=[Call.cancel_requested_at],
+                attempts=self.attempts,
             )
+            self.attempts.clear()
             if moved is not None:
                 return CANCEL_PENDING if moved.cancel_requested_at is not None else True
             # A retry after a commit whose reply was lost finds its own write: not an orphan.

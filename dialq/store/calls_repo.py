@@ -24,10 +24,12 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlalchemy.sql.selectable import TypedReturnsRows
 
 from dialq.calls.states import CallStatus, check_transition
@@ -64,24 +66,69 @@ def add_call(
             (None, CallStatus.QUEUED.value, detail),
             (CallStatus.QUEUED.value, CallStatus.WAITING.value, waited),
         ]
-    # Two INSERTs, not the unit of work: every producer's call passes here, and a flush
+    # Core INSERTs, not the unit of work: every producer's call passes here, and a flush
     # costs several times the statements. `call` stays as given (not in the session).
     given = sa_inspect(call).dict
-    session.execute(_INSERT_CALL, {c: given[c] for c in _CALL_COLUMNS if c in given})
-    rows = [
-        {
-            "call_id": call.id,
-            "seq": seq,
-            "at": call.created_at,
-            "from_status": from_status,
-            "to_status": to_status,
-            "detail": text,
-        }
-        for seq, (from_status, to_status, text) in enumerate(events, start=1)
-    ]
-    session.execute(_INSERT_EVENT, rows)
+    values = {c: given[c] for c in _CALL_COLUMNS if c in given}
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement, one round trip: the events are inserted off the new row itself.
+        values = {**_SCALAR_DEFAULTS, **values}  # a WITH's INSERT gets no defaults filled in
+        params = {_NEW + key: value for key, value in values.items()}
+        for seq, (from_status, to_status, text) in enumerate(events, start=1):
+            params.update(
+                {f"from_{seq}": from_status, f"to_{seq}": to_status, f"detail_{seq}": text}
+            )
+        session.execute(_call_with_events(tuple(values), len(events)), params)
+    else:  # SQLite runs no INSERT inside a WITH: two statements
+        session.execute(_INSERT_CALL, values)
+        rows = [
+            {
+                "call_id": call.id,
+                "seq": seq,
+                "at": call.created_at,
+                "from_status": from_status,
+                "to_status": to_status,
+                "detail": text,
+            }
+            for seq, (from_status, to_status, text) in enumerate(events, start=1)
+        ]
+        session.execute(_INSERT_EVENT, rows)
     mark_changed(session, call.id)
     return call
+
+
+# Prefix of the bound parameters of a new call's columns (see _SET).
+# The columns' Python-side defaults, given explicitly to the one-statement INSERT.
+_SCALAR_DEFAULTS = {
+    column.key: column.default.arg
+    for column in _CALLS.columns
+    if isinstance(column.default, ScalarElementColumnDefault)
+}
+_NEW = "new_"
+
+
+@lru_cache(maxsize=64)
+def _call_with_events(columns: tuple[str, ...], events: int) -> Insert:
+    """PostgreSQL: the INSERT of a new call with these columns set, and of its first `events`
+    events (numbered from 1, at the call's creation), as one statement. Built once per shape.
+    The events reference the row the same statement inserts: PostgreSQL checks the foreign
+    key at the end of the statement, when the row is there."""
+    values = {name: bindparam(_NEW + name, type_=_CALLS.c[name].type) for name in columns}
+    new_call = _INSERT_CALL.values(values).returning(_CALLS.c.id, _CALLS.c.created_at)
+    written = new_call.cte("new_call")
+    table = cast(Table, Event.__table__)
+    rows = [
+        select(
+            written.c.id,
+            literal(seq, Integer),
+            written.c.created_at,
+            bindparam(f"from_{seq}", type_=table.c.from_status.type),
+            bindparam(f"to_{seq}", type_=table.c.to_status.type),
+            bindparam(f"detail_{seq}", type_=table.c.detail.type),
+        )
+        for seq in range(1, events + 1)
+    ]
+    return _INSERT_EVENT.from_select(_EVENT_COLUMNS, rows[0] if events == 1 else union_all(*rows))
 
 
 def get_call(session: Session, call_id: str) -> Call | None:
@@ -186,18 +233,30 @@ def transition_returning(
     detail: str | None = None,
     values: Mapping[str, Any] | None = None,
     returning: Iterable[InstrumentedAttribute[Any]] = (),
+    attempts: Iterable[AttemptLike] = (),
 ) -> Row[Any] | None:
     """`transition`, returning the moved row's `returning` columns (as they are after the
-    UPDATE), or None when it did not move: what a caller would otherwise read back."""
+    UPDATE), or None when it did not move: what a caller would otherwise read back.
+
+    `attempts` (HTTP attempts made on the way) are recorded whether or not it moved, as
+    `record_attempts` would: on PostgreSQL in the UPDATE's own statement (one round trip)."""
     check_transition(set(from_), to)
     allowed = tuple(sorted(state.value for state in from_))
     given = dict(values or {})
+    rows = _attempt_rows(call_id, attempts)
+    folded = len(rows) if rows and session.get_bind().dialect.name == "postgresql" else 0
+    if rows and not folded:  # SQLite runs no INSERT inside a WITH
+        _insert_attempts(session, rows)
     update_statement = _transition_update(
-        allowed, tuple(sorted(given)), tuple(column.key for column in returning)
+        allowed, tuple(sorted(given)), tuple(column.key for column in returning), folded
     )
     params = {"call_id": call_id, "to_status": to.value, "updated_at": now}
     params.update({_SET + key: value for key, value in given.items()})
+    for index, row in enumerate(rows[:folded]):
+        params.update({f"{_ATTEMPT}{index}_{key}": value for key, value in row.items()})
     moved = session.execute(update_statement, params).first()
+    if folded:
+        observers.note_inserted_attempts(session, rows)
     if moved is None:
         return None
     _add_event(session, call_id, now, to.value, detail, left=allowed)
@@ -209,16 +268,20 @@ def transition_returning(
 _SET = "set_"
 
 
+# Prefix of the bound parameters of the attempts a transition's statement inserts.
+_ATTEMPT = "attempt"
+
+
 @lru_cache(maxsize=256)
 def _transition_update(
-    allowed: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...]
+    allowed: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...], attempts: int = 0
 ) -> Update:
     """The conditional UPDATE of one transition's shape (states it may leave, columns it sets,
-    columns it returns), built once: each step of every call runs one of a dozen shapes, and
-    building and keying a statement anew cost a third of a dial's CPU (the statement is
-    immutable, so its cache key is computed once too)."""
+    columns it returns, attempts it inserts: PostgreSQL only), built once: each step of every
+    call runs one of a dozen shapes, and building and keying a statement anew cost a third of
+    a dial's CPU (the statement is immutable, so its cache key is computed once too)."""
     table = _CALLS
-    return (
+    statement = (
         update(table)
         .where(table.c.id == bindparam("call_id"), one_of(table.c.status, allowed))
         .values(
@@ -228,6 +291,18 @@ def _transition_update(
         )
         .returning(table.c.id, *(table.c[key] for key in returning))
     )
+    if attempts:
+        # A WITH the UPDATE does not read: PostgreSQL runs it once, to completion, either way.
+        columns = cast(Table, Attempt.__table__).c
+        rows = [
+            {
+                name: bindparam(f"{_ATTEMPT}{index}_{name}", type_=columns[name].type)
+                for name in _ATTEMPT_COLUMNS
+            }
+            for index in range(attempts)
+        ]
+        statement = statement.add_cte(_INSERT_ATTEMPT.values(rows).cte("attempts_made"))
+    return statement
 
 
 @lru_cache(maxsize=64)
@@ -349,7 +424,16 @@ def record_attempts(session: Session, call_id: str, attempts: Iterable[AttemptLi
     One Core INSERT, not ORM objects: a pending object makes the next statement flush the
     unit of work first, which cost as much as the transition it rode on (half of a dial's
     record step)."""
-    rows = [
+    rows = _attempt_rows(call_id, attempts)
+    if rows:
+        _insert_attempts(session, rows)
+
+
+_ATTEMPT_COLUMNS = ("call_id", "operation", "started_at", "status_code", "latency_ms", "error")
+
+
+def _attempt_rows(call_id: str, attempts: Iterable[AttemptLike]) -> list[dict[str, Any]]:
+    return [
         {
             "call_id": call_id,
             "operation": attempt.operation,
@@ -360,9 +444,11 @@ def record_attempts(session: Session, call_id: str, attempts: Iterable[AttemptLi
         }
         for attempt in attempts
     ]
-    if rows:
-        session.execute(_INSERT_ATTEMPT, rows)
-        observers.note_inserted_attempts(session, rows)
+
+
+def _insert_attempts(session: Session, rows: list[dict[str, Any]]) -> None:
+    session.execute(_INSERT_ATTEMPT, rows)
+    observers.note_inserted_attempts(session, rows)
 
 
 def list_calls(session: Session, *, status: str | None = None, limit: int = 50) -> list[Call]:

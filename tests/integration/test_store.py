@@ -11,7 +11,8 @@ from sqlalchemy import select
 from dialq.calls.states import IllegalTransition
 from dialq.store import Call, CallStatus, Conflict, Database
 from dialq.store import calls_repo as repo
-from dialq.store.tables import Event
+from dialq.store.tables import Attempt, Event
+from dialq.symbl.transport import AttemptRecord
 from tests.call_rows import call_row
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -46,6 +47,65 @@ def test_a_transition_from_the_wrong_state_changes_nothing(db: Database) -> None
         call = repo.get_call(session, "c1")
         assert call is not None
         assert [(e.seq, e.to_status) for e in call.events] == [(1, "queued"), (2, "dialing")]
+
+
+def test_a_call_written_waiting_gets_both_first_events_and_the_column_defaults(
+    db: Database,
+) -> None:
+    # given a new call that found no free permit, with the defaulted columns left unset
+    row = call_row("w1", T0, status=CallStatus.WAITING.value)
+    for defaulted in ("priority", "start_attempts", "failures", "capacity_waits"):
+        del row[defaulted]
+    # when its row is written (one statement on PostgreSQL, two on SQLite)
+    with db.transaction() as session:
+        repo.add_call(session, Call(**row), waited="no free permit")
+    # then it was queued, then waiting, from its creation, with every default filled in
+    with db.sessions() as session:
+        call = repo.get_call(session, "w1")
+        assert call is not None
+        assert [(e.seq, e.from_status, e.to_status, e.detail, e.at) for e in call.events] == [
+            (1, None, "queued", None, T0),
+            (2, "queued", "waiting", "no free permit", T0),
+        ]
+        assert (call.priority, call.start_attempts, call.failures, call.capacity_waits) == (
+            5, 0, 0, 0,
+        )  # fmt: skip
+
+
+def test_attempts_given_to_a_transition_are_recorded_whether_or_not_it_moves(
+    db: Database,
+) -> None:
+    # given a dialing call, and the start request's two HTTP attempts (a 503, then a 201)
+    with db.transaction() as session:
+        repo.add_call(session, new_call("a1", status=CallStatus.DIALING.value))
+    tried = [
+        AttemptRecord("start", T0, 503, 12.5, "service unavailable"),
+        AttemptRecord("start", T0 + timedelta(seconds=1), 201, 80.0, None),
+    ]
+    # when it moves to connected with them, and a stale second delivery tries the same
+    with db.transaction() as session:
+        moved = repo.transition_returning(
+            session, "a1", from_={CallStatus.DIALING}, to=CallStatus.CONNECTED, now=T0,
+            values={"conversation_id": "conv-1"}, returning=[Call.conversation_id],
+            attempts=tried,
+        )  # fmt: skip
+    with db.transaction() as session:
+        stale = repo.transition_returning(
+            session, "a1", from_={CallStatus.DIALING}, to=CallStatus.CONNECTED, now=T0,
+            attempts=[AttemptRecord("start", T0, 429, 5.0, "too many")],
+        )  # fmt: skip
+    # then the first moved and returned its columns, the second did not move, and all three
+    # attempts are on record (a request made is a request recorded)
+    assert moved is not None
+    assert moved.conversation_id == "conv-1"
+    assert stale is None
+    with db.sessions() as session:
+        rows = session.scalars(select(Attempt).where(Attempt.call_id == "a1").order_by(Attempt.id))
+        assert [(a.status_code, a.latency_ms, a.error) for a in rows] == [
+            (503, 12.5, "service unavailable"),
+            (201, 80.0, None),
+            (429, 5.0, "too many"),
+        ]
 
 
 def test_concurrent_claims_of_one_call_let_exactly_one_win(db: Database) -> None:
