@@ -56,8 +56,10 @@ local function current_limit(limit_key, configured)
 end
 """
 
-# Returns {code, handed...}: code 1 granted (the call's lease is `expiry`), 0 full, -1 cooling
-# down, -2 parked (paused); handed are other waiters this call's arrival found free permits for.
+# Returns {code, learning, handed...}: code 1 granted (the call's lease is `expiry`), 0 full,
+# -1 cooling down, -2 parked (paused); learning 1 while the learned limit is below the
+# configured one (a clean start then counts toward raising it); handed are other waiters this
+# call's arrival found free permits for.
 ACQUIRE = (
     HANDOFF
     + """
@@ -67,28 +69,29 @@ local call_id, now, expiry, configured, score, reserve_ms, probe =
     ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
     tonumber(ARGV[6]), ARGV[7]
 redis.call('ZREMRANGEBYSCORE', permits, '-inf', now)
+local limit = current_limit(limit_key, configured)
+local learning = limit < configured and 1 or 0
 local function grant()
   redis.call('ZREM', waiting, call_id)
   redis.call('ZADD', permits, expiry, call_id)
   redis.call('ZADD', granted, now, call_id)
 end
 -- Held already: a reservation handed to it, or a duplicate delivery. Idempotent per call.
-if redis.call('ZSCORE', permits, call_id) then grant() return {1} end
+if redis.call('ZSCORE', permits, call_id) then grant() return {1, learning} end
 -- The API is out: the line is parked; only the probe may take a free permit, out of turn.
 if redis.call('EXISTS', paused) == 1 then
-  if probe == '1' and current_limit(limit_key, configured) > redis.call('ZCARD', permits) then
+  if probe == '1' and limit > redis.call('ZCARD', permits) then
     grant()
-    return {1}
+    return {1, learning}
   end
   redis.call('ZADD', waiting, score, call_id)
-  return {-2}
+  return {-2, learning}
 end
 -- It joins the line at its own place: calls that waited longer (or matter more) go first.
 redis.call('ZADD', waiting, score, call_id)
-if redis.call('EXISTS', cooldown) == 1 then return {-1} end
-local handed = handoff(permits, waiting, granted, current_limit(limit_key, configured), now,
-                       reserve_ms)
-local result, code = {0}, 0
+if redis.call('EXISTS', cooldown) == 1 then return {-1, learning} end
+local handed = handoff(permits, waiting, granted, limit, now, reserve_ms)
+local result, code = {0, learning}, 0
 for _, id in ipairs(handed) do
   if id == call_id then code = 1 else table.insert(result, id) end
 end
@@ -200,6 +203,8 @@ class Admission:
 
     verdict: Verdict
     handed: list[str]
+    # The learned limit was below the configured one: a clean start is worth `saw_success`.
+    learning: bool = False
 
 
 @dataclass(frozen=True)
@@ -270,7 +275,7 @@ class Capacity:
                 "1" if probe else "0",
             ],
         )
-        return Admission(Verdict(int(reply[0])), [_text(m) for m in reply[1:]])
+        return Admission(Verdict(int(reply[0])), [_text(m) for m in reply[2:]], reply[1] == 1)
 
     def renew(self, account: str, call_id: str, lease_s: float) -> None:
         """Extend a live call's lease (only if it still holds one)."""

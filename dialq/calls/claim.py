@@ -56,6 +56,9 @@ class Claim:
         self.circuit_clean = False  # the account's circuit had nothing on record at the claim
         self.credentials_clean = False  # nor its credentials hold
         self.probe = False  # this delivery is the account's one probe of an open circuit
+        # The account's learned limit was below its configured one at the claim (after a 429):
+        # only then does a clean start count toward raising it (a Redis round trip).
+        self.learning = False
         self.row_missing = False  # no row had this id at the claim
 
     def take(self) -> CallRequest | None:
@@ -125,6 +128,7 @@ class Claim:
             probe=probe,
         )
         dispatch.wake(self.ctx, admission.handed)
+        self.learning = admission.learning
         if admission.verdict is not Verdict.GRANTED:
             self._wait_for_permit(session, call, admission.verdict, now)
             if probe:

@@ -110,7 +110,8 @@ class Dial:
             with attempt:
                 self.attempts[:] = pending  # a rolled-back try wrote none of them
                 moved = self._record_connected(result)
-        self.ctx.capacity.saw_success(self.account)
+        if self.claim.learning:  # else the limit is the configured one: nothing to raise
+            self.ctx.capacity.saw_success(self.account)
         self._api_answered()
         self._credentials_worked()
         if not moved:

@@ -228,6 +228,29 @@ def test_a_429_cools_the_account_down_and_clean_starts_raise_the_learned_limit_a
     assert capacity.usage("a").http_429_last_hour == 1
 
 
+def test_a_permit_says_whether_a_clean_start_could_raise_the_learned_limit(
+    redis_url: str,
+) -> None:
+    # given an account of 2 whose API has never answered 429
+    capacity = Capacity(redis.Redis.from_url(redis_url), {"a": 2})
+    first = capacity.acquire("a", "c1", score=1, lease_s=60)
+    assert first.verdict is Verdict.GRANTED
+    assert first.learning is False  # a dial skips `saw_success`: nothing to raise
+    # when a 429 lowers the learned limit to 1
+    assert capacity.saw_429("a", "c1", cooldown_s=0.05) == 1
+    time.sleep(0.1)
+    capacity.release("a", "c1")
+    # then the next permit says so, and its clean start raises the limit back to 2
+    second = capacity.acquire("a", "c2", score=2, lease_s=60)
+    assert second.verdict is Verdict.GRANTED
+    assert second.learning is True
+    assert capacity.saw_success("a") == 2
+    # and once it is back at the configured limit, permits say there is nothing to learn
+    third = capacity.acquire("a", "c3", score=3, lease_s=60)
+    assert third.verdict is Verdict.GRANTED
+    assert third.learning is False
+
+
 def test_dialq_capacity_json_reports_permits_waiting_and_limits(stack: Stack) -> None:
     # given an account of 1 with one live call and one waiting
     stack.env["DIALQ_MAX_CONCURRENT_CALLS"] = "1"
