@@ -174,3 +174,13 @@ class Circuit:
     def _keys(self, account: str) -> list[str]:
         base = f"{routing.REDIS_PREFIX}account:{account}:{self.kind}"
         return [base, f"{base}:probe"]
+
+
+def all_clear(account: str, *circuits: Circuit) -> bool:
+    """True when none of `circuits` has anything on record for the account, so each one's
+    `admit` would answer allowed and clean: one round trip (one EXISTS) for the usual case of
+    a healthy API, where asking each would take one apiece. False tells nothing: ask each."""
+    if not circuits or any(circuit.client is not circuits[0].client for circuit in circuits):
+        return False
+    keys = [circuit._keys(account)[0] for circuit in circuits]
+    return int(circuits[0].client.exists(*keys)) == 0

@@ -23,6 +23,7 @@ from dialq.calls.policy import (
 from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_request
 from dialq.calls.states import DIALABLE, MAY_BE_LIVE, CallStatus
 from dialq.capacity import Verdict
+from dialq.circuit import all_clear
 from dialq.store import Call, Session
 from dialq.store import calls_repo as repo
 
@@ -104,14 +105,19 @@ class Claim:
             self._not_the_probe(call.account)
             return None
         probe = False
-        if self.ctx.circuit is not None:
+        gates = [gate for gate in (self.ctx.circuit, self.ctx.credentials) if gate is not None]
+        if all_clear(call.account, *gates):
+            # Neither the API circuit nor the credentials hold has anything on record: each
+            # would admit the call, clean (one round trip where asking both takes two).
+            self.circuit_clean = self.credentials_clean = True
+        elif self.ctx.circuit is not None:
             gate = self.ctx.circuit.admit(call.account, call.id, now.timestamp())
             if not gate.allowed:
                 self._park_for_api(session, call, now)
                 return None
             self.circuit_clean, probe = gate.clean, gate.probe
             self.probe = probe
-        if self.ctx.credentials is not None:
+        if self.ctx.credentials is not None and not self.credentials_clean:
             hold = self.ctx.credentials.admit(call.account, call.id, now.timestamp())
             if not hold.allowed:
                 reason = credentials_refused(call.account)

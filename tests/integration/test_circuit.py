@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from dialq.circuit import Circuit
+from dialq.circuit import Circuit, all_clear
 
 T0 = 1_000_000.0
 
@@ -61,3 +61,36 @@ def test_a_failed_probe_frees_the_probe_and_reopens_after_twice_the_cooldown(
     assert again == reopens + 1 + 10
     assert not circuit.claim_due_probe("a", "w2", again - 0.1)
     assert circuit.claim_due_probe("a", "w2", again)
+
+
+def test_all_clear_holds_exactly_while_every_admit_would_answer_allowed_and_clean(
+    redis_url: str,
+) -> None:
+    # given an API circuit and a credentials hold sharing one Redis, nothing on record
+    client = redis.Redis.from_url(redis_url)
+    api, credentials = Circuit(client), Circuit(client, threshold=1, kind="credentials")
+    assert all_clear("a", api, credentials)
+    assert api.admit("a", "c1", T0).clean
+    assert credentials.admit("a", "c1", T0).clean
+    # when one failure is counted against account a's credentials (below nothing's threshold
+    # for the API circuit, but on record all the same)
+    credentials.failed("a", "c1", T0, "401")
+    # then a is not clear (its admit would not be clean), and account b still is
+    assert not all_clear("a", api, credentials)
+    assert not credentials.admit("a", "c2", T0).clean
+    assert all_clear("b", api, credentials)
+    # and one API failure, not yet enough to open, is on record too
+    api.failed("b", "c3", T0)
+    assert not all_clear("b", api, credentials)
+    assert not api.admit("b", "c3", T0).clean
+
+
+def test_all_clear_tells_nothing_for_circuits_on_different_clients_or_none(
+    redis_url: str,
+) -> None:
+    first, second = (
+        Circuit(redis.Redis.from_url(redis_url)),
+        Circuit(redis.Redis.from_url(redis_url), kind="credentials"),
+    )
+    assert not all_clear("a", first, second)  # the caller asks each instead
+    assert not all_clear("a")
