@@ -97,13 +97,13 @@ def add_call(
     return call
 
 
-# Prefix of the bound parameters of a new call's columns (see _SET).
 # The columns' Python-side defaults, given explicitly to the one-statement INSERT.
 _SCALAR_DEFAULTS = {
     column.key: column.default.arg
     for column in _CALLS.columns
     if isinstance(column.default, ScalarElementColumnDefault)
 }
+# Prefix of the bound parameters of a new call's columns (see _SET).
 _NEW = "new_"
 
 
