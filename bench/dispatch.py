@@ -154,8 +154,20 @@ def dialq_env(redis_url: str, sandbox_url: str, args: Any, workdir: Path) -> dic
     }
 
 
-def dialq_producer(env: dict[str, str]) -> tuple[Callable[[], str], Callable[[list[str]], bool]]:
-    """The producer's enqueue, and the check that a burst's calls are all connected."""
+Producer = tuple[Callable[[], str], Callable[[list[str]], bool]]
+_producers: dict[str, Producer] = {}
+
+
+def dialq_producer(env: dict[str, str]) -> Producer:
+    """The producer's enqueue, and the check that a burst's calls are all connected: made
+    once per database and kept for every round (each would otherwise open a pool of its own)."""
+    made = _producers.get(env["DIALQ_DATABASE_URL"])
+    if made is None:
+        made = _producers[env["DIALQ_DATABASE_URL"]] = _make_producer(env)
+    return made
+
+
+def _make_producer(env: dict[str, str]) -> Producer:
     from dialq.api import enqueue_call
 
     os.environ.update(env)

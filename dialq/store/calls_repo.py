@@ -70,7 +70,7 @@ def add_call(
     # costs several times the statements. `call` stays as given (not in the session).
     given = sa_inspect(call).dict
     values = {c: given[c] for c in _CALL_COLUMNS if c in given}
-    if session.get_bind().dialect.name == "postgresql":
+    if _writes_in_with(session):
         # One statement, one round trip: the events are inserted off the new row itself.
         values = {**_SCALAR_DEFAULTS, **values}  # a WITH's INSERT gets no defaults filled in
         params = {_NEW + key: value for key, value in values.items()}
@@ -79,7 +79,7 @@ def add_call(
                 {f"from_{seq}": from_status, f"to_{seq}": to_status, f"detail_{seq}": text}
             )
         session.execute(_call_with_events(tuple(values), len(events)), params)
-    else:  # SQLite runs no INSERT inside a WITH: two statements
+    else:
         session.execute(_INSERT_CALL, values)
         rows = [
             {
@@ -95,6 +95,12 @@ def add_call(
         session.execute(_INSERT_EVENT, rows)
     mark_changed(session, call.id)
     return call
+
+
+def _writes_in_with(session: Session) -> bool:
+    """Whether the database runs an INSERT inside a WITH (PostgreSQL), so that writes which
+    would take statements of their own ride in one; SQLite does not."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 # The columns' Python-side defaults, given explicitly to the one-statement INSERT.
@@ -244,8 +250,8 @@ def transition_returning(
     allowed = tuple(sorted(state.value for state in from_))
     given = dict(values or {})
     rows = _attempt_rows(call_id, attempts)
-    folded = len(rows) if rows and session.get_bind().dialect.name == "postgresql" else 0
-    if rows and not folded:  # SQLite runs no INSERT inside a WITH
+    folded = len(rows) if rows and _writes_in_with(session) else 0
+    if rows and not folded:
         _insert_attempts(session, rows)
     update_statement = _transition_update(
         allowed, tuple(sorted(given)), tuple(column.key for column in returning), folded
@@ -429,7 +435,10 @@ def record_attempts(session: Session, call_id: str, attempts: Iterable[AttemptLi
         _insert_attempts(session, rows)
 
 
-_ATTEMPT_COLUMNS = ("call_id", "operation", "started_at", "status_code", "latency_ms", "error")
+# What `_attempt_rows` sets: every column of the attempts table but its generated id.
+_ATTEMPT_COLUMNS = tuple(
+    column.key for column in cast(Table, Attempt.__table__).columns if not column.primary_key
+)
 
 
 def _attempt_rows(call_id: str, attempts: Iterable[AttemptLike]) -> list[dict[str, Any]]:
