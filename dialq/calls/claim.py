@@ -24,8 +24,9 @@ from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_requ
 from dialq.calls.states import DIALABLE, MAY_BE_LIVE, CallStatus
 from dialq.capacity import Verdict
 from dialq.circuit import all_clear
-from dialq.store import Call, Session
+from dialq.store import Session
 from dialq.store import calls_repo as repo
+from dialq.store.calls_repo import ClaimFields
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class Claim:
         """Move the call to `dialing` and commit; None when this delivery must not dial."""
         now = self.ctx.now()
         with self.ctx.db.transaction() as session:
-            call = repo.get_call(session, self.call_id)
+            call = repo.read_for_claim(session, self.call_id)
             if call is None:
                 self.row_missing = True
                 return None
@@ -89,7 +90,7 @@ class Claim:
         dispatch.dispatch(self.ctx, self.call_id, early)
         return None
 
-    def _claim_due(self, session: Session, call: Call, now: datetime) -> CallRequest | None:
+    def _claim_due(self, session: Session, call: ClaimFields, now: datetime) -> CallRequest | None:
         self.account = call.account
         if now >= call.deadline_at:
             status = CallStatus(call.status)
@@ -167,7 +168,7 @@ class Claim:
             return None
 
     def _wait_for_permit(
-        self, session: Session, call: Call, verdict: Verdict, now: datetime
+        self, session: Session, call: ClaimFields, verdict: Verdict, now: datetime
     ) -> None:
         """No permit: the call waits, holding no thread; a released permit wakes it."""
         why = (
@@ -197,7 +198,7 @@ class Claim:
         if self.ctx.circuit is not None:
             self.ctx.circuit.release_probe(account, self.call_id)
 
-    def _park_for_api(self, session: Session, call: Call, now: datetime) -> None:
+    def _park_for_api(self, session: Session, call: ClaimFields, now: datetime) -> None:
         """The account's API circuit is open: the call waits in the account's line, parked with
         the whole line at no cost to its budget, until the probe's success hands permits on."""
         dispatch.pause_line(self.ctx, call.account)
@@ -208,7 +209,12 @@ class Claim:
         dispatch.rejoin_line(self.ctx, call)
 
     def _wait_for_api(
-        self, session: Session, call: Call, wait_s: float, now: datetime, why: str = API_UNAVAILABLE
+        self,
+        session: Session,
+        call: ClaimFields,
+        wait_s: float,
+        now: datetime,
+        why: str = API_UNAVAILABLE,
     ) -> None:
         """The account's API circuit (or credentials hold) is open: wait for it, out of the
         permit line, at no cost to the failure budget. A permit handed to this call goes on to
@@ -227,7 +233,7 @@ class Claim:
 
 
 def _to_waiting(
-    session: Session, call: Call, now: datetime, values: dict[str, Any], detail: str
+    session: Session, call: ClaimFields, now: datetime, values: dict[str, Any], detail: str
 ) -> None:
     """The call waits for its API with these values: a waiting call has them set (no new
     state, no event), any other moves to waiting with `detail`."""

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from dialq import routing
 from dialq.calls.context import CallContext
 from dialq.calls.policy import message_due_at, permit_score
 from dialq.capacity import RESERVE_S, Verdict
-from dialq.store import Call
 from dialq.store import calls_repo as repo
 
 log = logging.getLogger("dialq.calls")
@@ -84,7 +84,20 @@ def pause_line(ctx: CallContext, account: str) -> None:
         ctx.capacity.pause(account, ctx.circuit.hold_s)
 
 
-def rejoin_line(ctx: CallContext, call: Call) -> None:
+class InLine(Protocol):
+    """What places a call in its account's line (a whole row, or the fields a claim read)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def account(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def rejoin_line(ctx: CallContext, call: InLine) -> None:
     """A call back in its account's line; if the circuit closed meanwhile, a permit may be
     held for it at once: then its dial message goes out now."""
     score = permit_score(call.priority, call.created_at)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol, cast
@@ -139,6 +140,35 @@ def _call_with_events(columns: tuple[str, ...], events: int) -> Insert:
 
 def get_call(session: Session, call_id: str) -> Call | None:
     return session.get(Call, call_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimFields:
+    """What a delivery reads of its call to claim it: the columns the claim decides on."""
+
+    id: str
+    status: str
+    account: str
+    priority: int
+    created_at: datetime
+    not_before: datetime | None
+    deadline_at: datetime
+    cancel_requested_at: datetime | None
+    max_duration_s: int
+    start_attempts: int
+    request: dict[str, Any]
+
+
+# A Core SELECT of those columns: loading the whole mapped row (the ORM's identity map and
+# instance state, thirty columns, two JSON documents) cost a worker a tenth of a dial's CPU.
+_READ_FOR_CLAIM = select(*(_CALLS.c[field.name] for field in fields(ClaimFields))).where(
+    _CALLS.c.id == bindparam("call_id", type_=String)
+)
+
+
+def read_for_claim(session: Session, call_id: str) -> ClaimFields | None:
+    row = session.execute(_READ_FOR_CLAIM, {"call_id": call_id}).first()
+    return None if row is None else ClaimFields(*row)
 
 
 # Ids are UUID4 strings; a prefix is only ever these characters, so it never holds a LIKE wildcard.
