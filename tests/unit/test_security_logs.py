@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
+from celery.app.trace import LOG_SUCCESS
 from celery.worker.consumer.consumer import (
     INVALID_TASK_ERROR,
     MESSAGE_DECODE_ERROR,
@@ -170,3 +172,54 @@ def test_a_number_between_ids_is_masked_and_the_ids_are_kept_whole(line: str) ->
         assert "555" not in masked.replace(call_id, ""), masked
         assert "FLOWERS" not in masked, masked
         assert "******" in masked, masked
+
+
+def test_the_credential_patterns_keywords_are_found_in_every_spelling_the_patterns_match() -> None:
+    # given the keywords that let redact skip a credential pattern: every match holds one
+    for pattern, keywords in logs._CREDENTIALS:
+        for keyword in keywords:
+            for letter in set(keyword):
+                # when any character the pattern's IGNORECASE takes for the letter is folded
+                same = re.compile("(?i)" + re.escape(letter))
+                spellings = [chr(c) for c in range(0x2200) if same.fullmatch(chr(c))]
+                # then the folded text still holds the letter where the keyword is searched
+                assert all(letter in spelling.casefold() for spelling in spellings), (
+                    pattern.pattern,
+                    letter,
+                )
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("Authorization: BEARER abc.def-123", "abc.def-123"),
+        ("\u017fecret=hunter22 next", "hunter22"),
+        ("X-Api-Key: k-12345678", "k-12345678"),
+        ("x-ap\u0131-key: k-12345678", "k-12345678"),
+        ('{"access_token": "tok-123456"}', "tok-123456"),
+        ("broker redis://:pa55word@redis:6379/0", "pa55word"),
+        ("PASSWORD=swordfish", "swordfish"),
+    ],
+)
+def test_credentials_are_masked_whatever_the_letters_case(line: str, value: str) -> None:
+    # given a credential in a spelling the patterns match, when redacted, then its value is gone
+    redacted = logs.redact(line)
+    assert logs.SECRET_MASK in redacted
+    assert value not in redacted
+
+
+def test_a_tasks_runtime_is_logged_to_the_millisecond_so_it_is_never_read_as_a_number(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        # given dialq's logging, when Celery logs a success with a runtime of 7 or more digits
+        logs.configure("text", "INFO")
+        fields = {"id": "t-1", "name": "dialq.dial", "runtime": 0.0123456789, "return_value": "1"}
+        logging.getLogger("celery.app.trace").info(LOG_SUCCESS, fields)
+        # then it shows milliseconds
+        assert "succeeded in 0.012s: 1" in capsys.readouterr().err
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
