@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from dialq.config import Settings
 from dialq.sandbox import RunningSandbox, SandboxConfig, start_sandbox
 
 TEST_APP_ID = "sandbox-test-app"
@@ -34,6 +35,17 @@ def test_config(**overrides: Any) -> SandboxConfig:
 
 
 test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def in_process_settings(database_url: str, redis_url: str, sandbox: RunningSandbox) -> Settings:
+    """Settings for a runtime built in the test's own process, dialing this sandbox."""
+    return Settings(
+        database_url=database_url,
+        broker_url=redis_url,
+        symbl_base_url=sandbox.url,
+        symbl_app_id=TEST_APP_ID,
+        symbl_app_secret=TEST_APP_SECRET,
+    )
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
@@ -28,7 +28,7 @@ from dialq.calls.policy import (
     start_outcome,
 )
 from dialq.calls.states import RESOLVABLE, CallStatus
-from dialq.store import Call, DatabaseUnavailable, Session
+from dialq.store import Call, DatabaseUnavailable, EventNumberTaken, Session
 from dialq.store import calls_repo as repo
 from dialq.symbl.client import AttemptRecord, StartResult
 from dialq.symbl.errors import SymblError
@@ -58,6 +58,7 @@ class Dial:
         self.db = ctx.db
         self.call_id = call_id
         self.attempts: list[AttemptRecord] = []
+        self.event_in_statement = True  # the connected event rides in its UPDATE's statement
         self.claim = Claim(ctx, call_id)
         self.on_later = on_later
         self.later: Later | None = None
@@ -98,7 +99,7 @@ class Dial:
         # not turn that into `unknown` (nobody would watch, stop or harvest it). Retry the write.
         pending = list(self.attempts)
         retrying = Retrying(
-            retry=retry_if_exception_type(DatabaseUnavailable),
+            retry=retry_if_exception_type((DatabaseUnavailable, EventNumberTaken)),
             stop=stop_after_attempt(RECORD_TRIES),
             wait=wait_incrementing(start=0.2, increment=0.2),
             before_sleep=lambda _: log.warning(
@@ -131,6 +132,15 @@ class Dial:
         CANCEL_PENDING when it moved but a cancel is waiting for it."""
         now = self.ctx.now()
         interval_s = self.settings.watch_interval_s
+        try:
+            return self._write_connected(result, now, interval_s)
+        except EventNumberTaken:
+            # An event (a cancel flagged) was committed while the statement waited for the
+            # row: nothing was written; the next try numbers its event after that one.
+            self.event_in_statement = False
+            raise
+
+    def _write_connected(self, result: StartResult, now: datetime, interval_s: float) -> bool | str:
         with self.db.transaction() as session:
             moved = repo.transition_returning(
                 session,
@@ -150,6 +160,9 @@ class Dial:
                 },
                 returning=[Call.cancel_requested_at],
                 attempts=self.attempts,
+                # One statement less per dial; when another event got in first, the retry
+                # writes it as a statement of its own (see transition_returning).
+                event_in_statement=self.event_in_statement,
             )
             self.attempts.clear()
             if moved is not None:

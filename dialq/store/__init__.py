@@ -8,7 +8,7 @@ SQLAlchemy.
 from sqlalchemy.orm import Session
 
 from dialq.store.db import Database
-from dialq.store.errors import Conflict, DatabaseUnavailable, StoreError
+from dialq.store.errors import Conflict, DatabaseUnavailable, EventNumberTaken, StoreError
 from dialq.store.tables import Attempt, Call, CallStatus, Event
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Database",
     "DatabaseUnavailable",
     "Event",
+    "EventNumberTaken",
     "Session",
     "StoreError",
 ]

@@ -10,10 +10,12 @@ from functools import lru_cache
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Insert,
     Integer,
     Row,
+    Select,
     String,
     Table,
     Update,
@@ -270,32 +272,46 @@ def transition_returning(
     values: Mapping[str, Any] | None = None,
     returning: Iterable[InstrumentedAttribute[Any]] = (),
     attempts: Iterable[AttemptLike] = (),
+    event_in_statement: bool = False,
 ) -> Row[Any] | None:
     """`transition`, returning the moved row's `returning` columns (as they are after the
     UPDATE), or None when it did not move: what a caller would otherwise read back.
 
     `attempts` (HTTP attempts made on the way) are recorded whether or not it moved, as
-    `record_attempts` would: on PostgreSQL in the UPDATE's own statement (one round trip)."""
+    `record_attempts` would: on PostgreSQL in the UPDATE's own statement (one round trip).
+
+    `event_in_statement`: on PostgreSQL the event is written by the UPDATE's own statement
+    too. Its number and from-state are then read in the statement's snapshot, taken before
+    the UPDATE waited for the row's lock: when another writer added an event to this call
+    meanwhile, both take the same number and this raises `Conflict`, the whole transaction
+    rolled back. A caller that asks for it must run the transaction again without it
+    (`EventNumberTaken` says which conflict it was)."""
     check_transition(set(from_), to)
     allowed = tuple(sorted(state.value for state in from_))
     given = dict(values or {})
     rows = _attempt_rows(call_id, attempts)
-    folded = len(rows) if rows and _writes_in_with(session) else 0
+    in_with = _writes_in_with(session)
+    folded = len(rows) if rows and in_with else 0
     if rows and not folded:
         _insert_attempts(session, rows)
-    update_statement = _transition_update(
-        allowed, tuple(sorted(given)), tuple(column.key for column in returning), folded
-    )
-    params = {"call_id": call_id, "to_status": to.value, "updated_at": now}
+    shape = (allowed, tuple(sorted(given)), tuple(column.key for column in returning), folded)
+    with_event = event_in_statement and in_with
+    statement = _transition_with_event(*shape) if with_event else _transition_update(*shape)
+    params: dict[str, Any] = {"call_id": call_id, "to_status": to.value, "updated_at": now}
     params.update({_SET + key: value for key, value in given.items()})
     for index, row in enumerate(rows[:folded]):
         params.update({f"{_ATTEMPT}{index}_{key}": value for key, value in row.items()})
-    moved = session.execute(update_statement, params).first()
+    if with_event:
+        params.update({"at": now, "detail": detail})
+    moved = session.execute(statement, params).first()
     if folded:
         observers.note_inserted_attempts(session, rows)
     if moved is None:
         return None
-    _add_event(session, call_id, now, to.value, detail, left=allowed)
+    if with_event:
+        mark_changed(session, call_id)
+    else:
+        _add_event(session, call_id, now, to.value, detail, left=allowed)
     return moved
 
 
@@ -316,8 +332,17 @@ def _transition_update(
     columns it returns, attempts it inserts: PostgreSQL only), built once: each step of every
     call runs one of a dozen shapes, and building and keying a statement anew cost a third of
     a dial's CPU (the statement is immutable, so its cache key is computed once too)."""
+    statement = _bare_update(allowed, keys, returning)
+    if attempts:
+        statement = statement.add_cte(_attempts_made(attempts))
+    return statement
+
+
+def _bare_update(
+    allowed: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...]
+) -> Update:
     table = _CALLS
-    statement = (
+    return (
         update(table)
         .where(table.c.id == bindparam("call_id"), one_of(table.c.status, allowed))
         .values(
@@ -327,25 +352,44 @@ def _transition_update(
         )
         .returning(table.c.id, *(table.c[key] for key in returning))
     )
-    if attempts:
-        # A WITH the UPDATE does not read: PostgreSQL runs it once, to completion, either way.
-        # The rows are SELECTs of parameters, in order: a multi-row VALUES has no cache key, so
-        # SQLAlchemy would compile the whole statement again on every execution (a tenth of a
-        # dial's CPU), and separate INSERTs in a WITH run in no set order.
-        columns = cast(Table, Attempt.__table__).c
-        rows = [
-            select(
-                *(
-                    bindparam(f"{_ATTEMPT}{index}_{name}", type_=columns[name].type)
-                    for name in _ATTEMPT_COLUMNS
-                )
+
+
+def _attempts_made(attempts: int) -> CTE:
+    """PostgreSQL: the INSERT of `attempts` HTTP attempts, as a WITH a statement does not read
+    (PostgreSQL runs it once, to completion, either way). The rows are SELECTs of parameters,
+    in order: a multi-row VALUES has no cache key, so SQLAlchemy would compile the whole
+    statement again on every execution (a tenth of a dial's CPU), and separate INSERTs in a
+    WITH run in no set order."""
+    columns = cast(Table, Attempt.__table__).c
+    rows = [
+        select(
+            *(
+                bindparam(f"{_ATTEMPT}{index}_{name}", type_=columns[name].type)
+                for name in _ATTEMPT_COLUMNS
             )
-            for index in range(attempts)
-        ]
-        made = _INSERT_ATTEMPT.from_select(
-            _ATTEMPT_COLUMNS, rows[0] if attempts == 1 else union_all(*rows)
         )
-        statement = statement.add_cte(made.cte("attempts_made"))
+        for index in range(attempts)
+    ]
+    made = _INSERT_ATTEMPT.from_select(
+        _ATTEMPT_COLUMNS, rows[0] if attempts == 1 else union_all(*rows)
+    )
+    return made.cte("attempts_made")
+
+
+@lru_cache(maxsize=256)
+def _transition_with_event(
+    allowed: tuple[str, ...], keys: tuple[str, ...], returning: tuple[str, ...], attempts: int = 0
+) -> Select[Any]:
+    """PostgreSQL: a transition's UPDATE and its event as one statement (and its attempts, as
+    above). The event is inserted off the UPDATE's returned row, so only a call that moved
+    gets one; the statement answers the UPDATE's RETURNING. Built once per shape."""
+    moved = _bare_update(allowed, keys, returning).cte("moved")
+    event = _INSERT_EVENT.from_select(
+        _EVENT_COLUMNS, select(moved.c.id, *_event_values(allowed)[1:])
+    ).cte("event_made")
+    statement = select(*moved.c).add_cte(event)
+    if attempts:
+        statement = statement.add_cte(_attempts_made(attempts))
     return statement
 
 
@@ -357,6 +401,11 @@ def _event_insert(allowed: tuple[str, ...] | None) -> Insert:
     The row is locked by the transition's UPDATE, so no other transition can interleave an
     event: the latest one holds both the sequence number to follow and the state the call
     was just in, which the INSERT reads itself (no round trip to read them first)."""
+    return _INSERT_EVENT.from_select(_EVENT_COLUMNS, select(*_event_values(allowed)))
+
+
+def _event_values(allowed: tuple[str, ...] | None) -> list[ColumnElement[Any]]:
+    """An event's columns, in _EVENT_COLUMNS' order, for a call whose id is `call_id`."""
     events = cast(Table, Event.__table__)
     call_id = bindparam("call_id", type_=String)
     next_seq = (
@@ -379,15 +428,14 @@ def _event_insert(allowed: tuple[str, ...] | None) -> Insert:
         # moved it to (always one of them, unless events were lost: then NULL, not a guess).
         fallback = allowed[0] if len(allowed) == 1 else None
         from_status = case((one_of(latest_to, allowed), latest_to), else_=literal(fallback, String))
-    row = select(
+    return [
         call_id,
         next_seq,
         bindparam("at", type_=events.c.at.type),
         from_status,
         bindparam("to_status", type_=String),
         bindparam("detail", type_=String),
-    )
-    return _INSERT_EVENT.from_select(_EVENT_COLUMNS, row)
+    ]
 
 
 def move(

@@ -21,6 +21,16 @@ class Conflict(StoreError):
     """Raised when a write breaks a unique or foreign-key constraint (a concurrent writer won)."""
 
 
+class EventNumberTaken(Conflict):
+    """Raised when two writers gave a call's events the same number: one wrote its event in
+    the statement that locked the row (`event_in_statement`), numbered in a snapshot taken
+    before another's event was committed. The same work, done again, numbers it after."""
+
+
+# The unique index on (call_id, seq) of events (migration 0011).
+EVENT_NUMBER_INDEX = "uq_events_call_seq"
+
+
 class DatabaseUnavailable(StoreError):
     """Raised when the database cannot be reached or used now; the same work may succeed later."""
 
@@ -35,9 +45,18 @@ def translated() -> Iterator[None]:
     try:
         yield
     except exc.IntegrityError as error:
+        if _constraint(error) == EVENT_NUMBER_INDEX:
+            raise EventNumberTaken(f"event number taken ({_kind(error)})") from error
         raise Conflict(f"conflicting write ({_kind(error)})") from error
     except (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError) as error:
         raise DatabaseUnavailable(f"database unavailable ({_kind(error)})") from error
+
+
+def _constraint(error: exc.DBAPIError) -> str | None:
+    """The name of the constraint a write broke, where the driver says (psycopg does)."""
+    diag = getattr(error.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    return name if isinstance(name, str) else None
 
 
 def _kind(error: exc.DBAPIError | exc.DisconnectionError) -> str:

@@ -17,10 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.engine.interfaces import CacheStats
 
 from dialq.calls.request import CallRequest
-from dialq.config import Settings
 from dialq.runtime import Runtime
 from dialq.sandbox import RunningSandbox
-from tests.fixtures_sandbox import TEST_APP_ID, TEST_APP_SECRET
+from tests.fixtures_sandbox import in_process_settings
 from tests.schedule_helpers import RecordingPublisher
 
 
@@ -44,13 +43,7 @@ def uncached() -> Iterator[list[str]]:
 def test_a_calls_life_runs_only_statements_compiled_once_per_shape(
     database_url: str, redis_url: str, sandbox: RunningSandbox, uncached: list[str]
 ) -> None:
-    settings = Settings(
-        database_url=database_url,
-        broker_url=redis_url,
-        symbl_base_url=sandbox.url,
-        symbl_app_id=TEST_APP_ID,
-        symbl_app_secret=TEST_APP_SECRET,
-    )
+    settings = in_process_settings(database_url, redis_url, sandbox)
     runtime = Runtime(settings, RecordingPublisher())
     try:
         service = runtime.service

@@ -108,6 +108,40 @@ def test_attempts_given_to_a_transition_are_recorded_whether_or_not_it_moves(
         ]
 
 
+@pytest.mark.parametrize("event_in_statement", [False, True])
+def test_a_transition_numbers_its_event_next_and_from_the_state_it_left(
+    db: Database, event_in_statement: bool
+) -> None:
+    # given a dialing call with its first event, moved on to unknown (two events)
+    with db.transaction() as session:
+        repo.add_call(session, new_call("e1", status=CallStatus.DIALING.value))
+        repo.move(session, "e1", {CallStatus.DIALING}, CallStatus.UNKNOWN, T0, "lost")
+    # when it resolves to connected from either state it may leave, with its event written
+    # in the UPDATE's statement or after it, and a second try of the same finds it moved
+    tries = []
+    for _ in range(2):
+        with db.transaction() as session:
+            tries.append(
+                repo.transition_returning(
+                    session, "e1", from_={CallStatus.DIALING, CallStatus.UNKNOWN},
+                    to=CallStatus.CONNECTED, now=T0, detail="resolved",
+                    returning=[Call.status], event_in_statement=event_in_statement,
+                )
+            )  # fmt: skip
+    first, second = tries
+    assert first is not None
+    assert first.status == CallStatus.CONNECTED.value
+    assert second is None
+    # then one event more, numbered third, from unknown
+    with db.sessions() as session:
+        events = session.scalars(select(Event).where(Event.call_id == "e1").order_by(Event.seq))
+        assert [(e.seq, e.from_status, e.to_status) for e in events] == [
+            (1, None, "dialing"),
+            (2, "dialing", "unknown"),
+            (3, "unknown", "connected"),
+        ]
+
+
 def test_concurrent_claims_of_one_call_let_exactly_one_win(db: Database) -> None:
     with db.transaction() as session:
         repo.add_call(session, new_call("c2"))

@@ -1,0 +1,113 @@
+"""A connected call's event rides in its UPDATE's statement, numbered in that statement's
+snapshot; an event another writer commits while the statement waits for the row takes the
+number first. Then nothing is written, and the record is done again with the event numbered
+after the other one (PostgreSQL: SQLite writes the event as a statement of its own).
+
+Real PostgreSQL, Redis and sandbox; the other writer holds the row in a second session.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import text
+
+from dialq.calls.dial import Dial
+from dialq.calls.request import CallRequest
+from dialq.calls.service import CallService
+from dialq.clock import utcnow
+from dialq.runtime import Runtime
+from dialq.sandbox import RunningSandbox
+from dialq.store import Database, Event
+from dialq.store import calls_repo as repo
+from dialq.symbl.client import AttemptRecord, StartResult
+from tests.fixtures_sandbox import in_process_settings
+from tests.schedule_helpers import RecordingPublisher
+
+NOTE = "a note written while the start request was out"
+
+
+def wait_for_a_lock_waiter(db: Database, timeout_s: float = 10.0) -> None:
+    """Until some session of this database waits for a row lock (the dial's statement)."""
+    deadline = time.monotonic() + timeout_s
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    while time.monotonic() < deadline:
+        with db.sessions() as session:
+            if session.execute(query).scalar_one():
+                return
+        time.sleep(0.01)
+    raise AssertionError("the dial's statement never waited for the row")
+
+
+class NoteWhileConnecting:
+    """Wraps the real client: once the start answered, another session locks the call's row
+    and adds an event, and commits it only once the dial's record waits for that row."""
+
+    def __init__(self, runtime: Runtime, db: Database) -> None:
+        self.runtime, self.db = runtime, db
+        self.writer: threading.Thread | None = None
+
+    def __call__(self, account: str, on_attempt: Callable[[AttemptRecord], None]) -> Any:
+        client = self.runtime.client_for(account, on_attempt)
+        outer = self
+
+        class Client:
+            def start(self, body: Any, *, call_id: str) -> StartResult:
+                result = client.start(body, call_id=call_id)
+                outer.note(call_id)
+                return result
+
+        return Client()
+
+    def note(self, call_id: str) -> None:
+        locked = threading.Event()
+
+        def write() -> None:
+            with self.db.transaction() as session:
+                repo.append_event(session, call_id, None, utcnow(), NOTE)
+                locked.set()
+                wait_for_a_lock_waiter(self.db)
+
+        self.writer = threading.Thread(target=write)
+        self.writer.start()
+        assert locked.wait(10)
+
+
+def test_an_event_committed_while_the_connected_update_waits_is_numbered_before_it(
+    pg_url: str, redis_url: str, sandbox: RunningSandbox
+) -> None:
+    # given a queued call, and a client after whose start another writer holds the call's row
+    settings = in_process_settings(pg_url, redis_url, sandbox)
+    runtime = Runtime(settings, RecordingPublisher())
+    other = Database(pg_url)
+    try:
+        clients = NoteWhileConnecting(runtime, other)
+        service = CallService(
+            settings, runtime.db, clients, RecordingPublisher(), capacity=runtime.capacity
+        )
+        call_id = service.enqueue(CallRequest(phone_number="+14155550142")).id
+        # when the call is dialed, and the other writer's event is committed mid-record
+        dial = Dial(service.ctx, call_id)
+        status = dial.run()
+        assert clients.writer is not None
+        clients.writer.join(10)
+        # then the call connected, its events numbered without a gap or a repeat, the note
+        # before the connected event, which says it left dialing
+        assert status == "connected"
+        assert dial.event_in_statement is False  # the first try's number was taken
+        with runtime.db.sessions() as session:
+            events = session.query(Event).filter_by(call_id=call_id).order_by(Event.seq).all()
+        assert [event.seq for event in events] == list(range(1, len(events) + 1))
+        assert [(e.from_status, e.to_status, e.detail) for e in events[-2:]] == [
+            ("dialing", "dialing", NOTE),
+            ("dialing", "connected", events[-1].detail),
+        ]
+    finally:
+        other.dispose()
+        runtime.close()
