@@ -24,7 +24,7 @@ from dialq.calls.request import CallRequest, InvalidCallRequest, parse_call_requ
 from dialq.calls.states import DIALABLE, MAY_BE_LIVE, CallStatus
 from dialq.capacity import Verdict
 from dialq.circuit import all_clear
-from dialq.store import Session
+from dialq.store import EventNumberTaken, Session
 from dialq.store import calls_repo as repo
 from dialq.store.calls_repo import ClaimFields
 
@@ -62,9 +62,21 @@ class Claim:
         # only then does a clean start count toward raising it (a Redis round trip).
         self.learning = False
         self.row_missing = False  # no row had this id at the claim
+        # The claim's event rides in its UPDATE's statement (calls_repo.transition_returning).
+        self.event_in_statement = True
 
     def take(self) -> CallRequest | None:
         """Move the call to `dialing` and commit; None when this delivery must not dial."""
+        try:
+            return self._take()
+        except EventNumberTaken:
+            # An event was committed while the claim's statement waited for the row: nothing
+            # was written. Once more, the event a statement of its own (the permit held by
+            # now is this call's, and taking it again is a no-op).
+            self.event_in_statement = False
+            return self._take()
+
+    def _take(self) -> CallRequest | None:
         now = self.ctx.now()
         with self.ctx.db.transaction() as session:
             call = repo.read_for_claim(session, self.call_id)
@@ -151,6 +163,7 @@ class Claim:
             now=now,
             detail=f"start attempt {attempt} by {worker}",
             values={"start_attempts": attempt, "claimed_by": worker, "claimed_at": now},
+            event_in_statement=self.event_in_statement,
         )
         if not claimed:
             return None

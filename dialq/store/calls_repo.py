@@ -247,18 +247,19 @@ def transition(
     now: datetime,
     detail: str | None = None,
     values: Mapping[str, Any] | None = None,
+    event_in_statement: bool = False,
 ) -> bool:
     """Move a call from one of `from_` to `to` in one conditional UPDATE.
 
     Returns False, changing nothing, when the row is in no state of `from_`: that is how a
     second delivery of the same message learns that another worker already claimed the call.
+    `event_in_statement`: as for `transition_returning`.
     """
-    return (
-        transition_returning(
-            session, call_id, from_=from_, to=to, now=now, detail=detail, values=values
-        )
-        is not None
-    )
+    moved = transition_returning(
+        session, call_id, from_=from_, to=to, now=now, detail=detail, values=values,
+        event_in_statement=event_in_statement,
+    )  # fmt: skip
+    return moved is not None
 
 
 def transition_returning(

@@ -1,7 +1,7 @@
-"""A connected call's event rides in its UPDATE's statement, numbered in that statement's
-snapshot; an event another writer commits while the statement waits for the row takes the
-number first. Then nothing is written, and the record is done again with the event numbered
-after the other one (PostgreSQL: SQLite writes the event as a statement of its own).
+"""A claim's and a connected call's event ride in their UPDATE's statement, numbered in that
+statement's snapshot; an event another writer commits while the statement waits for the row
+takes the number first. Then nothing is written, and the step is done again with the event
+numbered after the other one (PostgreSQL: SQLite writes the event as a statement of its own).
 
 Real PostgreSQL, Redis and sandbox; the other writer holds the row in a second session.
 """
@@ -18,6 +18,7 @@ from sqlalchemy import text
 from dialq.calls.dial import Dial
 from dialq.calls.request import CallRequest
 from dialq.calls.service import CallService
+from dialq.capacity import Admission, Capacity
 from dialq.clock import utcnow
 from dialq.runtime import Runtime
 from dialq.sandbox import RunningSandbox
@@ -45,27 +46,15 @@ def wait_for_a_lock_waiter(db: Database, timeout_s: float = 10.0) -> None:
     raise AssertionError("the dial's statement never waited for the row")
 
 
-class NoteWhileConnecting:
-    """Wraps the real client: once the start answered, another session locks the call's row
-    and adds an event, and commits it only once the dial's record waits for that row."""
+class Note:
+    """Another writer: locks a call's row and adds an event, and commits it only once some
+    statement waits for that row."""
 
-    def __init__(self, runtime: Runtime, db: Database) -> None:
-        self.runtime, self.db = runtime, db
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self.writer: threading.Thread | None = None
 
-    def __call__(self, account: str, on_attempt: Callable[[AttemptRecord], None]) -> Any:
-        client = self.runtime.client_for(account, on_attempt)
-        outer = self
-
-        class Client:
-            def start(self, body: Any, *, call_id: str) -> StartResult:
-                result = client.start(body, call_id=call_id)
-                outer.note(call_id)
-                return result
-
-        return Client()
-
-    def note(self, call_id: str) -> None:
+    def __call__(self, call_id: str) -> None:
         locked = threading.Event()
 
         def write() -> None:
@@ -78,6 +67,47 @@ class NoteWhileConnecting:
         self.writer.start()
         assert locked.wait(10)
 
+    def join(self) -> None:
+        assert self.writer is not None, "the note was never written"
+        self.writer.join(10)
+
+
+class NoteWhileConnecting:
+    """Wraps the real client: once the start answered, the note is written."""
+
+    def __init__(self, runtime: Runtime, note: Note) -> None:
+        self.runtime, self.note = runtime, note
+
+    def __call__(self, account: str, on_attempt: Callable[[AttemptRecord], None]) -> Any:
+        client = self.runtime.client_for(account, on_attempt)
+        note = self.note
+
+        class Client:
+            def start(self, body: Any, *, call_id: str) -> StartResult:
+                result = client.start(body, call_id=call_id)
+                note(call_id)
+                return result
+
+        return Client()
+
+
+class NoteWhileClaiming(Capacity):
+    """The next permit taken is followed by the note: the claim's UPDATE comes next."""
+
+    note: Note | None = None
+
+    def acquire(self, account: str, call_id: str, **kwargs: Any) -> Admission:
+        admission = super().acquire(account, call_id, **kwargs)
+        note, self.note = self.note, None
+        if note is not None:
+            note(call_id)
+        return admission
+
+
+def events_of(db: Database, call_id: str) -> list[Event]:
+    with db.sessions() as session:
+        return list(session.query(Event).filter_by(call_id=call_id).order_by(Event.seq))
+
 
 def test_an_event_committed_while_the_connected_update_waits_is_numbered_before_it(
     pg_url: str, redis_url: str, sandbox: RunningSandbox
@@ -87,27 +117,69 @@ def test_an_event_committed_while_the_connected_update_waits_is_numbered_before_
     runtime = Runtime(settings, RecordingPublisher())
     other = Database(pg_url)
     try:
-        clients = NoteWhileConnecting(runtime, other)
+        note = Note(other)
         service = CallService(
-            settings, runtime.db, clients, RecordingPublisher(), capacity=runtime.capacity
-        )
+            settings, runtime.db, NoteWhileConnecting(runtime, note), RecordingPublisher(),
+            capacity=runtime.capacity,
+        )  # fmt: skip
         call_id = service.enqueue(CallRequest(phone_number="+14155550142")).id
         # when the call is dialed, and the other writer's event is committed mid-record
         dial = Dial(service.ctx, call_id)
         status = dial.run()
-        assert clients.writer is not None
-        clients.writer.join(10)
+        note.join()
         # then the call connected, its events numbered without a gap or a repeat, the note
         # before the connected event, which says it left dialing
         assert status == "connected"
         assert dial.event_in_statement is False  # the first try's number was taken
-        with runtime.db.sessions() as session:
-            events = session.query(Event).filter_by(call_id=call_id).order_by(Event.seq).all()
+        events = events_of(runtime.db, call_id)
         assert [event.seq for event in events] == list(range(1, len(events) + 1))
         assert [(e.from_status, e.to_status, e.detail) for e in events[-2:]] == [
             ("dialing", "dialing", NOTE),
             ("dialing", "connected", events[-1].detail),
         ]
+    finally:
+        other.dispose()
+        runtime.close()
+
+
+def test_an_event_committed_while_the_claims_update_waits_is_numbered_before_it(
+    pg_url: str, redis_url: str, sandbox: RunningSandbox
+) -> None:
+    # given a queued call, and a capacity after whose first permit another writer holds the row
+    settings = in_process_settings(pg_url, redis_url, sandbox)
+    runtime = Runtime(settings, RecordingPublisher())
+    other = Database(pg_url)
+    try:
+        note = Note(other)
+        capacity = NoteWhileClaiming(runtime.redis, runtime.capacity.limits)
+        service = CallService(
+            settings, runtime.db, runtime.client_for, RecordingPublisher(), capacity=capacity
+        )
+        call_id = service.enqueue(CallRequest(phone_number="+14155550143")).id
+        capacity.note = note  # the enqueue took its place in line already
+        # when the call is dialed, and the other writer's event is committed mid-claim
+        dial = Dial(service.ctx, call_id)
+        status = dial.run()
+        note.join()
+        # then the claim was taken again and the call connected once; its events are numbered
+        # without a gap or a repeat, the note before the claim's, which says it left queued
+        assert status == "connected"
+        assert dial.claim.event_in_statement is False  # the first try's number was taken
+        events = events_of(runtime.db, call_id)
+        assert [event.seq for event in events] == list(range(1, len(events) + 1))
+        assert [(e.from_status, e.to_status) for e in events] == [
+            (None, "queued"),
+            ("queued", "queued"),
+            ("queued", "dialing"),
+            ("dialing", "connected"),
+        ]
+        assert events[1].detail == NOTE
+        starts = [
+            entry
+            for entry in sandbox.control.requests()
+            if entry.get("operation") == "start" and entry.get("call_id") == call_id
+        ]
+        assert len(starts) == 1
     finally:
         other.dispose()
         runtime.close()
