@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from dialq.calls.dial import Dial
@@ -20,6 +22,7 @@ from dialq.calls.request import CallRequest
 from dialq.calls.service import CallService
 from dialq.capacity import Admission, Capacity
 from dialq.clock import utcnow
+from dialq.config import Settings
 from dialq.runtime import Runtime
 from dialq.sandbox import RunningSandbox
 from dialq.store import Database, Event
@@ -109,77 +112,79 @@ def events_of(db: Database, call_id: str) -> list[Event]:
         return list(session.query(Event).filter_by(call_id=call_id).order_by(Event.seq))
 
 
+@dataclass
+class World:
+    settings: Settings
+    runtime: Runtime
+    note: Note
+
+
+@pytest.fixture
+def world(pg_url: str, redis_url: str, sandbox: RunningSandbox) -> Iterator[World]:
+    """A runtime in this process on PostgreSQL, and another writer on a session of its own."""
+    runtime = Runtime(in_process_settings(pg_url, redis_url, sandbox), RecordingPublisher())
+    other = Database(pg_url)
+    yield World(runtime.settings, runtime, Note(other))
+    other.dispose()
+    runtime.close()
+
+
 def test_an_event_committed_while_the_connected_update_waits_is_numbered_before_it(
-    pg_url: str, redis_url: str, sandbox: RunningSandbox
+    world: World,
 ) -> None:
     # given a queued call, and a client after whose start another writer holds the call's row
-    settings = in_process_settings(pg_url, redis_url, sandbox)
-    runtime = Runtime(settings, RecordingPublisher())
-    other = Database(pg_url)
-    try:
-        note = Note(other)
-        service = CallService(
-            settings, runtime.db, NoteWhileConnecting(runtime, note), RecordingPublisher(),
-            capacity=runtime.capacity,
-        )  # fmt: skip
-        call_id = service.enqueue(CallRequest(phone_number="+14155550142")).id
-        # when the call is dialed, and the other writer's event is committed mid-record
-        dial = Dial(service.ctx, call_id)
-        status = dial.run()
-        note.join()
-        # then the call connected, its events numbered without a gap or a repeat, the note
-        # before the connected event, which says it left dialing
-        assert status == "connected"
-        assert dial.event_in_statement is False  # the first try's number was taken
-        events = events_of(runtime.db, call_id)
-        assert [event.seq for event in events] == list(range(1, len(events) + 1))
-        assert [(e.from_status, e.to_status, e.detail) for e in events[-2:]] == [
-            ("dialing", "dialing", NOTE),
-            ("dialing", "connected", events[-1].detail),
-        ]
-    finally:
-        other.dispose()
-        runtime.close()
+    runtime, note = world.runtime, world.note
+    service = CallService(
+        world.settings, runtime.db, NoteWhileConnecting(runtime, note), RecordingPublisher(),
+        capacity=runtime.capacity,
+    )  # fmt: skip
+    call_id = service.enqueue(CallRequest(phone_number="+14155550142")).id
+    # when the call is dialed, and the other writer's event is committed mid-record
+    dial = Dial(service.ctx, call_id)
+    status = dial.run()
+    note.join()
+    # then the call connected, its events numbered without a gap or a repeat, the note
+    # before the connected event, which says it left dialing
+    assert status == "connected"
+    assert dial.event_in_statement is False  # the first try's number was taken
+    events = events_of(runtime.db, call_id)
+    assert [event.seq for event in events] == list(range(1, len(events) + 1))
+    assert [(e.from_status, e.to_status, e.detail) for e in events[-2:]] == [
+        ("dialing", "dialing", NOTE),
+        ("dialing", "connected", events[-1].detail),
+    ]
 
 
 def test_an_event_committed_while_the_claims_update_waits_is_numbered_before_it(
-    pg_url: str, redis_url: str, sandbox: RunningSandbox
+    world: World, sandbox: RunningSandbox
 ) -> None:
-    # given a queued call, and a capacity after whose first permit another writer holds the row
-    settings = in_process_settings(pg_url, redis_url, sandbox)
-    runtime = Runtime(settings, RecordingPublisher())
-    other = Database(pg_url)
-    try:
-        note = Note(other)
-        capacity = NoteWhileClaiming(runtime.redis, runtime.capacity.limits)
-        service = CallService(
-            settings, runtime.db, runtime.client_for, RecordingPublisher(), capacity=capacity
-        )
-        call_id = service.enqueue(CallRequest(phone_number="+14155550143")).id
-        capacity.note = note  # the enqueue took its place in line already
-        # when the call is dialed, and the other writer's event is committed mid-claim
-        dial = Dial(service.ctx, call_id)
-        status = dial.run()
-        note.join()
-        # then the claim was taken again and the call connected once; its events are numbered
-        # without a gap or a repeat, the note before the claim's, which says it left queued
-        assert status == "connected"
-        assert dial.claim.event_in_statement is False  # the first try's number was taken
-        events = events_of(runtime.db, call_id)
-        assert [event.seq for event in events] == list(range(1, len(events) + 1))
-        assert [(e.from_status, e.to_status) for e in events] == [
-            (None, "queued"),
-            ("queued", "queued"),
-            ("queued", "dialing"),
-            ("dialing", "connected"),
-        ]
-        assert events[1].detail == NOTE
-        starts = [
-            entry
-            for entry in sandbox.control.requests()
-            if entry.get("operation") == "start" and entry.get("call_id") == call_id
-        ]
-        assert len(starts) == 1
-    finally:
-        other.dispose()
-        runtime.close()
+    # given a queued call, and a capacity after whose next permit another writer holds the row
+    runtime = world.runtime
+    capacity = NoteWhileClaiming(runtime.redis, runtime.capacity.limits)
+    service = CallService(
+        world.settings, runtime.db, runtime.client_for, RecordingPublisher(), capacity=capacity
+    )
+    call_id = service.enqueue(CallRequest(phone_number="+14155550143")).id
+    capacity.note = world.note  # the enqueue took its place in line already
+    # when the call is dialed, and the other writer's event is committed mid-claim
+    dial = Dial(service.ctx, call_id)
+    status = dial.run()
+    world.note.join()
+    # then the claim was taken again and the call connected once; its events are numbered
+    # without a gap or a repeat, the note before the claim's, which says it left queued
+    assert status == "connected"
+    assert dial.claim.event_in_statement is False  # the first try's number was taken
+    events = events_of(runtime.db, call_id)
+    assert [(e.seq, e.from_status, e.to_status) for e in events] == [
+        (1, None, "queued"),
+        (2, "queued", "queued"),
+        (3, "queued", "dialing"),
+        (4, "dialing", "connected"),
+    ]
+    assert events[1].detail == NOTE
+    starts = [
+        entry
+        for entry in sandbox.control.requests()
+        if entry.get("operation") == "start" and entry.get("call_id") == call_id
+    ]
+    assert len(starts) == 1
