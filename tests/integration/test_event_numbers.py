@@ -22,7 +22,6 @@ from dialq.calls.request import CallRequest
 from dialq.calls.service import CallService
 from dialq.capacity import Admission, Capacity
 from dialq.clock import utcnow
-from dialq.config import Settings
 from dialq.runtime import Runtime
 from dialq.sandbox import RunningSandbox
 from dialq.store import Database, Event
@@ -114,7 +113,6 @@ def events_of(db: Database, call_id: str) -> list[Event]:
 
 @dataclass
 class World:
-    settings: Settings
     runtime: Runtime
     note: Note
 
@@ -124,7 +122,7 @@ def world(pg_url: str, redis_url: str, sandbox: RunningSandbox) -> Iterator[Worl
     """A runtime in this process on PostgreSQL, and another writer on a session of its own."""
     runtime = Runtime(in_process_settings(pg_url, redis_url, sandbox), RecordingPublisher())
     other = Database(pg_url)
-    yield World(runtime.settings, runtime, Note(other))
+    yield World(runtime, Note(other))
     other.dispose()
     runtime.close()
 
@@ -135,7 +133,7 @@ def test_an_event_committed_while_the_connected_update_waits_is_numbered_before_
     # given a queued call, and a client after whose start another writer holds the call's row
     runtime, note = world.runtime, world.note
     service = CallService(
-        world.settings, runtime.db, NoteWhileConnecting(runtime, note), RecordingPublisher(),
+        runtime.settings, runtime.db, NoteWhileConnecting(runtime, note), RecordingPublisher(),
         capacity=runtime.capacity,
     )  # fmt: skip
     call_id = service.enqueue(CallRequest(phone_number="+14155550142")).id
@@ -162,7 +160,7 @@ def test_an_event_committed_while_the_claims_update_waits_is_numbered_before_it(
     runtime = world.runtime
     capacity = NoteWhileClaiming(runtime.redis, runtime.capacity.limits)
     service = CallService(
-        world.settings, runtime.db, runtime.client_for, RecordingPublisher(), capacity=capacity
+        runtime.settings, runtime.db, runtime.client_for, RecordingPublisher(), capacity=capacity
     )
     call_id = service.enqueue(CallRequest(phone_number="+14155550143")).id
     capacity.note = world.note  # the enqueue took its place in line already
